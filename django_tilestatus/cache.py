@@ -1,0 +1,55 @@
+"""A wrapper around a TileStache cache that records waiting for its lock.
+
+TileStache takes the cache lock only when a tile is not cached, so a warm tile
+records nothing here. Waiting on that lock is where a busy tile server stalls
+(another worker renders the same metatile), which is why it is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import events
+
+
+class InstrumentedCache:
+    """Delegates to the wrapped cache; times ``lock()`` and records it.
+
+    ``unlock``, ``read``, ``save`` and ``remove`` are the rest of TileStache's
+    cache interface and pass straight through, as does any other attribute
+    (a Disk cache's ``cachepath``, say).
+    """
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def lock(self, layer: Any, coord: Any, format: str) -> Any:
+        recorder = events.active()
+        if recorder is None:
+            return self.inner.lock(layer, coord, format)
+        events.lock_attempted(recorder)
+        start = time.perf_counter()
+        result = self.inner.lock(layer, coord, format)
+        events.lock_acquired(recorder, time.perf_counter() - start)
+        return result
+
+    def unlock(self, layer: Any, coord: Any, format: str) -> Any:
+        return self.inner.unlock(layer, coord, format)
+
+    def read(self, layer: Any, coord: Any, format: str) -> Any:
+        return self.inner.read(layer, coord, format)
+
+    def save(self, body: Any, layer: Any, coord: Any, format: str) -> Any:
+        return self.inner.save(body, layer, coord, format)
+
+    def remove(self, layer: Any, coord: Any, format: str) -> Any:
+        return self.inner.remove(layer, coord, format)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not yet set (copying, unpickling): avoid recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"InstrumentedCache({self.inner!r})"

@@ -1,0 +1,117 @@
+"""The public Python API, named after TileStache StatusServer's functions.
+
+``get_recent()`` returns ``Status`` items that unpack as the original's
+``(elapsed, pid, message)`` tuples and also carry ``host``, because PIDs of
+two hosts sharing one Redis may collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import NamedTuple
+
+from . import conf, connection, events
+from .recorder import existing_recorder
+from .store import StatusStore
+
+
+class _StatusFields(NamedTuple):
+    elapsed: float
+    pid: int
+    message: str
+
+
+class Status(_StatusFields):
+    """One message: seconds since it was recorded, PID, text; ``host`` too.
+
+    Equality and ordering are those of the ``(elapsed, pid, message)`` tuple.
+    """
+
+    host: str
+
+    def __new__(cls, elapsed: float, pid: int, message: str, host: str = "") -> Status:
+        self = super().__new__(cls, elapsed, pid, message)
+        self.host = host
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"Status(elapsed={self.elapsed!r}, pid={self.pid!r}, "
+            f"message={self.message!r}, host={self.host!r})"
+        )
+
+
+def get_store() -> StatusStore:
+    """A store on the process's Redis client, for the settings in force."""
+    config = conf.get_config()
+    return StatusStore(connection.get_client(), config.key_prefix, config.keep, config.ttl)
+
+
+def update_status(msg: str) -> None:
+    """Record ``msg`` for this process (queued; written within a second).
+
+    Does nothing when ``ENABLED`` is False.
+    """
+    recorder = events.active()
+    if recorder is not None:
+        recorder.record(str(msg))
+
+
+def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
+    """``(processes, messages)``, both youngest first.
+
+    ``processes`` holds each process's newest message; ``messages`` every
+    stored message. This process's queued events are written first, so what
+    it just recorded is included. Raises redis-py's errors if Redis is away.
+    """
+    recorder = existing_recorder()
+    if recorder is not None:
+        recorder.flush(timeout=1.0)
+    now = time.time() if now is None else now
+    processes: list[Status] = []
+    messages: list[Status] = []
+    for log in get_store().read(now=now):
+        items = [Status(now - stamp, log.pid, text, log.host) for stamp, text in log.entries]
+        processes.append(items[0])
+        messages.extend(items)
+    processes.sort(key=lambda status: status.elapsed)
+    messages.sort(key=lambda status: status.elapsed)
+    return processes, messages
+
+
+def delete_statuses(pid: int, host: str | None = None) -> None:
+    """Delete the messages of process ``pid`` on ``host`` (default: this host)."""
+    get_store().delete([(host or conf.get_config().host, int(pid))])
+
+
+def nice_time(seconds: float) -> str:
+    """Format a time in seconds to a string like "5 minutes", as the original."""
+    if seconds < 15:
+        return "moments"
+    if seconds < 90:
+        return "%d seconds" % seconds
+    if seconds < 60 * 60 * 1.5:
+        return "%d minutes" % (seconds / 60.0)
+    if seconds < 24 * 60 * 60 * 1.5:
+        return "%d hours" % (seconds / 3600.0)
+    if seconds < 7 * 24 * 60 * 60 * 1.5:
+        return "%d days" % (seconds / 86400.0)
+    if seconds < 30 * 24 * 60 * 60 * 1.5:
+        return "%d weeks" % (seconds / 604800.0)
+    return "%d months" % (seconds / 2592000.0)
+
+
+def pid_indent(pid: int) -> int:
+    """An indentation, 0 to 31, from the MD5 of the decimal PID, as the original."""
+    return int(hashlib.md5(str(pid).encode("ascii"), usedforsecurity=False).hexdigest(), 16) % 32
+
+
+__all__ = [
+    "Status",
+    "delete_statuses",
+    "get_recent",
+    "nice_time",
+    "pid_indent",
+    "update_status",
+]

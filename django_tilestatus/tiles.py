@@ -1,0 +1,164 @@
+"""Answering a tile path as TileStache's WSGI server would, minus its Python 3 bugs.
+
+``TileServer.handle`` follows ``TileStache.requestHandler2`` (index, preview,
+extension redirects, JSONP, allowed origin, maximum cache age, tiles) but
+returns bytes bodies, answers 400/404 instead of the "Known unknown" 500,
+validates the JSONP callback, dates ``Expires`` without ``utcnow`` and leaves
+provider exceptions to the caller, which records them. No Django here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conf
+from .cache import InstrumentedCache
+from .tilestache import build_configuration, import_tilestache
+
+#: JSONP callbacks allowed: dotted JavaScript identifiers, ASCII, bounded.
+CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)
+MAX_CALLBACK_LENGTH = 128
+
+#: Exceptions that mean the layer's upstream source failed, answered 502.
+UPSTREAM_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass
+class TileResponse:
+    """Status, content type, body and any further headers of one answer."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def text_response(status: int, text: str) -> TileResponse:
+    return TileResponse(status, "text/plain; charset=utf-8", (text + "\n").encode("utf-8"))
+
+
+def _as_bytes(content: Any) -> bytes:
+    if content is None:
+        return b""
+    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+
+
+def error_response(exc: BaseException) -> TileResponse:
+    """A short answer for an exception raised while rendering (no traceback)."""
+    if isinstance(exc, UPSTREAM_ERRORS):
+        return text_response(502, "Bad gateway: the layer's upstream source failed.")
+    return text_response(500, "Server error: the tile could not be rendered.")
+
+
+class TileServer:
+    """Answers paths like ``/layer/z/x/y.ext`` from one TileStache configuration."""
+
+    def __init__(self, configuration: Any):
+        self.configuration = configuration
+        self._ts = import_tilestache()
+        self._known_unknown = self._ts.Core.KnownUnknown
+
+    def handle(self, path: str, query_string: str = "", script_name: str = "") -> TileResponse:
+        """Answer ``path`` (relative to the tile URLs' root); provider errors propagate."""
+        path = "/" + path.lstrip("/")
+        config = self.configuration
+        if path == "/":
+            mimetype, content = getattr(config, "index", ("text/plain", "TileStache says hello."))
+            return TileResponse(200, mimetype, _as_bytes(content))
+        if path == "/favicon.ico":
+            return text_response(404, "Not found.")
+        try:
+            name, coord, extension = self._ts.splitPathInfo(path)
+        except self._known_unknown:
+            return text_response(
+                400, "Bad path: expected /<layer>/<z>/<x>/<y>.<extension> or /<layer>/preview.html."
+            )
+        layer = config.layers.get(name)
+        if layer is None:
+            return text_response(404, "Unknown layer.")
+        if extension == "html" and coord is None:
+            response = TileResponse(200, "text/html", _as_bytes(self._ts.Core._preview(layer)))
+        elif extension.lower() in layer.redirects:
+            return self._redirect(layer, coord, extension, query_string, script_name)
+        else:
+            try:
+                status, headers, body = layer.getTileResponse(coord, extension)
+            except self._known_unknown:
+                return text_response(400, "Unknown extension for this layer.")
+            extra = [(k, v) for k, v in headers.items() if k.lower() != "content-type"]
+            content_type = headers.get("Content-Type") or "application/octet-stream"
+            response = TileResponse(status, content_type, _as_bytes(body), extra)
+        return self._decorate(layer, response, query_string)
+
+    def _redirect(
+        self, layer: Any, coord: Any, extension: str, query_string: str, script_name: str
+    ) -> TileResponse:
+        other = layer.redirects[extension.lower()]
+        location = script_name + self._ts.mergePathInfo(layer.name(), coord, other)
+        if query_string:
+            location += "?" + query_string
+        body = f"You are being redirected to {location}\n".encode()
+        return TileResponse(302, "text/plain", body, [("Location", location)])
+
+    def _decorate(self, layer: Any, response: TileResponse, query_string: str) -> TileResponse:
+        """Add JSONP, the allowed origin and cache lifetime, as requestHandler2 does."""
+        headers = response.headers
+        names = {name.lower() for name, _ in headers}
+        if layer.allowed_origin and "access-control-allow-origin" not in names:
+            headers.append(("Access-Control-Allow-Origin", layer.allowed_origin))
+        if query_string and "json" in response.content_type:
+            callback = urllib.parse.parse_qs(query_string).get("callback", [None])[0]
+            if callback is not None:
+                if len(callback) > MAX_CALLBACK_LENGTH or not CALLBACK_PATTERN.fullmatch(callback):
+                    return text_response(400, "Bad callback: expected a JavaScript identifier.")
+                response.content_type = "application/javascript; charset=utf-8"
+                response.body = callback.encode("ascii") + b"(" + response.body + b")"
+        if layer.max_cache_age is not None:
+            age = int(layer.max_cache_age)
+            if "expires" not in names:
+                headers.append(("Expires", email.utils.formatdate(time.time() + age, usegmt=True)))
+            if "cache-control" not in names:
+                headers.append(("Cache-Control", f"public, max-age={age}"))
+        return response
+
+
+# -- the process's tile server ---------------------------------------------
+
+_lock = threading.Lock()
+_server: TileServer | None = None
+
+
+def load_server(source: Any) -> TileServer:
+    """Build a tile server whose cache records lock events."""
+    configuration = build_configuration(source)
+    configuration.cache = InstrumentedCache(configuration.cache)
+    return TileServer(configuration)
+
+
+def get_server() -> TileServer:
+    """The process's tile server for the ``CONFIG`` in force, built once."""
+    global _server
+    if _server is None:
+        with _lock:
+            if _server is None:
+                _server = load_server(conf.get_config().config)
+    return _server
+
+
+def reset() -> None:
+    """Forget the tile server (settings changed)."""
+    global _server
+    _server = None

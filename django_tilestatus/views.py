@@ -1,0 +1,93 @@
+"""The tile view: TileStache behind a catch-all URL, recording each request."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.utils.encoding import iri_to_uri
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
+
+from . import events, tiles
+from ._compat import login_not_required
+from .status import get_recent, nice_time, pid_indent
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("GET", "HEAD")
+
+
+def _http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:
+    """The one place a tile answer's headers are set.
+
+    A HEAD answer keeps the GET's headers, Content-Length included, with an
+    empty body: gunicorn sends whatever body it is given.
+    """
+    response = HttpResponse(
+        b"" if head else result.body, status=result.status, content_type=result.content_type
+    )
+    for name, value in result.headers:
+        response[name] = iri_to_uri(value) if name.lower() == "location" else value
+    response["Content-Length"] = str(len(result.body))
+    return response
+
+
+def _script_name(request: HttpRequest, path: str) -> str:
+    """The URL prefix the tile URLs are mounted under, for redirects."""
+    full = request.path
+    prefix = full[: len(full) - len(path)] if path and full.endswith(path) else full
+    return prefix.rstrip("/")
+
+
+@csrf_exempt  # GET and HEAD only; without this a POST would get 403, not 405.
+@login_not_required  # tiles are public even under LoginRequiredMiddleware
+def tile(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Answer a tile path under the include, recording Started/Finished/Error."""
+    recorder = events.active()
+    label = events.path_label(path) if recorder is not None else ""
+    start = time.perf_counter()
+    if recorder is not None:
+        events.started(recorder, label)
+    head = request.method == "HEAD"
+    try:
+        if request.method not in ALLOWED_METHODS:
+            response: HttpResponse = HttpResponseNotAllowed(ALLOWED_METHODS)
+        else:
+            result = tiles.get_server().handle(
+                path, request.META.get("QUERY_STRING", ""), _script_name(request, path)
+            )
+            response = _http_response(result, head)
+    except Exception as exc:  # noqa: BLE001 - answered briefly, logged in full
+        elapsed = time.perf_counter() - start
+        if recorder is not None:
+            events.error(recorder, exc, elapsed)
+        logger.exception("Tile request %s failed after %.3f seconds", events.path_label(path), elapsed)
+        return _http_response(tiles.error_response(exc), head)
+    if recorder is not None:
+        events.finished(recorder, label, time.perf_counter() - start)
+    return response
+
+
+@never_cache
+@staff_member_required
+def status(request: HttpRequest) -> HttpResponse:
+    """The status page (plain text for now)."""
+    try:
+        processes, messages = get_recent()
+    except RedisError:
+        return HttpResponse(
+            "Tile status is unavailable: Redis cannot be reached.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    lines = ["%d" % time.time(), "----------"]
+    for index, (elapsed, pid, message) in enumerate(processes, 1):
+        lines.append("%3s. %5s %s, %s ago" % (index, pid, message, nice_time(elapsed)))
+    lines.append("----------")
+    for elapsed, pid, message in messages[:250]:
+        lines.append(" " * pid_indent(pid) + f"{pid} {message}, {nice_time(elapsed)} ago")
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")

@@ -1,0 +1,1 @@
+"""A runnable Django project that serves a drawn ``demo`` layer through django_tilestatus."""

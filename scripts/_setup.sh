@@ -1,0 +1,23 @@
+# Sourced by demo.sh and test.sh: make .venv and install the project into it.
+#
+# TileStache 1.51.14 builds only with setuptools < 81, which a package cannot
+# declare for pip, so the install passes constraints/build.txt as a build
+# constraint. That needs pip 25.3 or newer, which is installed first.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-"$ROOT/.venv"}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "django_tilestatus needs Python 3.10 or newer; set PYTHON=/path/to/python3.x" >&2
+    exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "Creating $VENV with $("$PYTHON" --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "Installing django_tilestatus[$EXTRAS] into $VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.3"
+"$VENV/bin/python" -m pip install --quiet \
+    --build-constraint "$ROOT/constraints/build.txt" -e "$ROOT[$EXTRAS]"

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Set up .venv and run the whole test suite. Extra arguments go to pytest.
+# Real-Redis tests use TILESTATUS_TEST_REDIS_URL (default redis://127.0.0.1:6379/15);
+# they skip when no Redis answers, except under CI=true, where they fail.
+EXTRAS=test
+. "$(dirname "$0")/_setup.sh"
+
+cd "$ROOT"
+exec "$VENV/bin/python" -m pytest "$@"

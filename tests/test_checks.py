@@ -1,0 +1,108 @@
+"""Every wrong TILESTATUS value is reported by ``manage.py check`` with a stable id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+
+def ids(settings: Any, **changes: Any) -> list[str]:
+    settings.TILESTATUS = {**settings.TILESTATUS, **changes}
+    return sorted(m.id for m in run_checks() if m.id and m.id.startswith("tilestatus."))
+
+
+def test_the_test_settings_pass(settings: Any) -> None:
+    assert ids(settings) == []
+
+
+def test_missing_config_is_e001(settings: Any) -> None:
+    settings.TILESTATUS = {"CACHE_ALIAS": "fake"}
+    assert sorted(m.id for m in run_checks() if m.id.startswith("tilestatus.")) == ["tilestatus.E001"]
+
+
+def test_unreadable_config_file_is_e002(settings: Any, tmp_path: Path) -> None:
+    assert ids(settings, CONFIG=tmp_path / "missing.cfg") == ["tilestatus.E002"]
+
+
+def test_invalid_json_is_e002(settings: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("{not json")
+    assert ids(settings, CONFIG=bad) == ["tilestatus.E002"]
+
+
+def test_config_without_layers_is_e002(settings: Any) -> None:
+    assert ids(settings, CONFIG={"cache": {"name": "Test"}}) == ["tilestatus.E002"]
+
+
+def test_config_with_a_missing_provider_is_e002(settings: Any) -> None:
+    config = {"layers": {"x": {"provider": {"class": "no.such.module:Provider"}}}}
+    assert ids(settings, CONFIG=config) == ["tilestatus.E002"]
+
+
+def test_config_file_with_relative_paths_loads(settings: Any, tmp_path: Path) -> None:
+    cfg = tmp_path / "tilestache.cfg"
+    cfg.write_text(json.dumps({
+        "cache": {"name": "Disk", "path": "cache"},
+        "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}},
+    }))
+    assert ids(settings, CONFIG=str(cfg)) == []
+
+
+def test_unknown_cache_alias_is_e003(settings: Any) -> None:
+    assert ids(settings, CACHE_ALIAS="nope") == ["tilestatus.E003"]
+
+
+def test_cache_that_is_not_django_redis_is_e004(settings: Any) -> None:
+    assert ids(settings, CACHE_ALIAS="default") == ["tilestatus.E004"]
+
+
+def test_redis_url_wins_over_cache_alias(settings: Any) -> None:
+    assert ids(settings, CACHE_ALIAS="nope", REDIS_URL="redis://127.0.0.1:6379/15") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("KEEP", 0), ("KEEP", 2.5), ("TTL", -1), ("HIDE_AFTER", "600"), ("PURGE_AFTER", None),
+     ("MESSAGES", 0), ("BUSY_AFTER", True)],
+)
+def test_non_positive_or_non_numbers_are_e005(settings: Any, key: str, value: Any) -> None:
+    assert ids(settings, **{key: value}) == ["tilestatus.E005"]
+
+
+def test_fractional_seconds_are_fine(settings: Any) -> None:
+    assert ids(settings, BUSY_AFTER=2.5, TTL=90.0) == []
+
+
+def test_bad_redis_url_is_e006(settings: Any) -> None:
+    assert ids(settings, REDIS_URL="http://example.invalid/") == ["tilestatus.E006"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("ENABLED", "no"), ("HOST", 5), ("HOST", ""), ("KEY_PREFIX", ""), ("CACHE_ALIAS", 3)],
+)
+def test_wrong_types_are_e007(settings: Any, key: str, value: Any) -> None:
+    assert "tilestatus.E007" in ids(settings, **{key: value})
+
+
+def test_tilestatus_not_a_dict_is_e007(settings: Any) -> None:
+    settings.TILESTATUS = ["CONFIG"]
+    assert [m.id for m in run_checks() if m.id.startswith("tilestatus.")] == ["tilestatus.E007"]
+
+
+def test_unknown_keys_are_w001(settings: Any) -> None:
+    assert ids(settings, KEEPS=5) == ["tilestatus.W001"]
+
+
+def test_manage_py_check_reports_the_id_and_hint(settings: Any) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "KEEP": 0}
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check")
+    assert "tilestatus.E005" in str(raised.value)
+    assert "TILESTATUS['KEEP'] must be a positive whole number, not 0." in str(raised.value)

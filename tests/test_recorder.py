@@ -1,0 +1,158 @@
+"""The background writer: order, batching, bounded memory, outages, exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from django_tilestatus.recorder import Recorder
+from django_tilestatus.store import StatusStore
+
+from .conftest import REAL_REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FlakyStore:
+    """Stands in for a store whose Redis can be switched off and on."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.batches: list[list[str]] = []
+
+    def write(self, host: str, pid: int, events: Any) -> None:
+        if not self.up:
+            raise redis.ConnectionError("Connection refused")
+        self.batches.append([message for _, message in events])
+
+
+def make_recorder(store: Any, **kwargs: Any) -> Recorder:
+    return Recorder(lambda: store, "web1", 4242, **kwargs)
+
+
+def wait_for(predicate: Any, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_events_are_sent_in_order_in_few_batches() -> None:
+    store = FlakyStore()
+    recorder = make_recorder(store, interval=3600)  # only explicit flushes
+    for i in range(100):
+        recorder.record(f"event {i}")
+    assert store.batches == []  # recording did not touch Redis
+    assert recorder.flush()
+    assert store.batches == [[f"event {i}" for i in range(100)]]
+    recorder.stop()
+
+
+def test_the_writer_thread_sends_within_a_second() -> None:
+    store = FlakyStore()
+    recorder = make_recorder(store)
+    recorder.record("Started /a/1/2/3.png")
+    assert wait_for(lambda: store.batches, seconds=1.0)
+    recorder.stop()
+
+
+def test_outage_keeps_newest_events_bounded_and_warns_once(caplog: Any) -> None:
+    store = FlakyStore()
+    store.up = False
+    recorder = make_recorder(store, interval=3600, max_queue=10)
+    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recorder"):
+        for i in range(25):
+            recorder.record(f"event {i}")
+            recorder.flush()
+        assert recorder.pending == 10
+        assert recorder.dropped == 15
+        store.up = True
+        assert recorder.flush()
+    assert store.batches == [[f"event {i}" for i in range(15, 25)]]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert "paused" in warnings[0] and "Connection refused" in warnings[0]
+    assert "resumed" in warnings[1] and "15 events were dropped" in warnings[1]
+    recorder.stop()
+
+
+def test_writer_resumes_by_itself_after_an_outage() -> None:
+    store = FlakyStore()
+    store.up = False
+    recorder = make_recorder(store, interval=0.01)
+    recorder.record("during the outage")
+    time.sleep(0.05)
+    store.up = True
+    assert wait_for(lambda: store.batches, seconds=3.0)
+    assert store.batches[0] == ["during the outage"]
+    recorder.stop()
+
+
+def test_stop_flushes_what_is_left() -> None:
+    store = FlakyStore()
+    recorder = make_recorder(store, interval=3600)
+    recorder.record("last words")
+    assert recorder.stop()
+    assert store.batches == [["last words"]]
+
+
+@pytest.mark.redis
+def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> None:
+    code = f"""
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["django_tilestatus"],
+            TILESTATUS={{"CONFIG": {{"layers": {{}}}}, "REDIS_URL": {REAL_REDIS_URL!r},
+                         "KEY_PREFIX": {real_prefix!r}, "HOST": "exit-test"}},
+        )
+        django.setup()
+        from django_tilestatus import events
+        recorder = events.active()
+        events.started(recorder, "/solid/1/2/3.png")
+        print(recorder.pid)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout)
+    store = StatusStore(real_redis, prefix=real_prefix)
+    [log] = store.read()
+    assert (log.host, log.pid) == ("exit-test", pid)
+    assert [m for _, m in log.entries] == ["Destroyed", "Started /solid/1/2/3.png", "Created"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# Python 3.12+ warns on fork() while the writer thread runs; the child here
+# only checks its recorder and exits at once.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_gets_its_own_recorder() -> None:
+    from django_tilestatus import events, recorder as recorder_module
+
+    parent = events.active()
+    assert parent is not None
+    parent.record("in the parent")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        child = events.active()
+        ok = child is not parent and child.pid == os.getpid() and child.pending == 0
+        os.write(write_end, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"1"
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert recorder_module.existing_recorder() is parent

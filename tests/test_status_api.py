@@ -1,0 +1,84 @@
+"""The public API keeps the original StatusServer's names and semantics."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from django_tilestatus import status
+from django_tilestatus.status import Status, delete_statuses, get_recent, nice_time, pid_indent, update_status
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "moments"), (14.9, "moments"), (15, "15 seconds"), (89.9, "89 seconds"),
+        (90, "1 minutes"), (5399, "89 minutes"), (5400, "1 hours"), (129599, "35 hours"),
+        (129600, "1 days"), (907199, "10 days"), (907200, "1 weeks"), (3887999, "6 weeks"),
+        (3888000, "1 months"), (10**8, "38 months"),
+    ],
+)
+def test_nice_time_thresholds(seconds: float, text: str) -> None:
+    assert nice_time(seconds) == text
+
+
+@pytest.mark.parametrize("pid", [1, 42, 13233, 13234, 13235, 4194304])
+def test_pid_indent_is_md5_of_the_decimal_pid_mod_32(pid: int) -> None:
+    expected = int(hashlib.md5(str(pid).encode()).hexdigest(), 16) % 32
+    assert pid_indent(pid) == expected
+    assert 0 <= pid_indent(pid) < 32
+
+
+def test_pid_indent_matches_the_original_example() -> None:
+    # The original's docstring shows 13235 at 0 spaces, 13233 at 18, 13234 at 30.
+    indents = {pid: pid_indent(pid) for pid in (13233, 13234, 13235)}
+    assert indents[13235] < indents[13233] < indents[13234]
+
+
+def test_status_unpacks_like_the_original_and_carries_host() -> None:
+    item = Status(1.5, 42, "Created", "web1")
+    elapsed, pid, message = item
+    assert (elapsed, pid, message, item.host) == (1.5, 42, "Created", "web1")
+    assert item.elapsed == 1.5 and item.pid == 42 and item.message == "Created"
+    assert "host='web1'" in repr(item)
+
+
+def test_update_status_then_get_recent_youngest_first() -> None:
+    update_status("first")
+    update_status("second")
+    processes, messages = get_recent()
+    assert [m.message for m in messages] == ["second", "first"]
+    assert [p.message for p in processes] == ["second"]
+    assert processes[0].pid == os.getpid()
+    assert messages[0].elapsed <= messages[1].elapsed
+
+
+def test_processes_are_youngest_first(settings: Any) -> None:
+    store = status.get_store()
+    store.write("a", 1, [(100.0, "old")])
+    store.write("b", 2, [(200.0, "new")])
+    processes, messages = get_recent(now=250.0)
+    assert [(p.host, p.pid, p.message, p.elapsed) for p in processes] == [
+        ("b", 2, "new", 50.0), ("a", 1, "old", 150.0)]
+    assert [m.message for m in messages] == ["new", "old"]
+
+
+def test_delete_statuses_defaults_to_this_host(settings: Any) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "HOST": "here"}
+    store = status.get_store()
+    store.write("here", 5, [(100.0, "mine")])
+    store.write("there", 5, [(100.0, "theirs")])
+    delete_statuses(5)
+    processes, _ = get_recent(now=150.0)
+    assert [(p.host, p.pid) for p in processes] == [("there", 5)]
+    delete_statuses(5, host="there")
+    assert get_recent(now=150.0) == ([], [])
+
+
+def test_update_status_does_nothing_when_disabled(settings: Any) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
+    update_status("ignored")
+    assert get_recent() == ([], [])

@@ -1,0 +1,96 @@
+"""The Redis status log, on fakeredis and on a real Redis."""
+
+from __future__ import annotations
+
+import time
+
+from django_tilestatus.store import StatusStore
+
+
+def test_write_then_read_newest_first(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 101, [(now - 2, "Started /a/0/0/0.png"), (now - 1, "Finished /a/0/0/0.png in 0.010 seconds")])
+    [log] = store.read(now=now)
+    assert (log.host, log.pid) == ("web1", 101)
+    assert [message for _, message in log.entries] == [
+        "Finished /a/0/0/0.png in 0.010 seconds",
+        "Started /a/0/0/0.png",
+    ]
+    assert log.last_seen == now - 1
+
+
+def test_lists_keep_at_most_keep_messages(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 101, [(now - 10 + i, f"event {i}") for i in range(8)])
+    store.write("web1", 101, [(now, "event 8")])
+    [log] = store.read(now=now)
+    assert [m for _, m in log.entries] == ["event 8", "event 7", "event 6", "event 5", "event 4"]
+    assert store.client.llen(store.log_key("web1", 101)) == store.keep
+
+
+def test_every_key_carries_a_ttl(store: StatusStore) -> None:
+    store.write("web1", 101, [(time.time(), "Created")])
+    for key in (store.log_key("web1", 101), store.registry_key()):
+        assert 0 < store.client.ttl(key) <= store.ttl
+
+
+def test_same_pid_on_two_hosts_stays_apart(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 7, [(now - 1, "on web1")])
+    store.write("web2", 7, [(now, "on web2")])
+    logs = store.read(now=now)
+    assert [(log.host, log.pid, log.entries[0][1]) for log in logs] == [
+        ("web2", 7, "on web2"),
+        ("web1", 7, "on web1"),
+    ]
+
+
+def test_host_names_with_colons_round_trip(store: StatusStore) -> None:
+    store.write("rack:a:web1", 42, [(time.time(), "Created")])
+    assert [(h, p) for h, p, _ in store.processes()] == [("rack:a:web1", 42)]
+
+
+def test_delete_removes_messages_and_registry_entry(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 1, [(now, "one")])
+    store.write("web1", 2, [(now, "two")])
+    assert store.delete([("web1", 1)]) == 1
+    assert [(log.host, log.pid) for log in store.read(now=now)] == [("web1", 2)]
+    assert not store.client.exists(store.log_key("web1", 1))
+
+
+def test_registry_entries_past_ttl_are_dropped(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 1, [(now - store.ttl - 5, "long ago")])
+    store.write("web1", 2, [(now, "just now")])
+    assert [pid for _, pid, _ in store.processes(now=now)] == [2]
+    assert store.client.zcard(store.registry_key()) == 1
+
+
+def test_registry_entry_whose_list_is_gone_is_dropped(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 1, [(now, "one")])
+    store.client.delete(store.log_key("web1", 1))
+    assert store.read(now=now) == []
+    assert store.client.zcard(store.registry_key()) == 0
+
+
+def test_reading_ignores_unrelated_keys(store: StatusStore) -> None:
+    store.client.set(f"{store.prefix}-other:log:x:1", "1 not ours")
+    store.client.set("pid-123-statuses", "the original's key")
+    store.write("web1", 1, [(time.time(), "ours")])
+    assert [(log.host, log.pid) for log in store.read()] == [("web1", 1)]
+
+
+def test_malformed_entries_are_skipped(store: StatusStore) -> None:
+    now = time.time()
+    store.write("web1", 1, [(now, "good")])
+    store.client.lpush(store.log_key("web1", 1), "not-a-time bad")
+    [log] = store.read(now=now)
+    assert [m for _, m in log.entries] == ["good"]
+
+
+def test_messages_keep_unicode_and_spaces(store: StatusStore) -> None:
+    store.write("web1", 1, [(time.time(), "Started /café/1/2/3.png  two  spaces")])
+    [log] = store.read()
+    assert log.entries[0][1] == "Started /café/1/2/3.png  two  spaces"
