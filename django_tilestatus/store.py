@@ -104,6 +104,25 @@ class StatusStore:
                 found.append((parsed[0], parsed[1], float(score)))
         return found
 
+    def registered(self) -> list[tuple[str, int, float]]:
+        """Every registry entry as ``(host, pid, last_seen)``, youngest first, changing nothing."""
+        members = self.client.zrevrange(self.registry_key(), 0, -1, withscores=True)
+        found = []
+        for member, score in members:
+            parsed = _parse_member(member)
+            if parsed is not None:
+                found.append((parsed[0], parsed[1], float(score)))
+        return found
+
+    def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
+        """Whether each ``(host, pid)`` still has messages (its list may have expired)."""
+        if not processes:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for host, pid in processes:
+            pipe.exists(self.log_key(host, pid))
+        return [bool(count) for count in pipe.execute()]
+
     def read(self, now: float | None = None, per_process: int | None = None) -> list[ProcessLog]:
         """Every live process's messages, in a fixed number of round trips.
 

@@ -3,7 +3,7 @@
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from . import views
+from . import status_views, views
 
 
 class AnyPathConverter:
@@ -24,7 +24,7 @@ register_converter(AnyPathConverter, "tilestatus_anypath")
 app_name = "tilestatus"
 
 urlpatterns = [
-    path("status/", views.status, name="status"),
+    path("status/", status_views.status, name="status"),
     path("status", RedirectView.as_view(pattern_name="tilestatus:status", query_string=True)),
     path("", views.tile, name="tile"),
     path("<tilestatus_anypath:path>", views.tile, name="tile"),

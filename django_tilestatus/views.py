@@ -5,16 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.encoding import iri_to_uri
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from redis.exceptions import RedisError
 
 from . import events, tiles
 from ._compat import login_not_required
-from .status import get_recent, nice_time, pid_indent
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +67,3 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
         events.finished(recorder, label, time.perf_counter() - start)
     return response
 
-
-@never_cache
-@staff_member_required
-def status(request: HttpRequest) -> HttpResponse:
-    """The status page (plain text for now)."""
-    try:
-        processes, messages = get_recent()
-    except RedisError:
-        return HttpResponse(
-            "Tile status is unavailable: Redis cannot be reached.\n",
-            status=503,
-            content_type="text/plain; charset=utf-8",
-        )
-    lines = ["%d" % time.time(), "----------"]
-    for index, (elapsed, pid, message) in enumerate(processes, 1):
-        lines.append("%3s. %5s %s, %s ago" % (index, pid, message, nice_time(elapsed)))
-    lines.append("----------")
-    for elapsed, pid, message in messages[:250]:
-        lines.append(" " * pid_indent(pid) + f"{pid} {message}, {nice_time(elapsed)} ago")
-    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")

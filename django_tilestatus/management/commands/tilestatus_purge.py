@@ -1,0 +1,99 @@
+"""``manage.py tilestatus_purge``: delete the statuses of tile processes that are gone."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from redis.exceptions import RedisError
+
+from ... import conf, liveness
+from ...status import get_store, nice_time
+
+#: Why a registry entry goes although its process cannot be judged.
+EXPIRED = "its messages have expired"
+
+
+def _plural(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete the recorded statuses of dead tile processes. On this host a process is "
+        "dead when its PID no longer runs or now belongs to a newer process, however "
+        "recently it was seen; on other hosts, when it has been silent for longer than "
+        "PURGE_AFTER (or --older-than). Registry entries whose messages have expired go too."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="List what would be deleted, and delete nothing.",
+        )
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            metavar="SECONDS",
+            help="Silence after which a process of another host counts as dead "
+            "(default: the PURGE_AFTER setting).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = conf.get_config()
+        older_than = options["older_than"]
+        silence = config.purge_after if older_than is None else older_than
+        if not (math.isfinite(silence) and silence > 0):
+            raise CommandError("--older-than must be a positive number of seconds.")
+        dry_run = options["dry_run"]
+        verbosity = options["verbosity"]
+
+        try:
+            store = get_store()
+            now = time.time()
+            listed = store.registered()
+            has_log = store.have_logs([(host, pid) for host, pid, _ in listed])
+            doomed, kept = [], []
+            for (host, pid, seen), logged in zip(listed, has_log):
+                reason = self._why_dead(host, pid, seen, logged, now, config.host, silence)
+                (doomed if reason else kept).append((host, pid, seen, reason))
+            if doomed and not dry_run:
+                store.delete([(host, pid) for host, pid, _, _ in doomed])
+        except (RedisError, OSError) as exc:
+            raise CommandError(f"Redis cannot be reached ({type(exc).__name__}: {exc}).") from exc
+
+        verb = "Would delete" if dry_run else "Deleted"
+        if verbosity >= 1:
+            for host, pid, seen, reason in doomed:
+                self.stdout.write(f"{verb} {host} PID {pid}: {reason}")
+        if verbosity >= 2:
+            for host, pid, seen, _ in kept:
+                self.stdout.write(f"Kept {host} PID {pid}: last seen {nice_time(now - seen)} ago")
+        if verbosity >= 1:
+            self.stdout.write(self._summary(len(doomed), len(kept), dry_run))
+
+    @staticmethod
+    def _why_dead(
+        host: str, pid: int, seen: float, logged: bool, now: float, this_host: str, silence: float
+    ) -> str | None:
+        """Why this registry entry should go, or None to keep it."""
+        if not logged:
+            return EXPIRED
+        if host == this_host:
+            reason = liveness.why_dead(pid, seen)
+            return f"{reason}, last seen {nice_time(now - seen)} ago" if reason else None
+        if now - seen > silence:
+            return f"silent for {nice_time(now - seen)}"
+        return None
+
+    def _summary(self, doomed: int, kept: int, dry_run: bool) -> str:
+        if not doomed:
+            return self.style.SUCCESS(f"Nothing to delete; kept {_plural(kept)}.")
+        if dry_run:
+            return self.style.WARNING(
+                f"Would delete {_plural(doomed)} and keep {kept} (dry run: nothing was deleted)."
+            )
+        return self.style.SUCCESS(f"Deleted {_plural(doomed)}, kept {kept}.")
