@@ -19,6 +19,8 @@ from .status import Status, nice_time, pid_indent
 
 #: A process's state on the page.
 BUSY, IDLE, GONE = "busy", "idle", "gone"
+#: Distinct colours the HTML gives processes (``ts-c0`` ... in status.css).
+COLOURS = 10
 
 #: Messages written while a request is under way: they neither start nor end it.
 _IN_REQUEST = ("Attempted cache lock", "Got cache lock in ")
@@ -45,10 +47,12 @@ class Line:
     pid: int
     elapsed: float
     message: str
+    #: The process's colour in the HTML, 0 to COLOURS - 1 (see ``colour_processes``).
+    colour: int = 0
 
     @property
     def indent(self) -> int:
-        """The original's column for this PID, 0-31; the HTML colours by it too."""
+        """The original's column for this PID, 0-31."""
         return pid_indent(self.pid)
 
     @property
@@ -127,6 +131,15 @@ def request_state(history: Sequence[Status]) -> tuple[str, str, float]:
     return IDLE, "", 0.0
 
 
+def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """A colour per process: by rank in (host, PID) order, so the processes on
+    one page differ as long as there are no more than COLOURS of them.
+
+    status.js ranks the same way for the processes it adds.
+    """
+    return {key: rank % COLOURS for rank, key in enumerate(sorted(set(keys)))}
+
+
 def build_report(
     processes: Sequence[Status],
     messages: Sequence[Status],
@@ -159,16 +172,20 @@ def build_report(
         if dead:
             state = GONE
         slow = state == BUSY and busy_for > settings.busy_after
-        rows.append(
-            ProcessRow(
-                *key, newest.elapsed, newest.message, now - newest.elapsed, state, path, busy_for, slow
-            )
-        )
+        rows.append((newest, state, path, busy_for, slow))
 
     purged = set(purge)
-    lines = [
-        Line(status.host, status.pid, status.elapsed, status.message)
-        for status in messages
-        if (status.host, status.pid) not in purged
+    shown = [s for s in messages if (s.host, s.pid) not in purged][: settings.messages]
+    colours = colour_processes([(s.host, s.pid) for s in [*shown, *(row[0] for row in rows)]])
+    processes_shown = [
+        ProcessRow(
+            newest.host, newest.pid, newest.elapsed, newest.message,
+            colour=colours[(newest.host, newest.pid)], last_event=now - newest.elapsed,
+            state=state, busy_path=path, busy_for=busy_for, slow=slow,
+        )
+        for newest, state, path, busy_for, slow in rows
     ]
-    return Report(now, rows, lines[: settings.messages]), purge
+    lines = [
+        Line(s.host, s.pid, s.elapsed, s.message, colour=colours[(s.host, s.pid)]) for s in shown
+    ]
+    return Report(now, processes_shown, lines), purge

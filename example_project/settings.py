@@ -7,6 +7,8 @@ Environment:
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
 - ``DJANGO_DEBUG=0``: turn DEBUG off.
+- ``DJANGO_SQLITE_PATH``: the SQLite database file (default ``var/db.sqlite3``),
+  so a test can run the example against a database of its own.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": VAR_DIR / "db.sqlite3",
+        "NAME": os.environ.get("DJANGO_SQLITE_PATH") or VAR_DIR / "db.sqlite3",
     }
 }
 

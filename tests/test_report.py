@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from django_tilestatus.report import BUSY, GONE, IDLE, ReportSettings, build_report, request_state
+from django_tilestatus.report import (
+    BUSY,
+    COLOURS,
+    GONE,
+    IDLE,
+    ReportSettings,
+    build_report,
+    colour_processes,
+    request_state,
+)
 from django_tilestatus.status import Status, nice_time, pid_indent
 
 NOW = 1_700_000_000.0
@@ -149,3 +158,12 @@ def test_json_items_have_exactly_host_pid_elapsed_message() -> None:
         "processes": [{"host": "here", "pid": 1, "elapsed": 2.346, "message": "Started /a"}],
         "messages": [{"host": "here", "pid": 1, "elapsed": 2.346, "message": "Started /a"}],
     }
+
+
+def test_processes_on_one_page_get_distinct_colours_in_host_pid_order() -> None:
+    items = [("here", pid, 1.0, "x") for pid in (30, 4, 200)] + [("there", 1, 2.0, "y")]
+    report, _ = build_report(*statuses(*items), SETTINGS, alive, NOW)
+    colours = {(line.host, line.pid): line.colour for line in report.messages}
+    assert colours == {("here", 4): 0, ("here", 30): 1, ("here", 200): 2, ("there", 1): 3}
+    assert {(row.host, row.pid): row.colour for row in report.processes} == colours
+    assert colour_processes([("h", pid) for pid in range(12)])[("h", 11)] == 11 % COLOURS

@@ -6,7 +6,8 @@
     "use strict";
 
     // MD5 (RFC 1321) of an ASCII string, so that pid_indent() gives a new PID
-    // the same column and colour as the server does.
+    // the same column as the server does.
+    var COLOURS = 10;  // report.COLOURS, the ts-c0 ... ts-c9 classes of status.css
     var SHIFTS = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
     var SINES = [];
     for (var n = 0; n < 64; n++) {
@@ -94,6 +95,27 @@
             }
         }
         return {state: "idle"};
+    }
+
+    // As report.colour_processes(): a colour per process by rank in (host,
+    // PID) order; "host pid" -> 0-9.
+    function colourProcesses(items) {
+        var seen = {}, keys = [];
+        items.forEach(function (item) {
+            var key = item.host + " " + item.pid;
+            if (!(key in seen)) {
+                seen[key] = true;
+                keys.push([item.host, item.pid, key]);
+            }
+        });
+        keys.sort(function (a, b) {
+            return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1];
+        });
+        var colours = {};
+        keys.forEach(function (key, rank) {
+            colours[key[2]] = rank % COLOURS;
+        });
+        return colours;
     }
 
     function element(tag, text, className) {
@@ -201,11 +223,11 @@
     };
 
     StatusPage.prototype.render = function (data) {
-        var hosts = {};
-        data.processes.concat(data.messages).forEach(function (item) {
-            hosts[item.host] = true;
+        var everyone = data.processes.concat(data.messages);
+        var colours = colourProcesses(everyone);
+        var severalHosts = everyone.some(function (item) {
+            return item.host !== everyone[0].host;
         });
-        var severalHosts = Object.keys(hosts).length > 1;
         var history = {};
         data.messages.forEach(function (item) {
             var key = item.host + " " + item.pid;
@@ -213,7 +235,8 @@
         });
         var page = this;
         var rows = data.processes.map(function (item) {
-            return page.processRow(item, history[item.host + " " + item.pid] || [item], data.now);
+            var key = item.host + " " + item.pid;
+            return page.processRow(item, history[key] || [item], colours[key], data.now);
         });
         if (!rows.length) {
             var none = element("tr", undefined, "tilestatus-none");
@@ -225,7 +248,8 @@
         this.processes.replaceChildren.apply(this.processes, rows);
 
         var lines = data.messages.map(function (item) {
-            var line = element("li", undefined, "ts-i" + pidIndent(item.pid));
+            var line = element("li", undefined, "ts-i" + pidIndent(item.pid) + " ts-c" +
+                               colours[item.host + " " + item.pid]);
             if (severalHosts) {
                 line.appendChild(document.createTextNode(item.host + " "));
             }
@@ -244,7 +268,7 @@
         this.readAt.setAttribute("datetime", readAt);
     };
 
-    StatusPage.prototype.processRow = function (item, history, now) {
+    StatusPage.prototype.processRow = function (item, history, colour, now) {
         var key = item.host + " " + item.pid;
         var lastEvent = now - item.elapsed;
         var state = requestState(history);
@@ -256,8 +280,8 @@
         row.dataset.host = item.host;
         row.dataset.pid = String(item.pid);
         row.dataset.lastEvent = lastEvent.toFixed(6);
-        row.appendChild(element("td", item.host));
-        row.appendChild(element("td", String(item.pid), "tilestatus-pid ts-i" + pidIndent(item.pid)));
+        row.appendChild(element("td", item.host, "tilestatus-host"));
+        row.appendChild(element("td", String(item.pid), "tilestatus-pid ts-c" + colour));
         var text = state.state === "busy"
             ? "busy on " + state.path + " for " + Math.floor(state.busyFor) + " s"
             : state.state;
@@ -275,7 +299,7 @@
     if (typeof module === "object" && module.exports) {
         // For tests outside a browser page.
         module.exports = {md5Hex: md5Hex, pidIndent: pidIndent, niceTime: niceTime,
-                          requestState: requestState};
+                          requestState: requestState, colourProcesses: colourProcesses};
     }
     if (typeof document !== "undefined") {
         var start = function () {
