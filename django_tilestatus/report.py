@@ -105,9 +105,11 @@ class Report:
 
     def as_text(self) -> str:
         """The plain-text format, laid out as TileStache's StatusServer did."""
-        lines = ["%d" % self.now, "----------"]
+        # The original's own format strings, kept so the layout matches to the space.
+        lines = ["%d" % self.now, "----------"]  # noqa: UP031
         for index, row in enumerate(self.processes):
-            lines.append("%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago))
+            line = "%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago)  # noqa: UP031
+            lines.append(line)
         lines.append("----------")
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]
@@ -179,9 +181,16 @@ def build_report(
     colours = colour_processes([(s.host, s.pid) for s in [*shown, *(row[0] for row in rows)]])
     processes_shown = [
         ProcessRow(
-            newest.host, newest.pid, newest.elapsed, newest.message,
-            colour=colours[(newest.host, newest.pid)], last_event=now - newest.elapsed,
-            state=state, busy_path=path, busy_for=busy_for, slow=slow,
+            newest.host,
+            newest.pid,
+            newest.elapsed,
+            newest.message,
+            colour=colours[(newest.host, newest.pid)],
+            last_event=now - newest.elapsed,
+            state=state,
+            busy_path=path,
+            busy_for=busy_for,
+            slow=slow,
         )
         for newest, state, path, busy_for, slow in rows
     ]

@@ -33,8 +33,13 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("TILESTATUS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 USERNAME, PASSWORD = "browser-staff", "a-long-test-only-password"
@@ -63,9 +68,12 @@ def sync_playwright() -> Any:
 
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [sys.executable, "example_project/manage.py", *args], cwd=ROOT, check=True,
+        [sys.executable, "example_project/manage.py", *args],
+        cwd=ROOT,
+        check=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", **env},
-        capture_output=True, timeout=120,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -130,12 +138,26 @@ def test_the_script_computes_as_the_server_does(browser: Any) -> None:
     page = browser.new_page()
     page.add_script_tag(content="var module = {exports: {}};")
     page.add_script_tag(content=SCRIPT.read_text())
-    pids = [*range(0, 3000), 4194304, 13233, 13234, 13235]
+    pids = [*range(3000), 4194304, 13233, 13234, 13235]
     assert page.evaluate("pids => pids.map(module.exports.pidIndent)", pids) == [
         pid_indent(pid) for pid in pids
     ]
-    seconds = [0, 14.9, 15, 89.9, 90, 5399, 5400, 129599, 129600, 907199, 907200, 3887999,
-               3888000, 10**8]
+    seconds = [
+        0,
+        14.9,
+        15,
+        89.9,
+        90,
+        5399,
+        5400,
+        129599,
+        129600,
+        907199,
+        907200,
+        3887999,
+        3888000,
+        10**8,
+    ]
     assert page.evaluate("s => s.map(module.exports.niceTime)", seconds) == [
         nice_time(value) for value in seconds
     ]

@@ -20,8 +20,9 @@ linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="n
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """A live child process, ended after the test."""
-    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                          stdin=subprocess.PIPE) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    ) as child:
         try:
             yield child
         finally:
@@ -45,7 +46,9 @@ def test_non_positive_pids_are_never_running() -> None:
     assert not liveness.is_running(-1)
 
 
-def test_a_running_process_that_recorded_after_it_started_is_alive(sleeper: subprocess.Popen[bytes]) -> None:
+def test_a_running_process_that_recorded_after_it_started_is_alive(
+    sleeper: subprocess.Popen[bytes],
+) -> None:
     assert liveness.why_dead(sleeper.pid, time.time()) is None
 
 

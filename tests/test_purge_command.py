@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from django_tilestatus import conf, status
+from django_tilestatus import conf, liveness, status
 from django_tilestatus.store import StatusStore
 
 from .conftest import REAL_REDIS_URL, flush_events
@@ -52,8 +52,13 @@ def real_store(use_real_redis: str, real_redis: Any) -> StatusStore:
 @pytest.fixture
 def exited_worker(use_real_redis: str) -> int:
     """A process that recorded a status and exited: its PID is dead."""
-    child = subprocess.run([sys.executable, "-c", RECORD, REAL_REDIS_URL, use_real_redis, here()],
-                           capture_output=True, text=True, timeout=60, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", RECORD, REAL_REDIS_URL, use_real_redis, here()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return int(child.stdout)
 
 
@@ -62,15 +67,15 @@ def live_worker(use_real_redis: str) -> Iterator[int]:
     """A process that recorded a status and is still running."""
     with subprocess.Popen(
         [sys.executable, "-c", RECORD, REAL_REDIS_URL, use_real_redis, here(), "stay"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as child:
         try:
             assert child.stdout is not None
             yield int(child.stdout.readline())
         finally:
             child.kill()
-
-
 
 
 def test_dead_workers_go_and_live_ones_stay(
@@ -118,8 +123,7 @@ def test_a_reused_pid_counts_as_dead(real_store: StatusStore, live_worker: int) 
     real_store.client.delete(real_store.log_key(here(), live_worker))
     write_log(real_store, here(), live_worker, (1000, "Started /demo/1/1/1.png"))
     assert purge() == [
-        f"Deleted {here()} PID {live_worker}: PID reused by a newer process, "
-        "last seen 16 minutes ago",
+        f"Deleted {here()} PID {live_worker}: {liveness.REUSED}, last seen 16 minutes ago",
         "Deleted 1 process, kept 0.",
     ]
 

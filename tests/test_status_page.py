@@ -62,8 +62,9 @@ def here() -> str:
 
 @pytest.mark.parametrize("query", list(FORMATS))
 @pytest.mark.parametrize("kind", ["anonymous", "inactive staff", "non-staff"])
-def test_whoever_the_admin_refuses_is_sent_to_its_login(django_user_model: Any, kind: str,
-                                                        query: str) -> None:
+def test_whoever_the_admin_refuses_is_sent_to_its_login(
+    django_user_model: Any, kind: str, query: str
+) -> None:
     write_log(status.get_store(), here(), 4242, (1, SECRET))
     response = client_for(django_user_model, kind).get("/tiles/status/" + query)
     assert response.status_code == 302
@@ -77,7 +78,9 @@ def test_whoever_the_admin_refuses_is_sent_to_its_login(django_user_model: Any, 
 
 @pytest.mark.parametrize("query", list(FORMATS))
 @pytest.mark.parametrize("kind", ["staff", "superuser"])
-def test_staff_see_the_status_in_every_format(django_user_model: Any, kind: str, query: str) -> None:
+def test_staff_see_the_status_in_every_format(
+    django_user_model: Any, kind: str, query: str
+) -> None:
     write_log(status.get_store(), here(), 4242, (1, SECRET))
     response = client_for(django_user_model, kind).get("/tiles/status/" + query)
     assert response.status_code == 200
@@ -146,15 +149,22 @@ def test_json_schema(staff: Client) -> None:
         assert isinstance(item["elapsed"], float) and isinstance(item["message"], str)
     assert [(p["host"], p["pid"]) for p in data["processes"]] == [("tiles-2", 22), (here(), 11)]
     assert [m["message"] for m in data["messages"]] == [
-        "Finished /solid/1/1/0.png in 0.010 seconds", "Started /solid/1/0/0.png", "Created"
+        "Finished /solid/1/1/0.png in 0.010 seconds",
+        "Started /solid/1/0/0.png",
+        "Created",
     ]
 
 
 def test_text_is_the_original_layout(staff: Client) -> None:
     store = status.get_store()
     write_log(store, here(), 13235, (130, "Started /osm/15/5255/12664.png"))
-    write_log(store, here(), 13233, (6, "Got cache lock in 0.001 seconds"),
-              (5, "Finished /osm/15/5255/12661.png in 0.776 seconds"))
+    write_log(
+        store,
+        here(),
+        13233,
+        (6, "Got cache lock in 0.001 seconds"),
+        (5, "Finished /osm/15/5255/12661.png in 0.776 seconds"),
+    )
     write_log(store, here(), 13234, (1200, "Created"))  # silent past HIDE_AFTER
     response = staff.get("/tiles/status/?format=text")
     stamp, *lines = response.content.decode().split("\n")
@@ -176,15 +186,17 @@ def test_text_is_the_original_layout(staff: Client) -> None:
 def test_html_shows_states_columns_and_colours(staff: Client) -> None:
     store = status.get_store()
     gone = dead_pid()
-    write_log(store, here(), os.getpid(), (40, "Started /solid/9/9/9.png"),
-              (39, "Attempted cache lock"))
+    write_log(
+        store, here(), os.getpid(), (40, "Started /solid/9/9/9.png"), (39, "Attempted cache lock")
+    )
     write_log(store, here(), gone, (8, "Started /solid/1/1/1.png"))
     write_log(store, "tiles-2", gone, (3, "Finished /solid/2/2/2.png in 0.5 seconds"))
     html = staff.get("/tiles/status/").content.decode()
     rows = {
         (match["host"], int(match["pid"])): match["cls"]
         for match in re.finditer(
-            r'<tr class="(?P<cls>[^"]*)"\s+data-host="(?P<host>[^"]*)" data-pid="(?P<pid>\d+)"', html
+            r'<tr class="(?P<cls>[^"]*)"\s+data-host="(?P<host>[^"]*)" data-pid="(?P<pid>\d+)"',
+            html,
         )
     }
     assert rows == {
@@ -224,7 +236,8 @@ def test_redis_unreachable_is_a_short_503_without_connection_details(
     staff: Client, settings: Any, query: str
 ) -> None:
     settings.TILESTATUS = {
-        **settings.TILESTATUS, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/3",
+        **settings.TILESTATUS,
+        "REDIS_URL": "redis://:hunter2@127.0.0.1:1/3",
     }
     response = staff.get("/tiles/status/" + query)
     assert response.status_code == 503

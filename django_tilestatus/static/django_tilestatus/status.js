@@ -47,7 +47,8 @@
                 c = b;
                 b = (b + ((sum << shift) | (sum >>> (32 - shift)))) | 0;
             }
-            state = [(state[0] + a) | 0, (state[1] + b) | 0, (state[2] + c) | 0, (state[3] + d) | 0];
+            state = [(state[0] + a) | 0, (state[1] + b) | 0,
+                     (state[2] + c) | 0, (state[3] + d) | 0];
         }
         var hex = "";
         state.forEach(function (word) {
@@ -276,7 +277,8 @@
             state = {state: "gone"};
         }
         var slow = state.state === "busy" && state.busyFor > this.busyAfter;
-        var row = element("tr", undefined, "tilestatus-" + state.state + (slow ? " tilestatus-slow" : ""));
+        var row = element("tr", undefined,
+                          "tilestatus-" + state.state + (slow ? " tilestatus-slow" : ""));
         row.dataset.host = item.host;
         row.dataset.pid = String(item.pid);
         row.dataset.lastEvent = lastEvent.toFixed(6);
