@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .status import Status, nice_time, pid_indent
@@ -71,7 +71,7 @@ class ProcessRow(Line):
     #: Unix time of the newest message.
     last_event: float = 0.0
     state: str = IDLE
-    #: The path of the request under way, and for how long, when busy.
+    #: The path of the request under way, and for how long (when busy, or gone while busy).
     busy_path: str = ""
     busy_for: float = 0.0
     #: Busy on one request for longer than ``BUSY_AFTER``.
@@ -81,6 +81,9 @@ class ProcessRow(Line):
     def state_text(self) -> str:
         if self.state == BUSY:
             return f"busy on {self.busy_path} for {int(self.busy_for)} s"
+        if self.state == GONE and self.busy_path:
+            # Killed mid-request: the path is the likeliest culprit.
+            return f"gone while busy on {self.busy_path}"
         return self.state
 
 
@@ -160,41 +163,36 @@ def build_report(
     for status in messages:
         history[(status.host, status.pid)].append(status)
 
-    rows, purge = [], []
+    rows: list[ProcessRow] = []
+    purge: list[tuple[str, int]] = []
     for newest in processes:
         key = (newest.host, newest.pid)
         local = newest.host == settings.this_host
         dead = local and why_dead(newest.pid, now - newest.elapsed) is not None
         if newest.elapsed > settings.purge_after and (dead or not local):
             purge.append(key)
-            continue
-        if newest.elapsed > settings.hide_after:
-            continue
-        state, path, busy_for = request_state(history[key] or [newest])
-        if dead:
-            state = GONE
-        slow = state == BUSY and busy_for > settings.busy_after
-        rows.append((newest, state, path, busy_for, slow))
+        elif newest.elapsed <= settings.hide_after:
+            state, path, busy_for = request_state(history[key] or [newest])
+            rows.append(
+                ProcessRow(
+                    *key,
+                    newest.elapsed,
+                    newest.message,
+                    last_event=now - newest.elapsed,
+                    state=GONE if dead else state,
+                    busy_path=path,
+                    busy_for=busy_for,
+                    slow=state == BUSY and not dead and busy_for > settings.busy_after,
+                )
+            )
 
     purged = set(purge)
-    shown = [s for s in messages if (s.host, s.pid) not in purged][: settings.messages]
-    colours = colour_processes([(s.host, s.pid) for s in [*shown, *(row[0] for row in rows)]])
-    processes_shown = [
-        ProcessRow(
-            newest.host,
-            newest.pid,
-            newest.elapsed,
-            newest.message,
-            colour=colours[(newest.host, newest.pid)],
-            last_event=now - newest.elapsed,
-            state=state,
-            busy_path=path,
-            busy_for=busy_for,
-            slow=slow,
-        )
-        for newest, state, path, busy_for, slow in rows
-    ]
     lines = [
-        Line(s.host, s.pid, s.elapsed, s.message, colour=colours[(s.host, s.pid)]) for s in shown
-    ]
-    return Report(now, processes_shown, lines), purge
+        Line(status.host, status.pid, status.elapsed, status.message)
+        for status in messages
+        if (status.host, status.pid) not in purged
+    ][: settings.messages]
+    colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
+    rows = [replace(row, colour=colours[row.host, row.pid]) for row in rows]
+    lines = [replace(line, colour=colours[line.host, line.pid]) for line in lines]
+    return Report(now, rows, lines), purge

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +115,20 @@ def fetch(url: str) -> int:
         return int(error.code)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+def fetch_unfollowed(url: str) -> tuple[int, str, bytes]:
+    """Status, Location and body of ``url``, without following a redirect."""
+    try:
+        with urllib.request.build_opener(_NoRedirects).open(url, timeout=30) as response:
+            return int(response.status), response.headers.get("Location", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.headers.get("Location", ""), error.read()
+
+
 def request_tiles(base: str, count: int, first: int = 0) -> None:
     """Cold tiles from several threads, so both workers serve some."""
     urls = [f"{base}/tiles/demo/9/{x}/{(x * 7) % 512}.png" for x in range(first, first + count)]
@@ -191,6 +207,10 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     browser: Any, served: str, real_redis: Any, real_prefix: str
 ) -> None:
     base = served
+    for query in ("", "?format=json", "?format=text"):
+        status, location, body = fetch_unfollowed(base + "/tiles/status/" + query)
+        assert status == 302 and body == b""
+        assert location == "/admin/login/?next=" + urllib.parse.quote("/tiles/status/" + query)
     request_tiles(base, 40)
     assert fetch(base + "/tiles/demo/9/1/" + urllib.request.quote(HOSTILE) + ".png") == 400
     # A worker of another host, stuck on one tile for 25 seconds: the page
@@ -228,6 +248,15 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
         assert page.locator("#tilestatus-messages li", has_text=f"{pid} Finished /demo/9/").count()
     assert page.locator("#tilestatus-messages", has_text=HOSTILE).count() == 1
     assert page.locator("#tilestatus img").count() == 0
+
+    # The same session gets the other two formats.
+    data = page.request.get(base + "/tiles/status/?format=json").json()
+    assert {(p["host"], p["pid"]) for p in data["processes"]} >= {("tiles-2", 4321)}
+    text = page.request.get(base + "/tiles/status/?format=text")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    stamp, dashes, *lines = text.text().splitlines()
+    assert stamp.isdigit() and dashes == "-" * 10
+    assert lines[: len(data["processes"])][-1].startswith(f"{len(data['processes']):3d}. ")
 
     # New events appear without a reload.
     page.evaluate("window.notReloaded = true")

@@ -100,8 +100,11 @@ def test_dead_local_processes_are_gone_and_other_hosts_are_never_judged_on_liven
         dead,
         NOW,
     )
-    states = {row.host: row.state for row in report.processes}
-    assert states == {"here": GONE, "there": BUSY}
+    states = {row.host: (row.state, row.state_text) for row in report.processes}
+    assert states == {
+        "here": (GONE, "gone while busy on /demo/1/0/0.png"),
+        "there": (BUSY, "busy on /demo/1/0/0.png for 30 s"),
+    }
     assert purge == []
 
 

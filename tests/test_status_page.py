@@ -205,6 +205,7 @@ def test_html_shows_states_columns_and_colours(staff: Client) -> None:
         ("tiles-2", gone): "tilestatus-idle",
     }
     assert "busy on /solid/9/9/9.png for 40 s" in html
+    assert "gone while busy on /solid/1/1/1.png" in html
     assert '<strong class="tilestatus-flag">slow</strong>' in html
     colour = colour_processes([(here(), os.getpid()), (here(), gone), ("tiles-2", gone)])
     remote = f"ts-i{status.pid_indent(gone)} ts-c{colour['tiles-2', gone]}"

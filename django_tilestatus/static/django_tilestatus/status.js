@@ -274,7 +274,7 @@
         var lastEvent = now - item.elapsed;
         var state = requestState(history);
         if (key in this.gone && Math.abs(this.gone[key] - lastEvent) < 1) {
-            state = {state: "gone"};
+            state = {state: "gone", path: state.path};
         }
         var slow = state.state === "busy" && state.busyFor > this.busyAfter;
         var row = element("tr", undefined,
@@ -284,9 +284,12 @@
         row.dataset.lastEvent = lastEvent.toFixed(6);
         row.appendChild(element("td", item.host, "tilestatus-host"));
         row.appendChild(element("td", String(item.pid), "tilestatus-pid ts-c" + colour));
-        var text = state.state === "busy"
-            ? "busy on " + state.path + " for " + Math.floor(state.busyFor) + " s"
-            : state.state;
+        var text = state.state;  // as ProcessRow.state_text
+        if (state.state === "busy") {
+            text = "busy on " + state.path + " for " + Math.floor(state.busyFor) + " s";
+        } else if (state.state === "gone" && state.path) {
+            text = "gone while busy on " + state.path;
+        }
         var stateCell = element("td", text, "tilestatus-state");
         if (slow) {
             stateCell.appendChild(document.createTextNode(" "));
