@@ -63,11 +63,10 @@ def why_dead(pid: int, last_event: float) -> str | None:
     """Why the local process that recorded ``last_event`` (unix time) is dead, or None.
 
     Dead means its PID no longer runs, or runs a process that started after
-    that event, so the PID was reused. Where start times cannot be read,
-    only the first is checked.
+    that event, so the PID was reused; this process too, for statuses its PID
+    left before it started. Where start times cannot be read, only the first
+    is checked.
     """
-    if pid == os.getpid():
-        return None
     if not is_running(pid):
         return NOT_RUNNING
     start = started_at(pid)

@@ -29,9 +29,17 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
             child.kill()
 
 
-def test_this_process_is_alive_whatever_its_last_event() -> None:
+def test_this_process_is_alive_for_what_it_recorded() -> None:
     assert liveness.is_running(os.getpid())
-    assert liveness.why_dead(os.getpid(), last_event=0.0) is None
+    assert liveness.why_dead(os.getpid(), last_event=time.time()) is None
+
+
+@linux_only
+def test_statuses_left_under_this_pid_before_this_process_started_are_dead() -> None:
+    started = liveness.started_at(os.getpid())
+    assert started is not None and started <= time.time()
+    assert liveness.why_dead(os.getpid(), last_event=started) is None
+    assert liveness.why_dead(os.getpid(), last_event=started - 3600) == liveness.REUSED
 
 
 def test_a_pid_that_exited_is_not_running() -> None:

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
-from django_tilestatus import conf, status
+from django_tilestatus import conf, liveness, status
 from django_tilestatus.report import colour_processes
 
 from .helpers import dead_pid, write_log
@@ -183,11 +183,17 @@ def test_text_is_the_original_layout(staff: Client) -> None:
     ]
 
 
-def test_html_shows_states_columns_and_colours(staff: Client) -> None:
+def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> None:
+    # This process, on one request since it started, for longer than BUSY_AFTER.
+    started = liveness.started_at(os.getpid()) or time.time() - 60
+    busy_after = (time.time() - started) / 2
+    settings.TILESTATUS = {**settings.TILESTATUS, "BUSY_AFTER": busy_after}
     store = status.get_store()
     gone = dead_pid()
-    write_log(
-        store, here(), os.getpid(), (40, "Started /solid/9/9/9.png"), (39, "Attempted cache lock")
+    store.write(
+        here(),
+        os.getpid(),
+        [(started, "Started /solid/9/9/9.png"), (started, "Attempted cache lock")],
     )
     write_log(store, here(), gone, (8, "Started /solid/1/1/1.png"))
     write_log(store, "tiles-2", gone, (3, "Finished /solid/2/2/2.png in 0.5 seconds"))
@@ -204,7 +210,7 @@ def test_html_shows_states_columns_and_colours(staff: Client) -> None:
         (here(), gone): "tilestatus-gone",
         ("tiles-2", gone): "tilestatus-idle",
     }
-    assert "busy on /solid/9/9/9.png for 40 s" in html
+    assert re.search(r"busy on /solid/9/9/9\.png for \d+ s", html)
     assert "gone while busy on /solid/1/1/1.png" in html
     assert '<strong class="tilestatus-flag">slow</strong>' in html
     colour = colour_processes([(here(), os.getpid()), (here(), gone), ("tiles-2", gone)])
@@ -220,12 +226,15 @@ def test_html_shows_states_columns_and_colours(staff: Client) -> None:
 def test_reading_deletes_long_silent_processes_but_never_a_live_local_one(
     staff: Client, settings: Any
 ) -> None:
-    settings.TILESTATUS = {**settings.TILESTATUS, "TTL": 86400, "PURGE_AFTER": 21600}
+    # This process, silent since it started, for longer than PURGE_AFTER.
+    started = liveness.started_at(os.getpid()) or time.time() - 60
+    purge_after = (time.time() - started) / 2
+    settings.TILESTATUS = {**settings.TILESTATUS, "TTL": 86400, "PURGE_AFTER": purge_after}
     store = status.get_store()
+    store.write(here(), os.getpid(), [(started, "Finished /solid/1/0/0.png in 0.1 seconds")])
     write_log(store, "tiles-2", 7, (30000, "Finished /solid/1/0/0.png in 0.1 seconds"))
     write_log(store, here(), dead_pid(), (30000, "Started /solid/1/0/0.png"))
-    write_log(store, here(), os.getpid(), (30000, "Finished /solid/1/0/0.png in 0.1 seconds"))
-    write_log(store, "tiles-2", 8, (20000, "Finished /solid/1/0/0.png in 0.1 seconds"))
+    write_log(store, "tiles-2", 8, (0, "Finished /solid/1/0/0.png in 0.1 seconds"))
     text = staff.get("/tiles/status/?format=text").content.decode()
     assert sorted(pid for _, pid, _ in store.registered()) == sorted([os.getpid(), 8])
     assert f" {os.getpid()} Finished" in text and " 8 Finished" in text
