@@ -198,7 +198,7 @@
         fetch(this.url, {credentials: "same-origin", cache: "no-store",
                          headers: {Accept: "application/json"}, signal: controller.signal})
             .then(function (response) {
-                if (response.redirected || response.status === 302) {
+                if (response.redirected) {  // to the admin login
                     throw new Error("signed out: reload the page to sign in again");
                 }
                 return response.json().then(function (data) {
@@ -241,7 +241,8 @@
         });
         if (!rows.length) {
             var none = element("tr", undefined, "tilestatus-none");
-            var cell = element("td", "No process has recorded anything lately.");
+            var cell = element("td", "No process has recorded anything in the last " +
+                               page.root.dataset.hideAfter + ".");
             cell.colSpan = 5;
             none.appendChild(cell);
             rows.push(none);
