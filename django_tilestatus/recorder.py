@@ -185,9 +185,11 @@ def _after_fork_in_child() -> None:
 
 
 def _at_exit() -> None:
+    """Flush at a clean exit; a process that served tiles says ``Destroyed`` first."""
     recorder = existing_recorder()
-    if recorder is not None and recorder.created:
-        recorder.record("Destroyed")
+    if recorder is not None:
+        if recorder.created:
+            recorder.record("Destroyed")
         recorder.stop()
 
 

@@ -134,6 +134,29 @@ def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> No
     assert [m for _, m in log.entries] == ["Destroyed", "Started /solid/1/2/3.png", "Created"]
 
 
+@pytest.mark.redis
+def test_a_clean_exit_flushes_update_status_events(real_redis: Any, real_prefix: str) -> None:
+    code = f"""
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["django_tilestatus"],
+            TILESTATUS={{"CONFIG": {{"layers": {{}}}}, "REDIS_URL": {REAL_REDIS_URL!r},
+                         "KEY_PREFIX": {real_prefix!r}, "HOST": "exit-test"}},
+        )
+        django.setup()
+        from django_tilestatus.status import update_status
+        update_status("Reloaded the layer config")
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    [log] = StatusStore(real_redis, prefix=real_prefix).read()
+    # Not a tile-serving process: no Created/Destroyed, but nothing lost either.
+    assert [m for _, m in log.entries] == ["Reloaded the layer config"]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 # Python 3.12+ warns on fork() while the writer thread runs; the child here
 # only checks its recorder and exits at once.
