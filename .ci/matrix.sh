@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 echo "== Code health: ruff check, ruff format --check, mypy"
 ./scripts/lint.sh
 
-# tox finds an interpreter as python3.X on PATH; put pyenv's there if it has them.
+# tox finds an interpreter as python3.X on PATH; put pyenv's there where none runs
+# (a pyenv shim for a version that is not selected is found but does not run).
 PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv}
 for minor in 10 11 12 13; do
-    if ! command -v "python3.$minor" >/dev/null 2>&1; then
+    if ! "python3.$minor" -c "" >/dev/null 2>&1; then
         found=$(ls -d "$PYENV_ROOT/versions/3.$minor."* 2>/dev/null | sort -V | tail -n 1 || true)
         if [ -z "$found" ]; then
             echo "Python 3.$minor is needed for the matrix and was not found" >&2
