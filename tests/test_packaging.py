@@ -129,17 +129,13 @@ def test_sdist_holds_the_package_and_nothing_else(dist: Path) -> None:
     assert names - generated - SDIST_GENERATED == package_files() | SDIST_EXTRAS
 
 
-def test_wheel_holds_code_templates_static_files_and_types(dist: Path) -> None:
+def test_wheel_holds_every_package_file(dist: Path) -> None:
+    """Code, templates, static files and ``py.typed``: everything git tracks in the package."""
     with zipfile.ZipFile(only(dist, "*.whl")) as wheel:
         names = set(wheel.namelist())
     package = {name for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert package == package_files()
     assert "django_tilestatus/py.typed" in package
-    for folder in ("templates", "static"):
-        tracked = {
-            name for name in package_files() if name.startswith(f"django_tilestatus/{folder}/")
-        }
-        assert tracked <= package, f"{folder} missing from the wheel"
 
 
 def test_metadata_declares_the_version_and_every_supported_pair(dist: Path) -> None:
@@ -356,7 +352,19 @@ def test_wheel_in_a_fresh_project_checks_serves_and_shows_status(project: Path, 
         assert "Started /demo/0/0/0.png" in body and "Finished /demo/0/0/0.png in " in body
 
         # Every static file in the wheel is found by the staticfiles finders.
-        with zipfile.ZipFile(only(dist, "*.whl")) as wheel:
-            static = [n.split("/static/", 1)[1] for n in wheel.namelist() if "/static/" in n]
-        for name in static:
+        for name in wheel_files(dist, "static"):
             assert fetch(anonymous, f"{base}/static/{name}").status == 200, name
+
+    # And every template by the template loaders.
+    templates = wheel_files(dist, "templates")
+    code = (
+        f"from django.template.loader import get_template\nfor n in {templates!r}: get_template(n)"
+    )
+    manage(project, "shell", "-v", "0", "-c", code)
+
+
+def wheel_files(dist: Path, folder: str) -> list[str]:
+    """Names under the wheel's ``templates/`` or ``static/``, as Django looks them up."""
+    with zipfile.ZipFile(only(dist, "*.whl")) as wheel:
+        marker = f"django_tilestatus/{folder}/"
+        return [name.removeprefix(marker) for name in wheel.namelist() if name.startswith(marker)]
