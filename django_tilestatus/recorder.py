@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from .store import StatusStore
 

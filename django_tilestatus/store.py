@@ -12,8 +12,9 @@ Nothing here knows Django; the client is any redis-py ``Redis``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 #: Events of one process, oldest first: ``(unix time, message)``.
 Events = Sequence[tuple[float, str]]
@@ -137,7 +138,7 @@ class StatusStore:
         for host, pid, _ in listed:
             pipe.lrange(self.log_key(host, pid), 0, count - 1)
         logs, stale = [], []
-        for (host, pid, seen), raw in zip(listed, pipe.execute()):
+        for (host, pid, seen), raw in zip(listed, pipe.execute(), strict=True):
             entries = [e for e in map(_parse_entry, raw) if e is not None]
             if entries:
                 logs.append(ProcessLog(host, pid, seen, entries))

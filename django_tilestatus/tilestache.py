@@ -21,7 +21,7 @@ import types
 import urllib.parse
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +65,17 @@ def _import_with_stub_cgi() -> types.ModuleType:
             warnings.simplefilter("ignore", ResourceWarning)
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            import TileStache  # noqa: PLC0415 - the only import of TileStache
-            import TileStache.Caches  # noqa: F401, PLC0415
-            import TileStache.Config  # noqa: F401, PLC0415
-            import TileStache.Core  # noqa: F401, PLC0415
+            # The only import of TileStache.
+            import TileStache
+            import TileStache.Caches
+            import TileStache.Config
+            import TileStache.Core
     finally:
         if previous is missing:
             sys.modules.pop("cgi", None)
         else:
             sys.modules["cgi"] = previous  # type: ignore[assignment]
-    return TileStache
+    return cast(types.ModuleType, TileStache)
 
 
 class _NamedLogging(types.ModuleType):
@@ -99,9 +100,9 @@ class _NamedLogging(types.ModuleType):
 def _route_logging() -> None:
     proxy = _NamedLogging()
     for name, module in list(sys.modules.items()):
-        if (name == "TileStache" or name.startswith("TileStache.")) and module is not None:
-            if getattr(module, "logging", None) is logging:
-                module.logging = proxy  # type: ignore[attr-defined]
+        is_tilestache = name == "TileStache" or name.startswith("TileStache.")
+        if is_tilestache and getattr(module, "logging", None) is logging:
+            module.logging = proxy  # type: ignore[attr-defined]
 
 
 def _fix_metatile_coords() -> None:
@@ -132,7 +133,7 @@ def _forget_recent_tiles() -> None:
     that is read only for ``ignore_cached=True`` renders, which this app
     never makes; on a busy server it costs time and memory on every tile.
     """
-    core = sys.modules["TileStache.Core"]
+    core: Any = sys.modules["TileStache.Core"]
     core._addRecentTile = lambda layer, coord, format, body, age=300: None
     core._recent_tiles["hash"].clear()
     core._recent_tiles["list"][:] = []

@@ -57,11 +57,13 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
                 path, request.META.get("QUERY_STRING", ""), _script_name(request, path)
             )
             response = _http_response(result, head)
-    except Exception as exc:  # noqa: BLE001 - answered briefly, logged in full
+    except Exception as exc:  # answered briefly, logged in full
         elapsed = time.perf_counter() - start
         if recorder is not None:
             events.error(recorder, exc, elapsed)
-        logger.exception("Tile request %s failed after %.3f seconds", events.path_label(path), elapsed)
+        logger.exception(
+            "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
+        )
         return _http_response(tiles.error_response(exc), head)
     if recorder is not None:
         events.finished(recorder, label, time.perf_counter() - start)

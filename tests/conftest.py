@@ -73,7 +73,11 @@ def real_prefix(real_redis: redis.Redis) -> Iterator[str]:
 @pytest.fixture
 def use_real_redis(settings: Any, real_prefix: str) -> str:
     """Point the app at the real Redis under a private prefix; returns the prefix."""
-    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": REAL_REDIS_URL, "KEY_PREFIX": real_prefix}
+    settings.TILESTATUS = {
+        **settings.TILESTATUS,
+        "REDIS_URL": REAL_REDIS_URL,
+        "KEY_PREFIX": real_prefix,
+    }
     return real_prefix
 
 

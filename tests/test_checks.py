@@ -23,7 +23,9 @@ def test_the_test_settings_pass(settings: Any) -> None:
 
 def test_missing_config_is_e001(settings: Any) -> None:
     settings.TILESTATUS = {"CACHE_ALIAS": "fake"}
-    assert sorted(m.id for m in run_checks() if m.id.startswith("tilestatus.")) == ["tilestatus.E001"]
+    assert sorted(m.id for m in run_checks() if m.id.startswith("tilestatus.")) == [
+        "tilestatus.E001"
+    ]
 
 
 def test_unreadable_config_file_is_e002(settings: Any, tmp_path: Path) -> None:

@@ -79,9 +79,13 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
             store = StatusStore(real_redis, prefix=real_prefix, keep=KEEP)
             logs = wait_for_finished(store, count=KEEP)
     finally:
-        shutil.rmtree(ROOT / "example_project" / "var" / "tiles" / "demo" / str(ZOOM), ignore_errors=True)
+        shutil.rmtree(
+            ROOT / "example_project" / "var" / "tiles" / "demo" / str(ZOOM), ignore_errors=True
+        )
 
-    finishing = {log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)}
+    finishing = {
+        log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)
+    }
     assert len(finishing) == 2, f"Finished events from {finishing}"
     for log in logs:
         assert real_redis.llen(store.log_key(log.host, log.pid)) <= KEEP

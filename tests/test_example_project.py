@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,5 +58,6 @@ def test_home_page_and_a_tile_through_the_example_urls() -> None:
 
 def test_recording_can_be_switched_off_from_the_environment() -> None:
     code = "from django_tilestatus.conf import get_config; print(get_config().enabled)"
-    assert manage("shell", "--verbosity", "0", "-c", code, TILESTATUS_ENABLED="0").stdout.strip() == "False"
+    switched_off = manage("shell", "--verbosity", "0", "-c", code, TILESTATUS_ENABLED="0")
+    assert switched_off.stdout.strip() == "False"
     assert manage("shell", "--verbosity", "0", "-c", code).stdout.strip() == "True"

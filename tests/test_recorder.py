@@ -124,7 +124,11 @@ def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> No
         print(recorder.pid)
     """
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     pid = int(result.stdout)
@@ -162,7 +166,8 @@ def test_a_clean_exit_flushes_update_status_events(real_redis: Any, real_prefix:
 # only checks its recorder and exits at once.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_its_own_recorder() -> None:
-    from django_tilestatus import events, recorder as recorder_module
+    from django_tilestatus import events
+    from django_tilestatus import recorder as recorder_module
 
     parent = events.active()
     assert parent is not None

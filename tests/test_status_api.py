@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from django_tilestatus import status
-from django_tilestatus.status import Status, delete_statuses, get_recent, nice_time, pid_indent, update_status
+from django_tilestatus.status import (
+    Status,
+    delete_statuses,
+    get_recent,
+    nice_time,
+    pid_indent,
+    update_status,
+)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,11 @@ from django_tilestatus.store import StatusStore
 
 def test_write_then_read_newest_first(store: StatusStore) -> None:
     now = time.time()
-    store.write("web1", 101, [(now - 2, "Started /a/0/0/0.png"), (now - 1, "Finished /a/0/0/0.png in 0.010 seconds")])
+    store.write(
+        "web1",
+        101,
+        [(now - 2, "Started /a/0/0/0.png"), (now - 1, "Finished /a/0/0/0.png in 0.010 seconds")],
+    )
     [log] = store.read(now=now)
     assert (log.host, log.pid) == ("web1", 101)
     assert [message for _, message in log.entries] == [

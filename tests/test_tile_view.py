@@ -172,6 +172,9 @@ def test_tiles_stay_public_under_login_required_middleware(client: Client, setti
 
     if not hasattr(middleware, "LoginRequiredMiddleware"):
         pytest.skip("LoginRequiredMiddleware is new in Django 5.1")
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
     assert client.get("/tiles/solid/1/1/1.png").status_code == 200
     assert client.get("/tiles/status/").status_code == 302

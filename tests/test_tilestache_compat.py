@@ -89,7 +89,10 @@ def test_recent_tiles_are_not_kept_in_memory(settings: Any) -> None:
 
 def test_building_a_config_leaves_sys_path_alone(tmp_path: Path) -> None:
     cfg = tmp_path / "tilestache.cfg"
-    cfg.write_text('{"cache": {"name": "Test"}, "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}}}')
+    cfg.write_text(
+        '{"cache": {"name": "Test"}, '
+        '"layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}}}'
+    )
     before = list(sys.path)
     for _ in range(3):
         build_configuration(cfg)
