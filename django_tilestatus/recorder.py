@@ -43,12 +43,13 @@ class Recorder:
         host: str,
         pid: int,
         interval: float = INTERVAL,
-        max_queue: int = MAX_QUEUE,
+        max_queue: int | None = None,
     ):
         self.host = host
         self.pid = pid
         self.interval = interval
-        self.max_queue = max_queue
+        # Read here, not at import, so a process can tune the module's bound.
+        self.max_queue = MAX_QUEUE if max_queue is None else max_queue
         #: Events lost because the queue was full while Redis was away.
         self.dropped = 0
         self.created = False
