@@ -19,6 +19,8 @@ import time
 from collections import deque
 from typing import Callable
 
+from redis.exceptions import ResponseError
+
 from .store import StatusStore
 
 logger = logging.getLogger(__name__)
@@ -131,10 +133,9 @@ class Recorder:
             if not self._outage:
                 self._outage = True
                 logger.warning(
-                    "Tile status recording paused, Redis is unavailable (%s: %s); "
+                    "Tile status recording paused, %s; "
                     "tiles are still served and events are held in memory.",
-                    type(exc).__name__,
-                    exc,
+                    describe_failure(exc),
                 )
             return False
         if self._outage:
@@ -143,6 +144,18 @@ class Recorder:
                 "Tile status recording resumed; %d events were dropped meanwhile.", self.dropped
             )
         return True
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a write failed, for the log: unreachable, or refused (full, read-only...).
+
+    redis-py quotes the failed pipeline command, whose arguments are tile
+    paths (user input), in its error text; only Redis's own reason is kept.
+    """
+    if isinstance(exc, ResponseError):
+        reason = str(exc).rpartition(" of pipeline caused error: ")[2]
+        return f"Redis refused the write ({type(exc).__name__}: {reason})"
+    return f"Redis is unavailable ({type(exc).__name__}: {exc})"
 
 
 # -- the process's recorder ------------------------------------------------
