@@ -79,21 +79,28 @@ def messages_of(logs: Iterable[ProcessLog], pid: int | None = None) -> list[str]
 
 
 def unmatched_finishes(log: ProcessLog) -> list[str]:
-    """Problems in one process's kept events, oldest first: each Finished must close
-    the Started just before it (with only cache lock events between)."""
+    """Problems in one process's kept events, oldest first: each Finished closes the
+    Started just before it, and cache lock events happen inside a request.
+
+    Events before the first kept Started may have lost their Started to the KEEP
+    window, so they are not judged.
+    """
     problems = []
     open_path: str | None = None
-    first = True
+    seen_started = False
     for _, message in reversed(log.entries):
         if message.startswith("Started "):
+            if open_path is not None:
+                problems.append(f"Started {open_path!r} never finished")
             open_path = message.removeprefix("Started ")
+            seen_started = True
         elif message.startswith("Finished "):
             path = message.removeprefix("Finished ").rsplit(" in ", 1)[0]
-            # The oldest kept Finished may have lost its Started to the KEEP window.
-            if open_path != path and not (first and open_path is None):
+            if seen_started and open_path != path:
                 problems.append(f"{message!r} after Started {open_path!r}")
             open_path = None
-        first = False
+        elif "cache lock" in message and seen_started and open_path is None:
+            problems.append(f"{message!r} outside a request")
     return problems
 
 
