@@ -161,6 +161,14 @@ def test_long_and_control_character_paths_are_cut_and_escaped(client: Client) ->
     assert recorded_messages()[-2] == "Started /x\\x0ay/1/2/3.png"
 
 
+def test_format_and_unassigned_characters_are_escaped_too(client: Client) -> None:
+    # A right-to-left override would make the status line read "/xpng.exe/...".
+    client.get("/tiles/x%E2%80%AEexe.png/1/2/3.png")
+    assert recorded_messages()[1] == "Started /x\\u202eexe.png/1/2/3.png"
+    client.get("/tiles/%CD%B8%C2%A0caf%C3%A9/1/2/3.png")  # unassigned, no-break space
+    assert recorded_messages()[-2] == "Started /\\u0378\\xa0café/1/2/3.png"
+
+
 def test_disabled_recording_serves_tiles_and_records_nothing(client: Client, settings: Any) -> None:
     settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
     assert client.get("/tiles/solid/1/1/1.png").status_code == 200
