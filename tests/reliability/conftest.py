@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +35,8 @@ def status_page_built() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if status_page_built():
+    # TILESTATUS_TEST_STATUS_PAGE=1 runs them anyway, to see where a tree stands.
+    if status_page_built() or os.environ.get("TILESTATUS_TEST_STATUS_PAGE") == "1":
         return
     waiting = pytest.mark.skip(reason="needs the status page and tilestatus_purge, not in this tree yet")
     for item in items:
