@@ -43,7 +43,7 @@ def test_every_payload_is_escaped_in_html_valid_in_json_and_plain_in_text(figure
         html = staff.get(url).content.decode()
         assert escape(message) in html
         if any(c in message for c in "<>\"'&"):
-            assert message not in html
+            assert message not in html.replace(escape(message), "")
 
         data = json.loads(staff.get(url + "?format=json").content)
         assert message in [m["message"] for m in data["messages"]]
