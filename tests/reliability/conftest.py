@@ -38,7 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # TILESTATUS_TEST_STATUS_PAGE=1 runs them anyway, to see where a tree stands.
     if status_page_built() or os.environ.get("TILESTATUS_TEST_STATUS_PAGE") == "1":
         return
-    waiting = pytest.mark.skip(reason="needs the status page and tilestatus_purge, not in this tree yet")
+    waiting = pytest.mark.skip(
+        reason="needs the status page and tilestatus_purge, not in this tree yet"
+    )
     for item in items:
         if item.get_closest_marker("needs_status_page"):
             item.add_marker(waiting)
@@ -90,8 +92,11 @@ def start_server(
 @pytest.fixture
 def app_on_redis(settings: Any, redis_server: RedisServer, key_prefix: str) -> str:
     """Point this process's app (get_recent, the status view) at the private Redis."""
-    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": redis_server.url,
-                           "KEY_PREFIX": key_prefix}
+    settings.TILESTATUS = {
+        **settings.TILESTATUS,
+        "REDIS_URL": redis_server.url,
+        "KEY_PREFIX": key_prefix,
+    }
     return key_prefix
 
 

@@ -29,8 +29,12 @@ SMALL_QUEUE_CONFIG = Path(__file__).with_name("gunicorn_small_queue.py")
 def write_tilestache_config(directory: Path, slow_seconds: float = 30.0) -> Path:
     """A TileStache config with the demo layer, a slow layer and a private Disk cache."""
     config = {
-        "cache": {"name": "Disk", "path": str(directory / "tiles"), "umask": "0022",
-                  "dirs": "portable"},
+        "cache": {
+            "name": "Disk",
+            "path": str(directory / "tiles"),
+            "umask": "0022",
+            "dirs": "portable",
+        },
         "layers": {
             "demo": {
                 "provider": {"class": "example_project.demo_provider:DemoProvider"},
@@ -39,8 +43,10 @@ def write_tilestache_config(directory: Path, slow_seconds: float = 30.0) -> Path
                 "redirects": {"jpeg": "png"},
             },
             "slow": {
-                "provider": {"class": "tests.reliability.providers:Slow",
-                             "kwargs": {"seconds": slow_seconds}},
+                "provider": {
+                    "class": "tests.reliability.providers:Slow",
+                    "kwargs": {"seconds": slow_seconds},
+                },
                 "write cache": False,
             },
             "points": {"provider": {"class": "tests.providers:Points"}},
@@ -93,13 +99,26 @@ class GunicornServer:
 
     def start(self) -> None:
         command = [
-            *self.wrapper, sys.executable, "-m", "gunicorn", "example_project.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-            "--timeout", "30", "--graceful-timeout", "5", *isolation_options(), *self.options,
+            *self.wrapper,
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--timeout",
+            "30",
+            "--graceful-timeout",
+            "5",
+            *isolation_options(),
+            *self.options,
         ]
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TILESTATUS_")}
-        environment.update({"DJANGO_SETTINGS_MODULE": "example_project.settings",
-                            "DJANGO_DEBUG": "0", **self.env})
+        environment.update(
+            {"DJANGO_SETTINGS_MODULE": "example_project.settings", "DJANGO_DEBUG": "0", **self.env}
+        )
         self._log_file = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=self._log_file, stderr=subprocess.STDOUT
@@ -107,7 +126,9 @@ class GunicornServer:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.log_text()}")
+                raise RuntimeError(
+                    f"gunicorn exited with {self.process.returncode}: {self.log_text()}"
+                )
             try:
                 urllib.request.urlopen(self.base + "/tiles/", timeout=2).read()
                 if len(self.worker_pids()) == self.workers:
@@ -116,7 +137,9 @@ class GunicornServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"gunicorn did not start in {START_TIMEOUT} s: {self.log_text()}")
+                raise RuntimeError(
+                    f"gunicorn did not start in {START_TIMEOUT} s: {self.log_text()}"
+                )
             time.sleep(0.1)
 
     @property

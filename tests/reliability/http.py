@@ -23,8 +23,13 @@ class Answer:
         return self.status == 200 and not self.error
 
 
-def request(base: str, path: str, method: str = "GET", timeout: float = 10.0,
-            headers: dict[str, str] | None = None) -> Answer:
+def request(
+    base: str,
+    path: str,
+    method: str = "GET",
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> Answer:
     """Send ``path`` as it is (already percent-encoded) and read the whole answer."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
     answer = Answer(path)

@@ -6,7 +6,7 @@ import io
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -35,7 +35,7 @@ def wait_until(check: Callable[[], T], seconds: float, interval: float = 0.1) ->
         time.sleep(interval)
 
 
-@lru_cache(maxsize=None)
+@cache
 def demo_pixels(zoom: int, column: int, row: int) -> bytes:
     """The demo layer's tile drawn here, in this process, as raw RGB pixels."""
     from example_project.demo_provider import DemoProvider
@@ -67,6 +67,15 @@ def warnings_by_pid(server: GunicornServer, needle: str) -> Counter[int]:
 
 def read_logs(client: Any, prefix: str) -> list[ProcessLog]:
     return StatusStore(client, prefix, keep=KEEP).read()
+
+
+def logs_with(client: Any, prefix: str, start: str) -> list[ProcessLog]:
+    """The processes with a message starting with ``start``."""
+    return [
+        log
+        for log in read_logs(client, prefix)
+        if any(message.startswith(start) for _, message in log.entries)
+    ]
 
 
 def messages_of(logs: Iterable[ProcessLog], pid: int | None = None) -> list[str]:

@@ -22,8 +22,12 @@ from django.urls import reverse
 
 from django_tilestatus.status import update_status
 
-pytestmark = [pytest.mark.reliability, pytest.mark.needs_status_page, pytest.mark.django_db,
-              pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.needs_status_page,
+    pytest.mark.django_db,
+    pytest.mark.timeout(120),
+]
 
 FORMATS = {"html": "", "json": "?format=json", "text": "?format=text"}
 USERS = {
@@ -52,7 +56,9 @@ def status_url(fmt: str) -> str:
 def assert_never_cached(response: Any) -> None:
     cache_control = response.get("Cache-Control", "")
     assert "no-store" in cache_control or (
-        "no-cache" in cache_control and "must-revalidate" in cache_control and "max-age=0" in cache_control
+        "no-cache" in cache_control
+        and "must-revalidate" in cache_control
+        and "max-age=0" in cache_control
     ), cache_control
 
 
@@ -106,14 +112,20 @@ def test_the_tile_view_stays_public_under_login_required_middleware(settings: An
 
     if not hasattr(middleware, "LoginRequiredMiddleware"):
         pytest.skip("LoginRequiredMiddleware is new in Django 5.1")
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
     client = Client()
     assert client.get("/tiles/solid/1/1/1.png").status_code == 200
     assert client.head("/tiles/solid/1/1/1.png").status_code == 200
     assert client.get("/tiles/").status_code == 200
     response = client.get(status_url("json"))
     assert response.status_code == 302
-    assert urllib.parse.urlsplit(response["Location"]).path in (reverse("admin:login"), settings.LOGIN_URL)
+    assert urllib.parse.urlsplit(response["Location"]).path in (
+        reverse("admin:login"),
+        settings.LOGIN_URL,
+    )
     staff = client_for("staff")
     assert staff.get(status_url("json")).status_code == 200
 
@@ -139,7 +151,8 @@ def test_no_redis_url_or_password_in_pages_logs_or_errors(
         for secret in secrets:
             assert secret.encode() not in answer.content
     for record in caplog.records:
-        text = record.getMessage() + (logging.Formatter().formatException(record.exc_info)
-                                      if record.exc_info else "")
+        text = record.getMessage() + (
+            logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        )
         for secret in secrets:
             assert secret not in text, record

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from django_tilestatus import events, tiles
 from django_tilestatus.status import get_recent
@@ -31,16 +33,41 @@ from .http import request
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
 LAYERS = ["solid", "points", "nocache", "missing", "..", ".", "%2e%2e", "sol", "solid/..", ""]
-EXTENSIONS = ["png", "PNG", "json", "html", "jpeg", "jpg", "gif", "", "png.", "p", "png%00",
-              "png/../../x", "exe", "ph\u0070", "\u0000png"]
+EXTENSIONS = [
+    "png",
+    "PNG",
+    "json",
+    "html",
+    "jpeg",
+    "jpg",
+    "gif",
+    "",
+    "png.",
+    "p",
+    "png%00",
+    "png/../../x",
+    "exe",
+    "ph\u0070",
+    "\u0000png",
+]
 SECRET = b"secret: never served"
 
 # -- what a request may touch on disk ------------------------------------------
 
 _watch = threading.local()
 #: Audit events that write: (event name, index of the path argument).
-WRITE_EVENTS = {"os.mkdir": 0, "os.remove": 0, "os.rmdir": 0, "os.rename": 0, "os.chmod": 0,
-                "os.utime": 0, "os.truncate": 0, "os.symlink": 1, "os.link": 1, "shutil.rmtree": 0}
+WRITE_EVENTS = {
+    "os.mkdir": 0,
+    "os.remove": 0,
+    "os.rmdir": 0,
+    "os.rename": 0,
+    "os.chmod": 0,
+    "os.utime": 0,
+    "os.truncate": 0,
+    "os.symlink": 1,
+    "os.link": 1,
+    "shutil.rmtree": 0,
+}
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -59,12 +86,16 @@ def _audit(event: str, args: tuple) -> None:
             touched.append(("write", args[1]))
 
 
-sys.addaudithook(_audit)  # audit hooks cannot be removed; it does nothing unless watching
+_hook_installed = False
 
 
 @contextmanager
 def watch_files() -> Iterator[list[tuple[str, Any]]]:
     """Collect ``(read|write, path)`` for every file this thread touches meanwhile."""
+    global _hook_installed
+    if not _hook_installed:  # audit hooks cannot be removed; it does nothing unless watching
+        sys.addaudithook(_audit)
+        _hook_installed = True
     _watch.touched = touched = []
     try:
         yield touched
@@ -93,14 +124,42 @@ numbers = st.one_of(
 any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
 small = st.integers(min_value=-3, max_value=40).map(str)
 tile_paths = st.one_of(
-    st.builds(lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}", st.sampled_from(["solid", "points"]),
-              small, small, small, st.sampled_from(["png", "json", "jpeg", "PNG"])),
-    st.builds(lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}", st.sampled_from(LAYERS) | any_text,
-              numbers, numbers, numbers, st.sampled_from(EXTENSIONS) | any_text),
+    st.builds(
+        lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}",
+        st.sampled_from(["solid", "points"]),
+        small,
+        small,
+        small,
+        st.sampled_from(["png", "json", "jpeg", "PNG"]),
+    ),
+    st.builds(
+        lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}",
+        st.sampled_from(LAYERS) | any_text,
+        numbers,
+        numbers,
+        numbers,
+        st.sampled_from(EXTENSIONS) | any_text,
+    ),
     any_text,
     st.text(st.characters(exclude_categories=("Cs",)), min_size=2000, max_size=20000),
-    st.lists(st.sampled_from(["..", "%2e%2e", "%2F", "secret.txt", "solid", "0", "/", "\\",
-                              "%00", "%252e", "preview.html"]), max_size=12).map("/".join),
+    st.lists(
+        st.sampled_from(
+            [
+                "..",
+                "%2e%2e",
+                "%2F",
+                "secret.txt",
+                "solid",
+                "0",
+                "/",
+                "\\",
+                "%00",
+                "%252e",
+                "preview.html",
+            ]
+        ),
+        max_size=12,
+    ).map("/".join),
     st.binary(max_size=200).map(lambda b: urllib.parse.quote(b, safe="/")),
 )
 callbacks = st.one_of(
@@ -126,9 +185,13 @@ def hostile_setup(settings: Any, tmp_path: Path) -> Path:
     (tmp_path / "secret.txt").write_bytes(SECRET)
     (cache.parent / "solid").mkdir()
     (cache.parent / "solid" / "secret.png").write_bytes(SECRET)
-    config = {**settings.TILESTACHE_CONFIG, "cache": {"name": "Disk", "path": str(cache),
-                                                      "umask": "0022"}}
-    config["layers"] = {k: v for k, v in config["layers"].items() if k in ("solid", "nocache", "points")}
+    config = {
+        **settings.TILESTACHE_CONFIG,
+        "cache": {"name": "Disk", "path": str(cache), "umask": "0022"},
+    }
+    config["layers"] = {
+        k: v for k, v in config["layers"].items() if k in ("solid", "nocache", "points")
+    }
     settings.TILESTATUS = {**settings.TILESTATUS, "CONFIG": config}
     tiles.get_server()  # build once, outside the watch: reading the config is expected
     return cache
@@ -139,10 +202,17 @@ def test_hostile_paths_in_process(hostile_setup: Path, figures: dict) -> None:
     client = Client()
     allowed_reads = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
     allowed_reads += [ROOT / "django_tilestatus", ROOT / "tests", Path("/dev/urandom")]
-    seen = {"examples": 0, "statuses": {}, "longest_path": 0,
-            "files_written_in_cache": 0, "files_read": 0}
+    seen = {
+        "examples": 0,
+        "statuses": {},
+        "longest_path": 0,
+        "files_written_in_cache": 0,
+        "files_read": 0,
+    }
 
-    @hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @hypothesis_settings(
+        max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(path=tile_paths, query=queries, method=st.sampled_from(["GET", "HEAD"]))
     def check(path: str, query: str, method: str) -> None:
         url = "/tiles/" + path + ("?" + query if query else "")
@@ -171,14 +241,21 @@ def test_hostile_paths_in_process(hostile_setup: Path, figures: dict) -> None:
         assert len(label) <= events.MAX_PATH_LENGTH + len("...")
         assert label.isprintable(), label
         callback = urllib.parse.parse_qs(query).get("callback", [None])[0]
-        if callback is not None and response.status_code == 200 and "json" in response["Content-Type"]:
+        if (
+            callback is not None
+            and response.status_code == 200
+            and "json" in response["Content-Type"]
+        ):
             assert tiles.CALLBACK_PATTERN.fullmatch(callback) and len(callback) <= 128
             assert response.content.startswith(callback.encode() + b"(")
 
     check()
     assert seen["files_written_in_cache"] > 0  # the watch does see the cache being written
-    stray = [p for p in cache.parent.rglob("*") if not is_inside(p, cache)
-             and p.name not in ("secret.txt", "solid", "secret.png")]
+    stray = [
+        p
+        for p in cache.parent.rglob("*")
+        if not is_inside(p, cache) and p.name not in ("secret.txt", "solid", "secret.png")
+    ]
     assert stray == [], stray
     figures.update(seen)
 
@@ -196,7 +273,10 @@ def test_any_jsonp_callback_is_wrapped_only_if_it_is_an_identifier(
         seen["examples"] += 1
         if callback == "":  # an empty parameter is no parameter, as in TileStache
             assert response.content == b'{"z": 2, "x": 1, "y": 1}'
-        elif tiles.CALLBACK_PATTERN.fullmatch(callback) and len(callback) <= tiles.MAX_CALLBACK_LENGTH:
+        elif (
+            tiles.CALLBACK_PATTERN.fullmatch(callback)
+            and len(callback) <= tiles.MAX_CALLBACK_LENGTH
+        ):
             assert response.status_code == 200
             assert response.content == callback.encode() + b'({"z": 2, "x": 1, "y": 1})'
             assert response["Content-Type"] == "application/javascript; charset=utf-8"
@@ -212,7 +292,9 @@ def test_any_jsonp_callback_is_wrapped_only_if_it_is_an_identifier(
 
 
 @pytest.mark.parametrize("callback", ["alert(1)", "a;b", "</script>", "1a", "a..b", "a" * 129, "é"])
-def test_a_callback_outside_the_identifier_pattern_is_refused(hostile_setup: Path, callback: str) -> None:
+def test_a_callback_outside_the_identifier_pattern_is_refused(
+    hostile_setup: Path, callback: str
+) -> None:
     response = Client().get("/tiles/points/1/0/0.json", {"callback": callback})
     assert response.status_code == 400
     assert callback.encode() not in response.content
@@ -222,7 +304,9 @@ def test_a_callback_outside_the_identifier_pattern_is_refused(hostile_setup: Pat
 def test_a_callback_inside_the_pattern_wraps_the_json(hostile_setup: Path, callback: str) -> None:
     response = Client().get("/tiles/points/1/0/0.json", {"callback": callback})
     assert response.status_code == 200
-    assert response.content.startswith(callback.encode() + b"({") and response.content.endswith(b")")
+    assert response.content.startswith(callback.encode() + b"({") and response.content.endswith(
+        b")"
+    )
 
 
 # -- over real HTTP ---------------------------------------------------------------
@@ -234,7 +318,9 @@ def raw_status(base: str, target: bytes, timeout: float = 10.0) -> tuple[int, by
 
     host, port = base.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -243,12 +329,16 @@ def raw_status(base: str, target: bytes, timeout: float = 10.0) -> tuple[int, by
 
 
 def files_outside(folder: Path, inside: Path) -> dict[Path, tuple[int, float]]:
-    return {p: (p.stat().st_size, p.stat().st_mtime) for p in folder.rglob("*")
-            if p.is_file() and not is_inside(p, inside) and p.suffix != ".log"}
+    return {
+        p: (p.stat().st_size, p.stat().st_mtime)
+        for p in folder.rglob("*")
+        if p.is_file() and not is_inside(p, inside) and p.suffix != ".log"
+    }
 
 
-def test_hostile_paths_over_http(start_server, redis_server, key_prefix, tmp_path: Path,
-                                 figures: dict) -> None:
+def test_hostile_paths_over_http(
+    start_server, redis_server, key_prefix, tmp_path: Path, figures: dict
+) -> None:
     (tmp_path / "secret.txt").write_bytes(SECRET)
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "secret.png").write_bytes(SECRET)
@@ -257,7 +347,9 @@ def test_hostile_paths_over_http(start_server, redis_server, key_prefix, tmp_pat
     before = files_outside(tmp_path, cache)
     seen: dict[str, Any] = {"examples": 0, "statuses": {}}
 
-    @hypothesis_settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @hypothesis_settings(
+        max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(path=tile_paths, query=queries, raw=st.booleans())
     def check(path: str, query: str, raw: bool) -> None:
         quoted = urllib.parse.quote(path, safe="/%" if raw else "/")
@@ -282,5 +374,6 @@ def test_hostile_paths_over_http(start_server, redis_server, key_prefix, tmp_pat
         assert message.isprintable(), message
         if message.startswith("Started "):
             assert len(message) <= len("Started ") + events.MAX_PATH_LENGTH + len("...")
-    figures.update(seen, longest_message=max(len(m) for m in messages),
-                   files_outside_cache_changed=0)
+    figures.update(
+        seen, longest_message=max(len(m) for m in messages), files_outside_cache_changed=0
+    )

@@ -10,7 +10,7 @@ import pytest
 from django_tilestatus.status import get_recent
 
 from ..conftest import IN_CI
-from .http import request
+from .http import Answer, request
 from .support import is_demo_tile, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
@@ -22,9 +22,17 @@ PID_NAMESPACE = ["unshare", "--pid", "--fork", "--kill-child"]
 
 def pid_namespaces_work() -> bool:
     try:
-        return subprocess.run([*PID_NAMESPACE, "true"], capture_output=True, timeout=10).returncode == 0
+        result = subprocess.run(
+            [*PID_NAMESPACE, "true"], capture_output=True, timeout=10, check=False
+        )
+        return result.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def fetch_concurrently(base: str, path: str, count: int = 40) -> list[Answer]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda _: request(base, path), range(count)))
 
 
 def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, figures) -> None:
@@ -38,8 +46,7 @@ def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, fi
     paths = {"tiles-east": "/demo/3/1/1.png", "tiles-west": "/demo/3/6/6.png"}
     for server, host in ((east, "tiles-east"), (west, "tiles-west")):
         z, x, y = (int(p) for p in paths[host].removesuffix(".png").split("/")[2:])
-        with ThreadPoolExecutor(max_workers=4) as pool:  # so both workers answer
-            answers = list(pool.map(lambda _: request(server.base, "/tiles" + paths[host]), range(40)))
+        answers = fetch_concurrently(server.base, "/tiles" + paths[host])  # so both workers answer
         assert all(is_demo_tile(answer, z, x, y) for answer in answers)
 
     def both_hosts() -> list:
@@ -54,4 +61,8 @@ def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, fi
         if status.message.startswith(("Started ", "Finished ")) and "/demo/" in status.message:
             assert paths[status.host] in status.message, status
     assert len(processes) == len({(s.host, s.pid) for s in processes})
-    figures.update(pids={h: sorted(p) for h, p in pids.items()}, colliding=sorted(colliding), processes=len(processes))
+    figures.update(
+        pids={h: sorted(p) for h, p in pids.items()},
+        colliding=sorted(colliding),
+        processes=len(processes),
+    )

@@ -44,8 +44,12 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
         rng = random.Random(seed)
         while time.monotonic() < deadline:
             # Three in four from a small hot set, the rest cold (rendered, cache locked).
-            coord = rng.choice(HOT) if rng.random() < 0.75 else (9, rng.randrange(512), rng.randrange(512))
-            answer = request(server.base, "/tiles/demo/%d/%d/%d.png" % coord, timeout=30)
+            coord = (
+                rng.choice(HOT)
+                if rng.random() < 0.75
+                else (9, rng.randrange(512), rng.randrange(512))
+            )
+            answer = request(server.base, "/tiles/demo/{}/{}/{}.png".format(*coord), timeout=30)
             with lock:
                 answers.append(answer)
                 bodies[coord].add(hashlib.sha256(answer.body).hexdigest())
@@ -84,11 +88,17 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
 
     figures.update(summary(answers))
     figures.update(
-        clients=CLIENTS, seconds=SECONDS, workers=2,
-        distinct_tiles=len(bodies), cold_tiles=len(bodies) - len(HOT),
+        clients=CLIENTS,
+        seconds=SECONDS,
+        workers=2,
+        distinct_tiles=len(bodies),
+        cold_tiles=len(bodies) - len(HOT),
         requests_per_second=round(len(answers) / SECONDS, 1),
-        redis_keys=client.dbsize(), redis_used_memory_before=memory_before,
-        redis_used_memory_after=memory_after, redis_bytes_of_app_keys=kept_bytes,
+        redis_keys=client.dbsize(),
+        redis_used_memory_before=memory_before,
+        redis_used_memory_after=memory_after,
+        redis_bytes_of_app_keys=kept_bytes,
         messages_kept_per_worker=[len(log.entries) for log in logs],
-        pixels_checked=len(samples), rendered_here=demo_pixels.cache_info().currsize,
+        pixels_checked=len(samples),
+        rendered_here=demo_pixels.cache_info().currsize,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -14,7 +15,7 @@ from .support import (
     assert_bounded,
     dropped_events,
     is_demo_tile,
-    messages_of,
+    logs_with,
     read_logs,
     summary,
     wait_until,
@@ -39,8 +40,15 @@ def serve_tiles(base: str, coords: list[tuple[int, int]], clients: int = 4) -> l
 
 
 def assert_all_right(results: list[tuple]) -> None:
-    wrong = [(a.path, a.status, a.error) for a, (x, y) in results if not is_demo_tile(a, ZOOM, x, y)]
+    wrong = [
+        (a.path, a.status, a.error) for a, (x, y) in results if not is_demo_tile(a, ZOOM, x, y)
+    ]
     assert not wrong, f"{len(wrong)} of {len(results)} tiles failed or were wrong: {wrong[:5]}"
+
+
+def logged_times(server, needle: str, times: int) -> bool:
+    """Whether the workers logged ``needle`` at least ``times`` times in all."""
+    return warnings_by_pid(server, needle).total() >= times
 
 
 def coords(start: int, count: int) -> list[tuple[int, int]]:
@@ -62,7 +70,7 @@ def test_tiles_survive_two_redis_crashes_and_recording_resumes(
         redis_server.kill()
         during = serve_tiles(server.base, coords(100 * outage, 100))
         # Each worker that served a tile noticed the outage and said so...
-        warned = wait_until(lambda: warnings_by_pid(server, PAUSED).total() >= outage, seconds=10)
+        warned = wait_until(partial(logged_times, server, PAUSED, outage), seconds=10)
         assert warned, server.log_text()
         # ...once: the requests after the warning add none.
         during += serve_tiles(server.base, coords(100 * outage + 100, 100))
@@ -78,30 +86,30 @@ def test_tiles_survive_two_redis_crashes_and_recording_resumes(
         # What the workers held in memory during the outage reaches Redis by itself,
         # without any new request and without restarting the workers.
         held = f"Finished /demo/{ZOOM}/{last_x}/{last_y}.png"
-        logs = wait_until(
-            lambda: [log for log in read_logs(client, key_prefix)
-                     if any(m.startswith(held) for m in messages_of([log]))],
-            seconds=10,
-        )
+        logs = wait_until(partial(logs_with, client, key_prefix, held), seconds=10)
         assert logs, f"{held!r} never reached Redis after the restart"
-        assert wait_until(lambda: warnings_by_pid(server, RESUMED).total() >= outage, seconds=10)
+        assert wait_until(partial(logged_times, server, RESUMED, outage), seconds=10)
 
     after = serve_tiles(server.base, coords(900, 40))
     figures["before and after"] = summary(a for a, _ in before + after)
     assert_all_right(after)
     assert server.worker_pids() == workers, "gunicorn replaced its workers"
     logs = wait_until(
-        lambda: [log for log in read_logs(client, key_prefix)
-                 if any(m.startswith(f"Finished /demo/{ZOOM}/") for m in messages_of([log]))]
-        if len(read_logs(client, key_prefix)) == 2 else [],
+        lambda: (
+            len(found := logs_with(client, key_prefix, f"Finished /demo/{ZOOM}/")) == 2 and found
+        ),
         seconds=5,
     )
     assert {log.pid for log in logs} == workers
     assert all(len(log.entries) <= KEEP for log in logs)
     assert_bounded(client, key_prefix, logs)
     paused = warnings_by_pid(server, PAUSED)
-    figures.update(faults="2 x SIGKILL of redis-server, restarted on the same port, empty",
-                   paused_warnings=dict(paused), resumed_warnings=dict(warnings_by_pid(server, RESUMED)),
-                   events_dropped=dropped_events(server), worker_restarts=0)
+    figures.update(
+        faults="2 x SIGKILL of redis-server, restarted on the same port, empty",
+        paused_warnings=dict(paused),
+        resumed_warnings=dict(warnings_by_pid(server, RESUMED)),
+        events_dropped=dropped_events(server),
+        worker_restarts=0,
+    )
     assert all(count <= 2 for count in paused.values()), paused  # once per outage, per worker
     assert redis_server.password not in server.log_text()

@@ -52,8 +52,10 @@ def test_full_redis_refuses_writes_and_tiles_are_still_served(
     assert_right(during)
     warned = wait_until(lambda: warnings_by_pid(server, PAUSED), seconds=10)
     assert warned, server.log_text()
-    assert all("Redis refused the write (OutOfMemoryError" in line and "/demo/" not in line
-               for line in server.log_lines(PAUSED)), server.log_lines(PAUSED)
+    assert all(
+        "Redis refused the write (OutOfMemoryError" in line and "/demo/" not in line
+        for line in server.log_lines(PAUSED)
+    ), server.log_lines(PAUSED)
     assert all(count == 1 for count in warned.values()), warned
     logs = read_logs(client, key_prefix)
     assert len(logs) == 2
@@ -94,9 +96,11 @@ def test_a_redis_at_its_memory_limit_keeps_lists_bounded_in_order_without_duplic
     assert_right(during)
     last = during[-1][0].path.removeprefix("/tiles")
     logs = wait_until(
-        lambda: (found := read_logs(client, key_prefix))
-        and any(m.startswith(f"Finished {last} ") for log in found for _, m in log.entries)
-        and found,
+        lambda: (
+            (found := read_logs(client, key_prefix))
+            and any(m.startswith(f"Finished {last} ") for log in found for _, m in log.entries)
+            and found
+        ),
         seconds=10,
     )
     assert logs, "recording did not resume once Redis had room again"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,9 +80,14 @@ def test_hung_redis_never_holds_a_tile_and_the_queue_stays_bounded(
     assert dropped >= 2 * len(during) - 2 * SMALL_QUEUE - 50, dropped
     last = during[-1][0].path.removeprefix("/tiles")
     logs = wait_until(
-        lambda: read_logs(client, key_prefix)
-        if any(m.startswith(f"Finished {last} ") for m in messages_of(read_logs(client, key_prefix)))
-        else [],
+        lambda: (
+            read_logs(client, key_prefix)
+            if any(
+                m.startswith(f"Finished {last} ")
+                for m in messages_of(read_logs(client, key_prefix))
+            )
+            else []
+        ),
         seconds=10,
     )
     assert logs, "the newest events were not written after Redis came back"

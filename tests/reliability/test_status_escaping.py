@@ -11,29 +11,50 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from django_tilestatus import events
 
-pytestmark = [pytest.mark.reliability, pytest.mark.needs_status_page, pytest.mark.django_db,
-              pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.needs_status_page,
+    pytest.mark.django_db,
+    pytest.mark.timeout(300),
+]
 
 payloads = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=400),
-    st.sampled_from(["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "&amp;&lt;",
-                     "{{ request }}", "{% debug %}", "\u202eexe.png", "a\nb\rc\x00d", "'; --",
-                     "</textarea><svg/onload=alert(1)>", "\\u003cscript\\u003e"]),
+    st.sampled_from(
+        [
+            "<script>alert(1)</script>",
+            '"><img src=x onerror=alert(1)>',
+            "&amp;&lt;",
+            "{{ request }}",
+            "{% debug %}",
+            "\u202eexe.png",
+            "a\nb\rc\x00d",
+            "'; --",
+            "</textarea><svg/onload=alert(1)>",
+            "\\u003cscript\\u003e",
+        ]
+    ),
 )
 
 
 def test_every_payload_is_escaped_in_html_valid_in_json_and_plain_in_text(figures: dict) -> None:
     staff = Client()
-    staff.force_login(get_user_model().objects.create_user(f"s-{uuid.uuid4().hex[:6]}", is_staff=True))
+    staff.force_login(
+        get_user_model().objects.create_user(f"s-{uuid.uuid4().hex[:6]}", is_staff=True)
+    )
     anyone = Client()
     url = reverse("tilestatus:status")
     seen = {"examples": 0}
 
-    @hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @hypothesis_settings(
+        max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(payload=payloads)
     def check(payload: str) -> None:
         anyone.get("/tiles/" + urllib.parse.quote(payload, safe=""))

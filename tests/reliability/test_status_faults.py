@@ -29,8 +29,12 @@ from django_tilestatus.store import StatusStore
 from .http import request
 from .support import KEEP, wait_until
 
-pytestmark = [pytest.mark.reliability, pytest.mark.needs_status_page, pytest.mark.django_db,
-              pytest.mark.timeout(150)]
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.needs_status_page,
+    pytest.mark.django_db,
+    pytest.mark.timeout(150),
+]
 
 FORMATS = ["", "?format=json", "?format=text"]
 SLOW_PATH = "/slow/9/1/1.png"
@@ -69,8 +73,11 @@ def dead_pid(start: int) -> int:
 def process_start(pid: int) -> float:
     """Unix time ``pid`` started (Linux /proc: field 22 of its stat, after boot)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                if line.startswith("btime "))
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -79,8 +86,11 @@ def serve_until_every_worker_recorded(server: Any, redis_server: Any, prefix: st
 
     def recorded() -> set[int]:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(
-                lambda i: request(server.base, f"/tiles/demo/3/{i % 8}/{i // 8}.png"), range(16)))
+            answers = list(
+                pool.map(
+                    lambda i: request(server.base, f"/tiles/demo/3/{i % 8}/{i // 8}.png"), range(16)
+                )
+            )
         assert all(answer.ok for answer in answers)
         workers = server.worker_pids()
         time.sleep(0.2)  # the writer sends every 50 ms
@@ -116,7 +126,8 @@ def test_the_page_answers_503_while_redis_is_down_or_hung(
             assert len(response.content) < 1000, response.content
         assert b"Traceback" not in response.content
         assert "no-store" in response.get("Cache-Control", "") or "no-cache" in response.get(
-            "Cache-Control", "")
+            "Cache-Control", ""
+        )
     # Tiles are served meanwhile, and the page comes back with Redis.
     assert Client().get("/tiles/solid/1/0/1.png").status_code == 200
     if fault == "pause":
@@ -132,8 +143,12 @@ def test_a_killed_worker_is_shown_gone_and_purged_while_live_workers_stay(
 ) -> None:
     server = start_server(workers=2)
     workers = server.worker_pids()
-    threading.Thread(target=request, args=(server.base, "/tiles" + SLOW_PATH), kwargs={"timeout": 60},
-                     daemon=True).start()
+    threading.Thread(
+        target=request,
+        args=(server.base, "/tiles" + SLOW_PATH),
+        kwargs={"timeout": 60},
+        daemon=True,
+    ).start()
 
     def busy() -> int | None:
         data = json.loads(status(staff, "?format=json").content)
@@ -186,8 +201,9 @@ def test_purge_on_one_host_keeps_another_hosts_processes_on_liveness_grounds(
     store.write("tiles-west", west_old, [(now - 2 * older_than, "Started /demo/1/0/0.png")])
     store.write("tiles-east", east_dead, [(now, "Started /demo/1/0/0.png")])
     store.write("tiles-east", 1, [(now - silent_for, "Started /demo/1/0/0.png")])
-    live = ({("tiles-east", pid) for pid in east.worker_pids()}
-            | {("tiles-west", pid) for pid in west.worker_pids()})
+    live = {("tiles-east", pid) for pid in east.worker_pids()} | {
+        ("tiles-west", pid) for pid in west.worker_pids()
+    }
     assert wait_until(lambda: registered(redis_server, app_on_redis) >= live, seconds=5)
 
     output = purge("--older-than", str(older_than))
