@@ -7,7 +7,6 @@ and pass it in, so a request reads the settings once, not once per event.
 from __future__ import annotations
 
 import os
-import re
 
 from . import conf, connection
 from .recorder import Recorder, get_recorder
@@ -19,7 +18,6 @@ MAX_PATH_LENGTH = 200
 #: Longest exception text kept in an ``Error:`` message.
 MAX_ERROR_LENGTH = 300
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _make_recorder() -> Recorder:
@@ -44,15 +42,25 @@ def active() -> Recorder | None:
     return get_recorder(_make_recorder)
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def clean(text: str, limit: int) -> str:
-    """One printable line of at most ``limit`` characters (plus "...")."""
-    if _UNPRINTABLE.search(text):
-        text = _UNPRINTABLE.sub(_escape, text)
+    """One printable line of at most ``limit`` characters (plus "...").
+
+    Whatever Python does not count as printable is shown as an escape:
+    control characters, line separators, but also format characters such as
+    bidirectional overrides, which would make a status line read differently
+    from what was requested, and unassigned code points.
+    """
+    if not text.isprintable():
+        text = "".join(map(_escape, text))
     return text if len(text) <= limit else text[:limit] + "..."
 
 

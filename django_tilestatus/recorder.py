@@ -19,6 +19,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from redis.exceptions import ResponseError
+
 from .store import StatusStore
 
 logger = logging.getLogger(__name__)
@@ -43,12 +45,13 @@ class Recorder:
         host: str,
         pid: int,
         interval: float = INTERVAL,
-        max_queue: int = MAX_QUEUE,
+        max_queue: int | None = None,
     ):
         self.host = host
         self.pid = pid
         self.interval = interval
-        self.max_queue = max_queue
+        # Read here, not at import, so a process can tune the module's bound.
+        self.max_queue = MAX_QUEUE if max_queue is None else max_queue
         #: Events lost because the queue was full while Redis was away.
         self.dropped = 0
         self.created = False
@@ -130,10 +133,9 @@ class Recorder:
             if not self._outage:
                 self._outage = True
                 logger.warning(
-                    "Tile status recording paused, Redis is unavailable (%s: %s); "
+                    "Tile status recording paused, %s; "
                     "tiles are still served and events are held in memory.",
-                    type(exc).__name__,
-                    exc,
+                    describe_failure(exc),
                 )
             return False
         if self._outage:
@@ -142,6 +144,18 @@ class Recorder:
                 "Tile status recording resumed; %d events were dropped meanwhile.", self.dropped
             )
         return True
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a write failed, for the log: unreachable, or refused (full, read-only...).
+
+    redis-py quotes the failed pipeline command, whose arguments are tile
+    paths (user input), in its error text; only Redis's own reason is kept.
+    """
+    if isinstance(exc, ResponseError):
+        reason = str(exc).rpartition(" of pipeline caused error: ")[2]
+        return f"Redis refused the write ({type(exc).__name__}: {reason})"
+    return f"Redis is unavailable ({type(exc).__name__}: {exc})"
 
 
 # -- the process's recorder ------------------------------------------------

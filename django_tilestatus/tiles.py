@@ -27,6 +27,11 @@ from .tilestache import build_configuration, import_tilestache
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)
 MAX_CALLBACK_LENGTH = 128
 
+#: The deepest zoom served. A deeper zoom, or a column or row beyond
+#: 2**MAX_ZOOM either way, names no tile; TileStache would build cache paths
+#: too long for the filesystem from it, or a provider would work on it for ages.
+MAX_ZOOM = 32
+
 #: Exceptions that mean the layer's upstream source failed, answered 502.
 UPSTREAM_ERRORS = (
     urllib.error.URLError,
@@ -63,6 +68,14 @@ def error_response(exc: BaseException) -> TileResponse:
     return text_response(500, "Server error: the tile could not be rendered.")
 
 
+def in_range(coord: Any) -> bool:
+    """Whether a parsed coordinate can name a tile (see ``MAX_ZOOM``)."""
+    limit = 2**MAX_ZOOM
+    return (
+        0 <= coord.zoom <= MAX_ZOOM and -limit < coord.column < limit and -limit < coord.row < limit
+    )
+
+
 class TileServer:
     """Answers paths like ``/layer/z/x/y.ext`` from one TileStache configuration."""
 
@@ -82,9 +95,13 @@ class TileServer:
             return text_response(404, "Not found.")
         try:
             name, coord, extension = self._ts.splitPathInfo(path)
-        except self._known_unknown:
+        except (self._known_unknown, ValueError):  # ValueError: too many digits for int()
             return text_response(
                 400, "Bad path: expected /<layer>/<z>/<x>/<y>.<extension> or /<layer>/preview.html."
+            )
+        if coord is not None and not in_range(coord):
+            return text_response(
+                400, f"Bad path: zoom above {MAX_ZOOM}, or a column or row beyond 2**{MAX_ZOOM}."
             )
         layer = config.layers.get(name)
         if layer is None:

@@ -6,6 +6,9 @@ Environment:
 - ``TILESTATUS_ENABLED=0``: serve tiles without recording, to compare.
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
+- ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
+  the demo's ``tilestache.cfg`` (the reliability tests serve a slow layer and a
+  tile cache of their own with it).
 - ``DJANGO_DEBUG=0``: turn DEBUG off.
 - ``DJANGO_SQLITE_PATH``: the SQLite database file (default ``var/db.sqlite3``),
   so a test can run the example against a database of its own.
@@ -104,7 +107,7 @@ else:
     }
 
 TILESTATUS = {
-    "CONFIG": BASE_DIR / "tilestache.cfg",
+    "CONFIG": os.environ.get("TILESTATUS_CONFIG") or BASE_DIR / "tilestache.cfg",
     "CACHE_ALIAS": "default",
     "KEY_PREFIX": os.environ.get("TILESTATUS_KEY_PREFIX", "tilestatus"),
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",

@@ -184,3 +184,21 @@ def test_a_forked_child_gets_its_own_recorder() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert recorder_module.existing_recorder() is parent
+
+
+def test_a_refused_write_is_logged_as_refused_without_the_events(caplog: Any) -> None:
+    class FullStore(FlakyStore):
+        def write(self, host: str, pid: int, events: Any) -> None:
+            raise redis.exceptions.OutOfMemoryError(
+                "Command # 1 (LPUSH tilestatus:log:web1:4242 1.0 Started /secret/1/2/3.png...) "
+                "of pipeline caused error: command not allowed when used memory > 'maxmemory'."
+            )
+
+    recorder = make_recorder(FullStore(), interval=3600)
+    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recorder"):
+        recorder.record("Started /secret/1/2/3.png")
+        assert not recorder.flush()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "Redis refused the write (OutOfMemoryError: command not allowed" in warning
+    assert "/secret/" not in warning and "LPUSH" not in warning
+    recorder.stop(flush=False)

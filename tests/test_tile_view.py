@@ -57,6 +57,12 @@ def test_index_text_for_the_empty_path(client: Client) -> None:
         ("/tiles/unknown/1/0/0.png", 404),
         ("/tiles/café/1/0/0.png", 404),
         ("/tiles/favicon.ico", 404),
+        ("/tiles/solid/33/0/0.png", 400),
+        ("/tiles/solid/1/4294967296/0.png", 400),
+        ("/tiles/solid/1/0/-4294967296.png", 400),
+        ("/tiles/solid/1/" + "9" * 400 + "/0.png", 400),  # a file name too long for the cache
+        ("/tiles/solid/1/0/" + "9" * 5000 + ".png", 400),  # past int()'s 4,300 digits
+        ("/tiles/unknown/" + "9" * 5000 + "/0/0.png", 400),
     ],
 )
 def test_bad_requests_get_short_answers(client: Client, path: str, status: int) -> None:
@@ -64,6 +70,11 @@ def test_bad_requests_get_short_answers(client: Client, path: str, status: int) 
     assert response.status_code == status
     assert response["Content-Type"].startswith("text/plain")
     assert len(response.content) < 200  # no "Known unknown" ASCII art
+
+
+def test_the_deepest_zoom_and_the_farthest_tiles_are_still_served(client: Client) -> None:
+    assert client.get("/tiles/solid/32/4294967295/4294967295.png").status_code == 200
+    assert client.get("/tiles/solid/1/-4294967295/0.png").status_code == 200
 
 
 def test_jsonp_wraps_json_with_a_valid_callback(client: Client) -> None:
@@ -148,6 +159,14 @@ def test_long_and_control_character_paths_are_cut_and_escaped(client: Client) ->
     assert started == "Started /" + "a" * 199 + "..."
     client.get("/tiles/x%0Ay/1/2/3.png")
     assert recorded_messages()[-2] == "Started /x\\x0ay/1/2/3.png"
+
+
+def test_format_and_unassigned_characters_are_escaped_too(client: Client) -> None:
+    # A right-to-left override would make the status line read "/xpng.exe/...".
+    client.get("/tiles/x%E2%80%AEexe.png/1/2/3.png")
+    assert recorded_messages()[1] == "Started /x\\u202eexe.png/1/2/3.png"
+    client.get("/tiles/%CD%B8%C2%A0caf%C3%A9/1/2/3.png")  # unassigned, no-break space
+    assert recorded_messages()[-2] == "Started /\\u0378\\xa0café/1/2/3.png"
 
 
 def test_disabled_recording_serves_tiles_and_records_nothing(client: Client, settings: Any) -> None:

@@ -1,0 +1,136 @@
+"""A private ``redis-server`` on a free loopback port that a test may break.
+
+Faults (kill, pause, fill up) are injected here and never on the shared Redis
+the rest of the suite uses. The server keeps nothing on disk, and a restart
+comes back on the same port, empty, as a Redis without persistence would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from ..servers import free_port
+
+#: Seconds a start or stop may take before the test fails rather than waits.
+START_TIMEOUT = 10.0
+
+
+class RedisServer:
+    """One ``redis-server`` process that can be stopped, paused and restarted."""
+
+    def __init__(self, workdir: Path, password: str | None = None):
+        self.workdir = workdir
+        self.password = password
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.paused = False
+        self.log = workdir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        """A client for the test itself, with timeouts so a fault cannot hang it."""
+        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        command = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.log),
+        ]
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        self.paused = False
+        deadline = time.monotonic() + START_TIMEOUT
+        client = self.client()
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not start; see {self.log}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), as a crash would."""
+        process = self._running()
+        if self.paused:
+            self.resume()
+        process.kill()
+        process.wait(timeout=START_TIMEOUT)
+
+    def restart(self) -> None:
+        """Start again on the same port (empty: nothing was persisted)."""
+        self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel but never answered."""
+        os.kill(self._running().pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        os.kill(self._running().pid, signal.SIGCONT)
+        self.paused = False
+
+    def info(self, section: str) -> dict:
+        client = self.client()
+        try:
+            return client.info(section)
+        finally:
+            client.close()
+
+    def set_config(self, name: str, value: str) -> None:
+        client = self.client()
+        try:
+            client.config_set(name, value)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Clean up: whatever state the test left the server in."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        if self.paused:
+            self.resume()
+        process.terminate()
+        try:
+            process.wait(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("redis-server is not running")
+        return self.process

@@ -1,0 +1,68 @@
+"""Two servers with different HOST share one Redis, and their PIDs collide."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from django_tilestatus.status import get_recent
+
+from ..conftest import IN_CI
+from .http import Answer, request
+from .support import is_demo_tile, wait_until
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
+
+#: Each server in a PID namespace of its own, so both number their workers
+#: alike: PIDs that collide across hosts, for real.
+PID_NAMESPACE = ["unshare", "--pid", "--fork", "--kill-child"]
+
+
+def pid_namespaces_work() -> bool:
+    try:
+        result = subprocess.run(
+            [*PID_NAMESPACE, "true"], capture_output=True, timeout=10, check=False
+        )
+        return result.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def fetch_concurrently(base: str, path: str, count: int = 40) -> list[Answer]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda _: request(base, path), range(count)))
+
+
+def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, figures) -> None:
+    if not pid_namespaces_work():
+        message = "needs unshare --pid (root) to give two servers the same PIDs"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    east = start_server(name="east", env={"TILESTATUS_HOST": "tiles-east"}, wrapper=PID_NAMESPACE)
+    west = start_server(name="west", env={"TILESTATUS_HOST": "tiles-west"}, wrapper=PID_NAMESPACE)
+    paths = {"tiles-east": "/demo/3/1/1.png", "tiles-west": "/demo/3/6/6.png"}
+    for server, host in ((east, "tiles-east"), (west, "tiles-west")):
+        z, x, y = (int(p) for p in paths[host].removesuffix(".png").split("/")[2:])
+        answers = fetch_concurrently(server.base, "/tiles" + paths[host])  # so both workers answer
+        assert all(is_demo_tile(answer, z, x, y) for answer in answers)
+
+    def both_hosts() -> list:
+        processes, messages = get_recent()
+        return (processes, messages) if {s.host for s in processes} == set(paths) else []
+
+    processes, messages = wait_until(both_hosts, seconds=10)
+    pids = {host: {s.pid for s in processes if s.host == host} for host in paths}
+    colliding = pids["tiles-east"] & pids["tiles-west"]
+    assert colliding, f"no PID in common: {pids}"
+    for status in messages:
+        if status.message.startswith(("Started ", "Finished ")) and "/demo/" in status.message:
+            assert paths[status.host] in status.message, status
+    assert len(processes) == len({(s.host, s.pid) for s in processes})
+    figures.update(
+        pids={h: sorted(p) for h, p in pids.items()},
+        colliding=sorted(colliding),
+        processes=len(processes),
+    )
