@@ -8,7 +8,6 @@ touched. Servers are stopped at teardown whatever state the test left them in.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
