@@ -107,55 +107,52 @@ def test_stop_flushes_what_is_left() -> None:
     assert store.batches == [["last words"]]
 
 
-@pytest.mark.redis
-def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> None:
-    code = f"""
+def run_and_exit(prefix: str, body: str) -> str:
+    """Run ``body`` in a fresh Python recording into the real Redis, let it exit cleanly."""
+    code = textwrap.dedent(
+        f"""
         import django
         from django.conf import settings
         settings.configure(
             INSTALLED_APPS=["django_tilestatus"],
             TILESTATUS={{"CONFIG": {{"layers": {{}}}}, "REDIS_URL": {REAL_REDIS_URL!r},
-                         "KEY_PREFIX": {real_prefix!r}, "HOST": "exit-test"}},
+                         "KEY_PREFIX": {prefix!r}, "HOST": "exit-test"}},
         )
         django.setup()
+        """
+    ) + textwrap.dedent(body)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.redis
+def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> None:
+    output = run_and_exit(
+        real_prefix,
+        """
         from django_tilestatus import events
         recorder = events.active()
         events.started(recorder, "/solid/1/2/3.png")
         print(recorder.pid)
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        """,
     )
-    assert result.returncode == 0, result.stderr
-    pid = int(result.stdout)
-    store = StatusStore(real_redis, prefix=real_prefix)
-    [log] = store.read()
-    assert (log.host, log.pid) == ("exit-test", pid)
+    [log] = StatusStore(real_redis, prefix=real_prefix).read()
+    assert (log.host, log.pid) == ("exit-test", int(output))
     assert [m for _, m in log.entries] == ["Destroyed", "Started /solid/1/2/3.png", "Created"]
 
 
 @pytest.mark.redis
 def test_a_clean_exit_flushes_update_status_events(real_redis: Any, real_prefix: str) -> None:
-    code = f"""
-        import django
-        from django.conf import settings
-        settings.configure(
-            INSTALLED_APPS=["django_tilestatus"],
-            TILESTATUS={{"CONFIG": {{"layers": {{}}}}, "REDIS_URL": {REAL_REDIS_URL!r},
-                         "KEY_PREFIX": {real_prefix!r}, "HOST": "exit-test"}},
-        )
-        django.setup()
+    run_and_exit(
+        real_prefix,
+        """
         from django_tilestatus.status import update_status
         update_status("Reloaded the layer config")
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        """,
     )
-    assert result.returncode == 0, result.stderr
     [log] = StatusStore(real_redis, prefix=real_prefix).read()
     # Not a tile-serving process: no Created/Destroyed, but nothing lost either.
     assert [m for _, m in log.entries] == ["Reloaded the layer config"]
