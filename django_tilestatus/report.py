@@ -109,10 +109,9 @@ class Report:
     def as_text(self) -> str:
         """The plain-text format, laid out as TileStache's StatusServer did."""
         # The original's own format strings, kept so the layout matches to the space.
-        lines = ["%d" % self.now, "----------"]  # noqa: UP031
+        lines = ["%d" % self.now, "----------"]
         for index, row in enumerate(self.processes):
-            line = "%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago)  # noqa: UP031
-            lines.append(line)
+            lines.append("%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago))
         lines.append("----------")
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]

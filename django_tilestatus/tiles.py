@@ -71,9 +71,8 @@ def error_response(exc: BaseException) -> TileResponse:
 def in_range(coord: Any) -> bool:
     """Whether a parsed coordinate can name a tile (see ``MAX_ZOOM``)."""
     limit = 2**MAX_ZOOM
-    return (
-        0 <= coord.zoom <= MAX_ZOOM and -limit < coord.column < limit and -limit < coord.row < limit
-    )
+    zoom, column, row = int(coord.zoom), int(coord.column), int(coord.row)
+    return 0 <= zoom <= MAX_ZOOM and -limit < column < limit and -limit < row < limit
 
 
 class TileServer:

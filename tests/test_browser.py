@@ -189,7 +189,7 @@ def test_the_script_computes_as_the_server_does(browser: Any) -> None:
         " ({elapsed, message}))))",
         histories,
     )
-    for history, state in zip(histories, script_states):
+    for history, state in zip(histories, script_states, strict=True):
         expected = request_state([Status(age, 1, text, "h") for age, text in history])
         assert (state["state"], state.get("path", ""), state.get("busyFor", 0.0)) == expected
     keys = [("vm", 30), ("vm", 4), ("tiles-2", 99), ("vm", 200), ("vm", 4)] + [

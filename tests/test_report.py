@@ -186,7 +186,7 @@ def test_text_lines_follow_the_original_format_strings() -> None:
     )
     report, _ = build_report(messages[:1], messages, SETTINGS, alive, NOW)
     lines = report.as_text().splitlines()
-    original = "%3s. %5s %s, %s ago" % (1, 1, "Started /1", nice_time(3))  # noqa: UP031
+    original = "%3s. %5s %s, %s ago" % (1, 1, "Started /1", nice_time(3))
     assert lines[2] == original
     assert lines[4:] == [
         " ".join(

@@ -6,6 +6,7 @@ the workers, SIGKILL one, read the log and count lines in it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -185,10 +186,8 @@ class GunicornServer:
                 process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 for pid in [*self.worker_pids(), self.master_pid]:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT)
         if self._log_file is not None:

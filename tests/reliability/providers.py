@@ -15,6 +15,6 @@ class Slow:
         self.layer = layer
         self.seconds = float(seconds)
 
-    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:
+    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
         time.sleep(self.seconds)
         return Image.new("RGB", (width, height), "#888888")

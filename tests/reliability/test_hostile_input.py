@@ -125,7 +125,7 @@ any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
 small = st.integers(min_value=-3, max_value=40).map(str)
 tile_paths = st.one_of(
     st.builds(
-        lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}",
+        lambda layer, z, x, y, e: f"{layer}/{z}/{x}/{y}.{e}",
         st.sampled_from(["solid", "points"]),
         small,
         small,
@@ -133,7 +133,7 @@ tile_paths = st.one_of(
         st.sampled_from(["png", "json", "jpeg", "PNG"]),
     ),
     st.builds(
-        lambda l, z, x, y, e: f"{l}/{z}/{x}/{y}.{e}",
+        lambda layer, z, x, y, e: f"{layer}/{z}/{x}/{y}.{e}",
         st.sampled_from(LAYERS) | any_text,
         numbers,
         numbers,

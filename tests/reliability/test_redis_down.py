@@ -69,7 +69,7 @@ def test_tiles_survive_two_redis_crashes_and_recording_resumes(
     assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=5)
 
     for outage in (1, 2):
-        each_once_more = {pid: outage for pid in workers}
+        each_once_more = dict.fromkeys(workers, outage)
         redis_server.kill()
         during = serve_tiles(server.base, coords(100 * outage, 100))
         # Each worker noticed the outage and said so...
@@ -116,5 +116,5 @@ def test_tiles_survive_two_redis_crashes_and_recording_resumes(
         events_dropped=dropped_events(server),
         worker_restarts=0,
     )
-    assert paused == {pid: 2 for pid in workers}  # once per outage, per worker
+    assert paused == dict.fromkeys(workers, 2)  # once per outage, per worker
     assert redis_server.password not in server.log_text()

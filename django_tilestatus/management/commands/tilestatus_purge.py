@@ -56,8 +56,9 @@ class Command(BaseCommand):
             now = time.time()
             listed = store.registered()
             has_log = store.have_logs([(host, pid) for host, pid, _ in listed])
-            doomed, kept = [], []
-            for (host, pid, seen), logged in zip(listed, has_log):
+            doomed: list[tuple[str, int, float, str | None]] = []
+            kept: list[tuple[str, int, float, str | None]] = []
+            for (host, pid, seen), logged in zip(listed, has_log, strict=True):
                 reason = self._why_dead(host, pid, seen, logged, now, config.host, silence)
                 (doomed if reason else kept).append((host, pid, seen, reason))
             if doomed and not dry_run:
@@ -67,7 +68,7 @@ class Command(BaseCommand):
 
         verb = "Would delete" if dry_run else "Deleted"
         if verbosity >= 1:
-            for host, pid, seen, reason in doomed:
+            for host, pid, _seen, reason in doomed:
                 self.stdout.write(f"{verb} {host} PID {pid}: {reason}")
         if verbosity >= 2:
             for host, pid, seen, _ in kept:
