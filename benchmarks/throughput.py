@@ -1,0 +1,78 @@
+"""Warm and cold throughput, in alternating rounds so every ratio is paired.
+
+Each round runs every server once, in an order that reverses from one round
+to the next, so a drift in the machine's load falls evenly on all of them.
+A ratio is taken between two runs of the same round only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .load import Run, run_load, warm_path
+from .servers import Server, fetch
+
+
+@dataclass
+class Row:
+    """One raw measurement: a server's run in one round."""
+
+    figure: str
+    round: int
+    server: str
+    requests: int
+    seconds: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def settle(server: Server, count: int = 20) -> None:
+    """A few warm requests, so a server idle for a while is back in the CPU caches."""
+    for index in range(count):
+        fetch(server.port, warm_path(server.prefix, index))
+
+
+def rounds(
+    figure: str,
+    servers: Sequence[Server],
+    rounds: int,
+    seconds: float,
+    load: Callable[[Server, int], Run],
+    progress: Callable[[str], None],
+) -> list[Row]:
+    rows = []
+    for number in range(rounds):
+        order = list(servers) if number % 2 == 0 else list(reversed(servers))
+        for server in order:
+            settle(server)
+            run = load(server, number)
+            rows.append(Row(figure, number, server.name, run.requests, run.seconds, run.errors))
+            progress(f"{figure} round {number + 1}/{rounds}: {server.name} {run.rate:,.0f} req/s")
+            time.sleep(0.2)
+    return rows
+
+
+def warm_rounds(servers: Sequence[Server], count: int, seconds: float, progress) -> list[Row]:
+    def load(server: Server, number: int) -> Run:
+        from .load import WARM_GRID
+
+        return run_load(server.port, server.prefix, "warm", WARM_GRID, seconds)
+
+    return rounds("warm", servers, count, seconds, load, progress)
+
+
+def cold_rounds(
+    servers: Sequence[Server], count: int, seconds: float, first_row: int, progress
+) -> list[Row]:
+    """Every cold run asks for tiles of a zoom-20 row of its own, so each is rendered."""
+    rows_used = iter(range(first_row, first_row + 10_000))
+
+    def load(server: Server, number: int) -> Run:
+        return run_load(server.port, server.prefix, "cold", next(rows_used), seconds)
+
+    return rounds("cold", servers, count, seconds, load, progress)
