@@ -7,9 +7,11 @@ two hosts sharing one Redis may collide.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import conf, connection, events
 from .recorder import existing_recorder
@@ -26,20 +28,33 @@ class Status(_StatusFields):
     """One message: seconds since it was recorded, PID, text; ``host`` too.
 
     Equality and ordering are those of the ``(elapsed, pid, message)`` tuple.
+    ``host`` is a class attribute of a small subclass made once per host name,
+    so an item is a bare tuple: a page of 1000 processes builds 20,000 of
+    them, and a dict apiece would double the garbage collector's work.
     """
 
-    host: str
+    __slots__ = ()
+    host: str = ""
 
     def __new__(cls, elapsed: float, pid: int, message: str, host: str = "") -> Status:
-        self = super().__new__(cls, elapsed, pid, message)
-        self.host = host
-        return self
+        return _new_tuple(_status_class(host), (elapsed, pid, message))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Status, (self.elapsed, self.pid, self.message, self.host))
 
     def __repr__(self) -> str:
         return (
             f"Status(elapsed={self.elapsed!r}, pid={self.pid!r}, "
             f"message={self.message!r}, host={self.host!r})"
         )
+
+
+_new_tuple = tuple.__new__
+
+
+@functools.lru_cache(maxsize=1024)
+def _status_class(host: str) -> type[Status]:
+    return type(Status)("Status", (Status,), {"__slots__": (), "host": host, "__module__": __name__})
 
 
 def get_store() -> StatusStore:
@@ -72,12 +87,21 @@ def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
     processes: list[Status] = []
     messages: list[Status] = []
     for log in get_store().read(now=now):
-        items = [Status(now - stamp, log.pid, text, log.host) for stamp, text in log.entries]
+        items = _statuses(now, log.pid, log.host, log.entries)
         processes.append(items[0])
         messages.extend(items)
-    processes.sort(key=lambda status: status.elapsed)
-    messages.sort(key=lambda status: status.elapsed)
+    processes.sort(key=_elapsed)
+    messages.sort(key=_elapsed)
     return processes, messages
+
+
+_elapsed = operator.itemgetter(0)
+
+
+def _statuses(now: float, pid: int, host: str, entries: list[tuple[float, str]]) -> list[Status]:
+    """``Status`` items for one process's entries."""
+    cls = _status_class(host)
+    return [_new_tuple(cls, (now - stamp, pid, text)) for stamp, text in entries]
 
 
 def delete_statuses(pid: int, host: str | None = None) -> None:
