@@ -47,7 +47,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> 
             try:
                 urllib.request.urlopen(base + "/tiles/", timeout=2).read()
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):  # refused, reset or slow to start
                 if time.monotonic() > deadline:
                     raise RuntimeError("gunicorn did not start within 30 seconds") from None
                 time.sleep(0.1)
