@@ -40,8 +40,9 @@ class Target:
     met: bool
 
 
-def ratio(rows: list[Row], numerator: str, denominator: str) -> Spread:
-    return Spread.of(paired_ratios(rows, numerator, denominator, "server", "rate", "round"))
+def ratio(rows: list[Row], numerator: str, denominator: str, value: str = "rate") -> Spread:
+    """Paired ratio of throughput (``rate``) or of requests per CPU second (``per_cpu``)."""
+    return Spread.of(paired_ratios(rows, numerator, denominator, "server", value, "round"))
 
 
 def read_spread(rows: list[ReadRow], reader: str, processes: int, unrelated: int) -> Spread:
@@ -101,6 +102,16 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
+    table = []
+    for name in names:
+        rates = Spread.of(r.rate for r in rows if r.server == name)
+        per_cpu = Spread.of(r.per_cpu for r in rows if r.server == name)
+        table.append([LABELS[name], rates.format(0), ratio(rows, name, "bare").format(),
+                      per_cpu.format(0), ratio(rows, name, "bare", "per_cpu").format()])
+    return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
+
+
 def markdown(results: Results) -> str:
     env, params = results.environment, results.parameters
     checks = targets(results)
@@ -130,27 +141,21 @@ def markdown(results: Results) -> str:
         "## Warm tiles (cached), throughput",
         "",
     ]
-    rows = []
-    for name in ("bare", "original", "floor", "off", "on"):
-        rates = Spread.of(r.rate for r in results.warm if r.server == name)
-        rows.append([LABELS[name], rates.format(0), ratio(results.warm, name, "bare").format()])
-    out += _table(["server", "requests/s", "× bare"], rows)
+    out += _throughput_table(results.warm, ("bare", "original", "floor", "off", "on"))
+    pairs = [("on", "off", "recording / `ENABLED: False`"),
+             ("off", "floor", "`ENABLED: False` / plain Django floor"),
+             ("on", "floor", "recording / plain Django floor")]
     out += [
         "",
-        *_table(["paired ratio", "median [min–max]"], [
-            ["recording / `ENABLED: False`", ratio(results.warm, "on", "off").format()],
-            ["`ENABLED: False` / plain Django floor", ratio(results.warm, "off", "floor").format()],
-            ["recording / plain Django floor", ratio(results.warm, "on", "floor").format()],
+        *_table(["paired ratio", "throughput", "requests per CPU second"], [
+            [label, ratio(results.warm, a, b).format(), ratio(results.warm, a, b, "per_cpu").format()]
+            for a, b, label in pairs
         ]),
         "",
         "## Cold tiles (each request renders and saves a new tile), throughput",
         "",
     ]
-    rows = []
-    for name in ("bare", "on"):
-        rates = Spread.of(r.rate for r in results.cold if r.server == name)
-        rows.append([LABELS[name], rates.format(0), ratio(results.cold, name, "bare").format()])
-    out += _table(["server", "requests/s", "× bare"], rows)
+    out += _throughput_table(results.cold, ("bare", "on"))
     out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
     rows = []
     for usage in results.usage:
@@ -173,8 +178,9 @@ def markdown(results: Results) -> str:
         "",
         "## Reading the status log",
         "",
-        "Milliseconds per read, median [min–max], with no other keys in the database and with "
-        "1,000,000 unrelated keys; the last column is the paired ratio of the two.",
+        "Milliseconds per read (each timing the fastest of 3 reads in a row), median "
+        "[min–max], with no other keys in the database and with 1,000,000 unrelated keys; "
+        "the last column is the paired ratio of the two.",
         "",
     ]
     rows = []
@@ -189,9 +195,9 @@ def markdown(results: Results) -> str:
     out += _table(["reader", "processes", "ms, no other keys", "ms, 1,000,000 other keys",
                    "ratio"], rows)
     out += ["", "## Raw rows", "", "Throughput runs:", "", "```",
-            "figure round server requests seconds errors req/s"]
-    out += [f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} {r.rate:.1f}"
-            for r in results.warm + results.cold]
+            "figure round server requests seconds errors cpu_seconds req/s req/cpu_s"]
+    out += [f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
+            f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}" for r in results.warm + results.cold]
     out += ["```", "", "Redis passes:", "", "```",
             "server tiles requests events connections commands round_trips"]
     out += [f"{u.server} {u.kind} {u.requests} {u.events} {u.connections} {u.commands} "

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import ROOT
 
@@ -77,6 +78,15 @@ class Server:
                 raise SystemExit(f"{self.name}: not ready within {timeout:.0f} seconds")
             time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far.
+
+        Wall-clock throughput on a shared machine moves with everyone else's
+        load; CPU time per request moves much less, so both are reported.
+        """
+        assert self.process is not None
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
@@ -87,3 +97,30 @@ class Server:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text.rsplit(")", 1)[1].split()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields and fields[1] == str(pid):
+                found.append(int(entry))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = _stat_fields(pid)
+    # After the command name: state ppid ... utime (14th field) stime (15th).
+    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else 0.0

@@ -25,10 +25,17 @@ class Row:
     requests: int
     seconds: float
     errors: int
+    #: CPU seconds the server's processes used during the run.
+    cpu: float
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def per_cpu(self) -> float:
+        """Requests per CPU second of the server: steadier than the rate on a busy machine."""
+        return self.requests / self.cpu if self.cpu else 0.0
 
 
 def settle(server: Server, count: int = 20) -> None:
@@ -50,8 +57,12 @@ def rounds(
         order = list(servers) if number % 2 == 0 else list(reversed(servers))
         for server in order:
             settle(server)
+            cpu = server.cpu_seconds()
             run = load(server, number)
-            rows.append(Row(figure, number, server.name, run.requests, run.seconds, run.errors))
+            cpu = server.cpu_seconds() - cpu
+            rows.append(
+                Row(figure, number, server.name, run.requests, run.seconds, run.errors, cpu)
+            )
             progress(f"{figure} round {number + 1}/{rounds}: {server.name} {run.rate:,.0f} req/s")
             time.sleep(0.2)
     return rows
