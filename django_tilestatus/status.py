@@ -7,10 +7,13 @@ two hosts sharing one Redis may collide.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import operator
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import conf, connection, events
@@ -86,16 +89,37 @@ def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
     now = time.time() if now is None else now
     processes: list[Status] = []
     messages: list[Status] = []
-    for log in get_store().read(now=now):
-        items = _statuses(now, log.pid, log.host, log.entries)
-        processes.append(items[0])
-        messages.extend(items)
+    with _collector_paused():
+        for log in get_store().read(now=now):
+            items = _statuses(now, log.pid, log.host, log.entries)
+            processes.append(items[0])
+            messages.extend(items)
     processes.sort(key=_elapsed)
     messages.sort(key=_elapsed)
     return processes, messages
 
 
 _elapsed = operator.itemgetter(0)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a read builds its items.
+
+    A read of 1000 processes makes some 40,000 small tuples. Every few hundred
+    would start a collection, some of which scan the whole heap, to find no
+    garbage: tuples of numbers and strings cannot form cycles. Measured, the
+    collector doubled the time of such a read. It resumes afterwards, unless
+    it was off to begin with.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _statuses(now: float, pid: int, host: str, entries: list[tuple[float, str]]) -> list[Status]:
