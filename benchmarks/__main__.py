@@ -100,20 +100,20 @@ def warm_the_cache(server: Server) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7, help="warm rounds (default 7)")
-    parser.add_argument("--seconds", type=int, default=2, help="seconds per warm run (default 2)")
-    parser.add_argument("--cold-rounds", type=int, default=7, help="cold rounds (default 7)")
-    parser.add_argument("--cold-seconds", type=int, default=2, help="seconds per cold run (default 2)")
+    parser.add_argument("--rounds", type=int, default=16, help="warm rounds (default 16)")
+    parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
+    parser.add_argument("--cold-rounds", type=int, default=14, help="cold rounds (default 14)")
+    parser.add_argument("--cold-seconds", type=int, default=1,
+                        help="seconds per cold run (default 1)")
     parser.add_argument("--read-repeats", type=int, default=12,
                         help="alternating pairs per status-read case (default 12)")
     parser.add_argument("--quick", action="store_true",
-                        help="a short smoke run (2 rounds of 1 s); results go to stdout only")
+                        help="a short smoke run (2 rounds); results go to stdout only")
     parser.add_argument("--output", type=Path, default=None,
                         help="where to write the results (default benchmarks/RESULTS.md)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = args.cold_rounds = 2
-        args.seconds = args.cold_seconds = 1
         args.read_repeats = 4
     elif args.output is None:
         args.output = config.BENCH_DIR / "RESULTS.md"

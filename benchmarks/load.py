@@ -2,11 +2,13 @@
 
 Both keep ``CONNECTIONS`` requests in flight against a server, each on a new
 connection (gunicorn's sync workers close every connection), and report
-requests per second. Which one ran is written into the results.
+requests per second. Which one ran is written into the results;
+``TILESTATUS_BENCH_LOAD=python`` picks the Python one even where wrk is installed.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -44,8 +46,12 @@ def cold_path(prefix: str, row: int, index: int) -> str:
     return f"{prefix}/demo/20/{index}/{row}.png"
 
 
+def use_wrk() -> bool:
+    return os.environ.get("TILESTATUS_BENCH_LOAD", "wrk") != "python" and bool(shutil.which("wrk"))
+
+
 def generator_name() -> str:
-    if shutil.which("wrk"):
+    if use_wrk():
         version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
         first = (version.stdout or version.stderr).splitlines()[0].split(" [")[0]
         return f"{first} (1 thread, {CONNECTIONS} connections)"
@@ -54,7 +60,7 @@ def generator_name() -> str:
 
 def run_load(port: int, prefix: str, mode: str, arg: int, seconds: float) -> Run:
     """Load ``port`` for ``seconds``: warm (``arg`` = grid side) or cold (``arg`` = row)."""
-    if shutil.which("wrk"):
+    if use_wrk():
         return _run_wrk(port, prefix, mode, arg, seconds)
     return _run_python(port, prefix, mode, arg, seconds)
 

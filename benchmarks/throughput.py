@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .load import Run, run_load, warm_path
+from .load import WARM_GRID, Run, run_load, warm_path
 from .servers import Server, fetch
 
 
@@ -68,17 +68,23 @@ def rounds(
     return rows
 
 
-def warm_rounds(servers: Sequence[Server], count: int, seconds: float, progress) -> list[Row]:
-    def load(server: Server, number: int) -> Run:
-        from .load import WARM_GRID
+def warm_rounds(
+    servers: Sequence[Server], count: int, seconds: float, progress: Callable[[str], None]
+) -> list[Row]:
+    """Every run cycles over the same cached tiles."""
 
+    def load(server: Server, number: int) -> Run:
         return run_load(server.port, server.prefix, "warm", WARM_GRID, seconds)
 
     return rounds("warm", servers, count, seconds, load, progress)
 
 
 def cold_rounds(
-    servers: Sequence[Server], count: int, seconds: float, first_row: int, progress
+    servers: Sequence[Server],
+    count: int,
+    seconds: float,
+    first_row: int,
+    progress: Callable[[str], None],
 ) -> list[Row]:
     """Every cold run asks for tiles of a zoom-20 row of its own, so each is rendered."""
     rows_used = iter(range(first_row, first_row + 10_000))
