@@ -57,7 +57,9 @@ _new_tuple = tuple.__new__
 
 @functools.lru_cache(maxsize=1024)
 def _status_class(host: str) -> type[Status]:
-    return type(Status)("Status", (Status,), {"__slots__": (), "host": host, "__module__": __name__})
+    """The ``Status`` subclass whose items report ``host``."""
+    namespace = {"__slots__": (), "host": host, "__module__": __name__}
+    return type(Status)("Status", (Status,), namespace)
 
 
 def get_store() -> StatusStore:

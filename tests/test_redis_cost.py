@@ -42,10 +42,14 @@ def counts(settings: Any, real_redis: Any, real_prefix: str) -> Iterator[Counts]
         "counted": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
-            "OPTIONS": {"CONNECTION_POOL_KWARGS": {"connection_class": counting_connection(counts)}},
+            "OPTIONS": {
+                "CONNECTION_POOL_KWARGS": {"connection_class": counting_connection(counts)}
+            },
         },
     }
-    settings.TILESTATUS = {**settings.TILESTATUS, "CACHE_ALIAS": "counted", "KEY_PREFIX": real_prefix}
+    settings.TILESTATUS = {
+        **settings.TILESTATUS, "CACHE_ALIAS": "counted", "KEY_PREFIX": real_prefix
+    }
     yield counts
     recorder.discard_recorder(flush=False)
     get_redis_connection("counted").connection_pool.disconnect()
