@@ -100,7 +100,7 @@ def warm_the_cache(server: Server) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=16, help="warm rounds (default 16)")
+    parser.add_argument("--rounds", type=int, default=20, help="warm rounds (default 20)")
     parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
     parser.add_argument("--cold-rounds", type=int, default=14, help="cold rounds (default 14)")
     parser.add_argument("--cold-seconds", type=int, default=1,
