@@ -179,7 +179,7 @@ def markdown(results: Results) -> str:
         "",
         "## Reading the status log",
         "",
-        "Milliseconds per read (each timing the fastest of 3 reads in a row, 6 for 10 and 100 "
+        "Milliseconds per read (each timing the fastest of 5 reads in a row, 10 for 10 and 100 "
         "processes; the original's, one read), median "
         "[min–max], with no other keys in the database and with 1,000,000 unrelated keys; "
         "the last column is the paired ratio of the two.",

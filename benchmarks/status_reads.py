@@ -29,7 +29,7 @@ STATUS_PAGE = "/tiles/status/?format=json"
 
 
 #: Reads per timing; the fastest is kept, so one stall of a busy machine is not a figure.
-BEST_OF = 3
+BEST_OF = 5
 
 
 def best_time(call: Callable[[], object], tries: int = BEST_OF) -> float:
