@@ -119,7 +119,7 @@ def markdown(results: Results) -> str:
     out = [
         "# Benchmark results",
         "",
-        "Written by `python -m benchmarks` (see the README's \"Benchmarks\" section); "
+        "Written by `python -m benchmarks` (see the README's \"Performance\" section); "
         "every ratio is the median [min–max] of ratios paired within one round of "
         "alternating runs.",
         "",
