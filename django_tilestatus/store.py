@@ -45,12 +45,21 @@ def _parse_member(member: Any) -> tuple[str, int] | None:
     return (host, int(pid)) if pid.isdigit() else None
 
 
-def _parse_entry(raw: Any) -> tuple[float, str] | None:
-    stamp, _, message = _text(raw).partition(" ")
-    try:
-        return float(stamp), message
-    except ValueError:
-        return None
+def _parse_entries(raw: list[Any]) -> list[tuple[float, str]]:
+    """``(unix time, message)`` from ``"<unix time> <message>"`` entries, skipping others.
+
+    One loop rather than a call per entry: a page of 1000 processes reads
+    20,000 of them.
+    """
+    entries = []
+    for item in raw:
+        text = item.decode("utf-8", "replace") if type(item) is bytes else str(item)
+        stamp, _, message = text.partition(" ")
+        try:
+            entries.append((float(stamp), message))
+        except ValueError:
+            continue
+    return entries
 
 
 class StatusStore:
@@ -139,7 +148,7 @@ class StatusStore:
             pipe.lrange(self.log_key(host, pid), 0, count - 1)
         logs, stale = [], []
         for (host, pid, seen), raw in zip(listed, pipe.execute(), strict=True):
-            entries = [e for e in map(_parse_entry, raw) if e is not None]
+            entries = _parse_entries(raw)
             if entries:
                 logs.append(ProcessLog(host, pid, seen, entries))
             else:

@@ -10,6 +10,7 @@ provider exceptions to the caller, which records them. No Django here.
 from __future__ import annotations
 
 import email.utils
+import functools
 import http.client
 import re
 import threading
@@ -61,6 +62,12 @@ def _as_bytes(content: Any) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else bytes(content)
 
 
+@functools.lru_cache(maxsize=64)
+def http_date(seconds: int) -> str:
+    """An HTTP date for a whole unix time; cached, as most tiles of one second share it."""
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
 def error_response(exc: BaseException) -> TileResponse:
     """A short answer for an exception raised while rendering (no traceback)."""
     if isinstance(exc, UPSTREAM_ERRORS):
@@ -82,6 +89,8 @@ class TileServer:
         self.configuration = configuration
         self._ts = import_tilestache()
         self._known_unknown = self._ts.Core.KnownUnknown
+        self._tile_path = self._ts._pathinfo_pat
+        self._coordinate = self._ts.Core.Coordinate
 
     def handle(self, path: str, query_string: str = "", script_name: str = "") -> TileResponse:
         """Answer ``path`` (relative to the tile URLs' root); provider errors propagate."""
@@ -92,8 +101,13 @@ class TileServer:
             return TileResponse(200, mimetype, _as_bytes(content))
         if path == "/favicon.ico":
             return text_response(404, "Not found.")
+        tile = self._tile_path.match(path)
         try:
-            name, coord, extension = self._ts.splitPathInfo(path)
+            if tile is not None:  # the common case, parsed once with TileStache's own pattern
+                name, zoom, column, row, extension = tile.group("l", "z", "x", "y", "e")
+                coord = self._coordinate(int(row), int(column), int(zoom))
+            else:
+                name, coord, extension = self._ts.splitPathInfo(path)
         except (self._known_unknown, ValueError):  # ValueError: too many digits for int()
             return text_response(
                 400, "Bad path: expected /<layer>/<z>/<x>/<y>.<extension> or /<layer>/preview.html."
@@ -132,7 +146,7 @@ class TileServer:
     def _decorate(self, layer: Any, response: TileResponse, query_string: str) -> TileResponse:
         """Add JSONP, the allowed origin and cache lifetime, as requestHandler2 does."""
         headers = response.headers
-        names = {name.lower() for name, _ in headers}
+        names = {name.lower() for name, _ in headers} if headers else set()
         if layer.allowed_origin and "access-control-allow-origin" not in names:
             headers.append(("Access-Control-Allow-Origin", layer.allowed_origin))
         if query_string and "json" in response.content_type:
@@ -145,7 +159,7 @@ class TileServer:
         if layer.max_cache_age is not None:
             age = int(layer.max_cache_age)
             if "expires" not in names:
-                headers.append(("Expires", email.utils.formatdate(time.time() + age, usegmt=True)))
+                headers.append(("Expires", http_date(int(time.time()) + age)))
             if "cache-control" not in names:
                 headers.append(("Cache-Control", f"public, max-age={age}"))
         return response

@@ -99,7 +99,8 @@ class _NamedLogging(types.ModuleType):
 
 def _route_logging() -> None:
     proxy = _NamedLogging()
-    for name, module in list(sys.modules.items()):
+    # A copy in one step: another thread (the status writer) may be importing meanwhile.
+    for name, module in sys.modules.copy().items():
         is_tilestache = name == "TileStache" or name.startswith("TileStache.")
         if is_tilestache and getattr(module, "logging", None) is logging:
             module.logging = proxy  # type: ignore[attr-defined]

@@ -1,31 +1,23 @@
 """URLs: include under any prefix, e.g. ``path("tiles/", include("django_tilestatus.urls"))``."""
 
-from django.urls import path, register_converter
+from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from . import status_views, views
 
-
-class AnyPathConverter:
-    """Like ``<path:...>`` but also matching newlines, so every tile request,
-    however odd, reaches the tile view and is answered and recorded there."""
-
-    regex = r"[\s\S]+"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(AnyPathConverter, "tilestatus_anypath")
-
 app_name = "tilestatus"
 
+#: Every path under the include but the status page's two: the tile view answers (and
+#: records) them all, however odd, newlines included.
+TILE_PATH = r"^(?!status/?\Z)(?P<path>[\s\S]*)\Z"
+
 urlpatterns = [
+    # Nearly every request is a tile and Django tries patterns in order: the tile
+    # pattern comes first, so a tile request is resolved by one match in this list.
+    re_path(TILE_PATH, views.tile, name="tile"),
     path("status/", status_views.status, name="status"),
     path("status", RedirectView.as_view(pattern_name="tilestatus:status", query_string=True)),
+    # Never matched (the pattern above takes the empty path): lets
+    # reverse("tilestatus:tile") work without arguments.
     path("", views.tile, name="tile"),
-    path("<tilestatus_anypath:path>", views.tile, name="tile"),
 ]

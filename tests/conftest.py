@@ -101,7 +101,7 @@ def store(redis_client: Any) -> Iterator[StatusStore]:
 
 
 def flush_events() -> None:
-    """Write this process's queued events now, as the writer would within 50 ms."""
+    """Write this process's queued events now, as the writer would within 200 ms."""
     current = recorder.existing_recorder()
     if current is not None:
         assert current.flush(timeout=5), "queued events could not be written"

@@ -47,8 +47,8 @@ def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> 
             try:
                 urllib.request.urlopen(base + "/tiles/", timeout=2).read()
                 break
-            # A worker still starting up may accept and then answer late (TimeoutError).
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # Refused, reset, or a worker still starting up that answers late.
+            except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
                     raise RuntimeError("gunicorn did not start within 30 seconds") from None
                 time.sleep(0.1)

@@ -89,3 +89,28 @@ def test_update_status_does_nothing_when_disabled(settings: Any) -> None:
     settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
     update_status("ignored")
     assert get_recent() == ([], [])
+
+
+def test_status_items_of_several_hosts_pickle_and_keep_their_host() -> None:
+    import pickle
+
+    items = [Status(1.5, 7, "Started /a/1/0/0.png", "web1"), Status(2.0, 7, "x", "web2")]
+    copies = pickle.loads(pickle.dumps(items))
+    assert copies == items
+    assert [item.host for item in copies] == ["web1", "web2"]
+    assert all(isinstance(item, Status) for item in copies)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_get_recent_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    import gc
+
+    update_status("hello")
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        _, messages = get_recent()
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert [m.message for m in messages] == ["hello"]

@@ -80,8 +80,10 @@ def test_registry_entry_whose_list_is_gone_is_dropped(store: StatusStore) -> Non
 
 
 def test_reading_ignores_unrelated_keys(store: StatusStore) -> None:
-    store.client.set(f"{store.prefix}-other:log:x:1", "1 not ours")
-    store.client.set("pid-123-statuses", "the original's key")
+    # Under this test's own prefix, so the clean-up deletes them.
+    unrelated = [f"{store.prefix}:other:log:x:1", f"{store.prefix}:pid-123-statuses"]
+    for key in unrelated:
+        store.client.set(key, "1 not ours")
     store.write("web1", 1, [(time.time(), "ours")])
     assert [(log.host, log.pid) for log in store.read()] == [("web1", 1)]
 

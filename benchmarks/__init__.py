@@ -1,0 +1,1 @@
+"""Benchmarks for django_tilestatus: ``python -m benchmarks`` (see README.md here)."""

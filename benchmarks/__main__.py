@@ -1,0 +1,214 @@
+"""Run every benchmark, print the results and write ``benchmarks/RESULTS.md``.
+
+    .venv/bin/python -m benchmarks [--quick] [--output PATH]
+
+Needs no network: it starts its own redis-server on a free loopback port
+(or uses ``TILESTATUS_BENCH_REDIS_URL``) and the servers under gunicorn on
+loopback, and stops them all when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+import redis
+
+from . import config
+from .load import WARM_GRID, generator_name, warm_path
+from .redis_server import DATABASES, URL_ENV, db_url, redis_server
+from .report import Results, markdown, targets
+from .servers import WORKERS, Server, fetch
+
+#: Key prefix the instrumented server records under.
+PREFIX = "bench"
+
+
+def progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def make_servers() -> list[Server]:
+    django_app = "example_project.wsgi:application"
+    return [
+        Server("bare", "bare", "benchmarks.apps.bare:application", ""),
+        Server("original", "original", "benchmarks.apps.original:application", ""),
+        Server("floor", "floor", django_app, "/tiles",
+               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.floor_settings"}),
+        Server("off", "off", django_app, "/tiles",
+               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "0"}),
+        Server("on", "on", django_app, "/tiles",
+               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "1"}),
+    ]
+
+
+def environment(url: str) -> dict[str, str]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB memory"
+    except (OSError, ValueError, IndexError):
+        pass
+    client = redis.Redis.from_url(url)
+    redis_version = client.info("server")["redis_version"]
+    client.close()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=config.ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, cwd=config.ROOT).stdout.strip()
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("Django", "redis", "django-redis", "TileStache",
+                                              "gunicorn", "Pillow")
+    )
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, "
+                   f"{platform.system()} {platform.release()}",
+        "software": f"django_tilestatus at {commit or 'unknown'}{' (modified)' if dirty else ''}"
+                    f"; Python {platform.python_version()}; Redis server {redis_version}; "
+                    f"{packages}",
+        "load": generator_name(),
+    }
+
+
+def warm_the_cache(server: Server) -> None:
+    """Render every warm tile once, so the timed runs read them from the Disk cache."""
+    paths = [warm_path(server.prefix, i) for i in range(WARM_GRID * WARM_GRID)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for status, _ in pool.map(lambda p: fetch(server.port, p), paths):
+            if status != 200:
+                raise SystemExit(f"warming the cache: {server.name} answered {status}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20, help="warm rounds (default 20)")
+    parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
+    parser.add_argument("--cold-rounds", type=int, default=14, help="cold rounds (default 14)")
+    parser.add_argument("--cold-seconds", type=int, default=1,
+                        help="seconds per cold run (default 1)")
+    parser.add_argument("--read-repeats", type=int, default=12,
+                        help="alternating pairs per status-read case (default 12)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short smoke run (2 rounds); results go to stdout only")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to write the results (default benchmarks/RESULTS.md)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = args.cold_rounds = 2
+        args.read_repeats = 4
+    elif args.output is None:
+        args.output = config.BENCH_DIR / "RESULTS.md"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    shutil.rmtree(config.VAR_DIR / "tiles", ignore_errors=True)
+    config.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    config_file = config.write_config()
+    os.environ[config.CONFIG_ENV] = str(config_file)
+
+    with redis_server() as url:
+        for db in range(DATABASES):
+            redis.Redis.from_url(db_url(url, db)).flushdb()
+        # The harness's own Django: the status page is timed in-process.
+        os.environ.update({
+            "DJANGO_SETTINGS_MODULE": "benchmarks.apps.harness_settings",
+            "TILESTATUS_REDIS_URL": url, "DJANGO_DEBUG": "0",
+        })
+        import django
+
+        django.setup()
+        from django_tilestatus.store import StatusStore
+
+        from . import redis_usage, status_reads, throughput
+
+        results = Results(environment(url), {
+            "workers": WORKERS, "rounds": args.rounds, "seconds": args.seconds,
+            "cold_rounds": args.cold_rounds, "cold_seconds": args.cold_seconds,
+            "read_repeats": args.read_repeats,
+        })
+        progress(f"Redis at {url}; load generator: {results.environment['load']}")
+        memory_client = redis.Redis.from_url(db_url(url, 13))
+        results.memory_per_process = redis_usage.memory_per_process(memory_client)
+        memory_client.close()
+
+        servers = make_servers()
+        base_env = {
+            config.CONFIG_ENV: str(config_file), "TILESTATUS_REDIS_URL": url,
+            "TILESTATUS_KEY_PREFIX": PREFIX, "DJANGO_DEBUG": "0",
+            "TILESTATUS_BENCH_ORIGINAL_REDIS_URL": url,
+        }
+        log = config.VAR_DIR / "servers.log"
+        log.unlink(missing_ok=True)
+        try:
+            for server in servers:
+                server.start(base_env, log)
+            for server in servers:
+                server.wait_ready(warm_path(server.prefix, 0))
+            warm_the_cache(servers[0])
+            progress("servers up, warm tiles cached")
+
+            by_name = {s.name: s for s in servers}
+            client = redis.Redis.from_url(url)
+            first_row = int(time.time()) % 500_000
+            passes = [("on", "warm", 300, 2, True), ("original", "warm", 300, 2, False),
+                      ("off", "warm", 300, 0, True), ("on", "cold", 60, 4, True),
+                      ("original", "cold", 60, 4, False)]
+            for row, (name, kind, count, events, pipelined) in enumerate(passes, first_row):
+                results.usage.append(redis_usage.measure_pass(
+                    client, by_name[name], kind, count, row, events, pipelined))
+            progress("Redis connections and commands counted")
+            store = StatusStore(client, PREFIX, keep=20, ttl=3600)
+            results.visibility = redis_usage.visibility(store, by_name["on"], first_row + 10, 20)
+            client.close()
+
+            # Pairs that make targets run next to each other (recording beside recording
+            # off and beside bare), and the order reverses every round.
+            compared = [by_name[n] for n in ("off", "on", "bare", "floor", "original")]
+            results.warm = throughput.warm_rounds(compared, args.rounds, args.seconds, progress)
+            results.cold = throughput.cold_rounds(
+                [by_name["bare"], by_name["on"]], args.cold_rounds, args.cold_seconds,
+                first_row + 20, progress,
+            )
+        finally:
+            for server in servers:
+                server.stop()
+
+        status_reads.populate(url, progress)
+        results.reads = status_reads.time_reads(url, args.read_repeats, progress)
+        if os.environ.get(URL_ENV):  # a server of the caller's: leave nothing behind
+            for db in range(DATABASES):
+                redis.Redis.from_url(db_url(url, db)).flushdb(asynchronous=True)
+
+    results.seconds = time.monotonic() - started
+    text = markdown(results)
+    print(text)
+    if args.output is not None:
+        args.output.write_text(text, "utf-8")
+        progress(f"written to {args.output}")
+    return 0 if all(t.met for t in targets(results)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The servers compared, as WSGI applications gunicorn can load by name."""

@@ -1,0 +1,117 @@
+"""What serving tiles costs Redis: connections, commands and round trips per request,
+how soon an event is visible, and memory per recorded process.
+
+Counts come from ``INFO`` deltas around a sequential pass of a known number of
+requests, with nothing else talking to the server meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from django_tilestatus.store import StatusStore
+
+from .load import cold_path, warm_path
+from .servers import Server, fetch
+
+#: Seconds to let the background writers send what a pass queued.
+DRAIN = 0.5
+
+
+@dataclass
+class Usage:
+    server: str
+    kind: str  # "warm" or "cold"
+    requests: int
+    events: int
+    connections: int
+    commands: int
+    round_trips: int
+
+    def per_request(self, value: int) -> float:
+        return value / self.requests
+
+
+def _counters(client: redis.Redis) -> tuple[int, int, dict[str, int]]:
+    stats = client.info("stats")
+    calls = {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in client.info("commandstats").items()
+    }
+    return int(stats["total_connections_received"]), int(stats["total_commands_processed"]), calls
+
+
+def measure_pass(
+    client: redis.Redis, server: Server, kind: str, count: int, row: int, events_per_request: int,
+    pipelined: bool,
+) -> Usage:
+    """Serve ``count`` requests one after another and read what Redis saw.
+
+    ``pipelined``: the server sends its events in pipelines of LPUSH first
+    (one LPUSH per round trip), as this app does; otherwise every command is
+    its own round trip, as in the original pattern.
+    """
+    for index in range(40):  # steady state: every worker has served and connected
+        fetch(server.port, warm_path(server.prefix, index))
+    time.sleep(DRAIN)
+    _counters(client)  # connects this client first, so the pass counts none of its own
+    conn_0, cmd_0, calls_0 = _counters(client)
+    conn_idle, cmd_idle, _ = _counters(client)  # what reading the counters itself costs
+    overhead = cmd_idle - cmd_0
+    for index in range(count):
+        path = warm_path(server.prefix, index) if kind == "warm" else cold_path(
+            server.prefix, row, index
+        )
+        status, _ = fetch(server.port, path)
+        if status != 200:
+            raise RuntimeError(f"{server.name}: {path} answered {status}")
+    time.sleep(DRAIN)
+    conn_1, cmd_1, calls_1 = _counters(client)
+    commands = cmd_1 - cmd_idle - overhead
+    connections = conn_1 - conn_idle
+    own = {"info"}
+    if pipelined:
+        round_trips = calls_1.get("lpush", 0) - calls_0.get("lpush", 0)
+    else:
+        round_trips = sum(calls_1[n] - calls_0.get(n, 0) for n in calls_1 if n not in own)
+    return Usage(server.name, kind, count, count * events_per_request, connections, commands,
+                 round_trips)
+
+
+def visibility(store: StatusStore, server: Server, row: int, count: int) -> list[float]:
+    """Seconds from a response until its ``Finished`` message can be read from Redis."""
+    delays = []
+    for index in range(count):
+        path = cold_path(server.prefix, row, index)
+        label = "Finished " + path.removeprefix(server.prefix)
+        fetch(server.port, path)
+        start = time.perf_counter()
+        deadline = start + 5
+        while time.perf_counter() < deadline:
+            if any(m.startswith(label + " ") for log in store.read() for _, m in log.entries):
+                break
+            time.sleep(0.002)
+        delays.append(time.perf_counter() - start)
+    return delays
+
+
+def memory_per_process(client: Any, processes: int = 1000, keep: int = 20) -> float:
+    """Bytes of Redis memory per process with ``keep`` typical messages each."""
+    client.flushdb()
+    store = StatusStore(client, prefix="tilestatus", keep=keep, ttl=3600)
+    before = int(client.info("memory")["used_memory"])
+    now = time.time()
+    for pid in range(10_000, 10_000 + processes):
+        events = []
+        for index in range(keep // 2):
+            path = f"/osm/15/{5000 + index}/{12000 + pid % 1000}.png"
+            events.append((now, f"Started {path}"))
+            events.append((now, f"Finished {path} in 0.012 seconds"))
+        store.write("tiles-1.example.org", pid, events)
+    after = int(client.info("memory")["used_memory"])
+    client.flushdb()
+    return (after - before) / processes

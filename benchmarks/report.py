@@ -1,0 +1,213 @@
+"""The figures, the targets they must meet, and ``RESULTS.md``."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from .redis_usage import Usage
+from .stats import Spread, paired_ratios
+from .status_reads import PROCESS_COUNTS, UNRELATED, ReadRow
+from .throughput import Row
+
+LABELS = {
+    "bare": "TileStache `WSGITileServer`, nothing recorded",
+    "original": "original StatusServer pattern (new client per event, 3 commands, KEYS)",
+    "floor": "plain Django view calling the layer (the floor)",
+    "off": "tile view, `ENABLED: False`",
+    "on": "tile view, recording (this app)",
+}
+
+
+@dataclass
+class Results:
+    environment: dict[str, str]
+    parameters: dict[str, Any]
+    warm: list[Row] = field(default_factory=list)
+    cold: list[Row] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    visibility: list[float] = field(default_factory=list)
+    memory_per_process: float = 0.0
+    reads: list[ReadRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    met: bool
+
+
+def ratio(rows: list[Row], numerator: str, denominator: str, value: str = "rate") -> Spread:
+    """Paired ratio of throughput (``rate``) or of requests per CPU second (``per_cpu``)."""
+    return Spread.of(paired_ratios(rows, numerator, denominator, "server", value, "round"))
+
+
+def read_spread(rows: list[ReadRow], reader: str, processes: int, unrelated: int) -> Spread:
+    return Spread.of(
+        r.seconds for r in rows
+        if r.reader == reader and r.processes == processes and r.unrelated == unrelated
+    )
+
+
+def read_ratio(rows: list[ReadRow], reader: str, processes: int) -> Spread:
+    selected = [r for r in rows if r.reader == reader and r.processes == processes]
+    return Spread.of(paired_ratios(selected, UNRELATED, 0, "unrelated", "seconds", "repeat"))
+
+
+def usage_of(results: Results, server: str, kind: str) -> Usage:
+    return next(u for u in results.usage if u.server == server and u.kind == kind)
+
+
+def targets(results: Results) -> list[Target]:
+    found = []
+    warm, cold = results.warm, results.cold
+    on_off, on_bare, cold_on_bare = ratio(warm, "on", "off"), ratio(warm, "on", "bare"), ratio(
+        cold, "on", "bare"
+    )
+    found.append(Target("warm: recording ≥ 0.95 × `ENABLED: False`", on_off.format(),
+                        on_off.median >= 0.95))
+    found.append(Target("warm: recording ≥ 0.55 × bare TileStache", on_bare.format(),
+                        on_bare.median >= 0.55))
+    found.append(Target("cold: recording ≥ 0.85 × bare TileStache", cold_on_bare.format(),
+                        cold_on_bare.median >= 0.85))
+    for kind in ("warm", "cold"):
+        usage = usage_of(results, "on", kind)
+        found.append(Target(f"{kind}: 0 new Redis connections per request",
+                            f"{usage.connections} in {usage.requests} requests",
+                            usage.connections == 0))
+        trips = usage.round_trips / usage.events
+        found.append(Target(f"{kind}: far fewer than one Redis round trip per event (≤ 0.2)",
+                            f"{trips:.3f}", trips <= 0.2))
+    seen = max(results.visibility)
+    found.append(Target("events visible within a second", f"at most {seen * 1000:.0f} ms",
+                        seen < 1.0))
+    for reader in ("get_recent", "status page"):
+        for processes in PROCESS_COUNTS:
+            spread = read_ratio(results.reads, reader, processes)
+            found.append(Target(
+                f"{reader}, {processes} processes: 1,000,000 unrelated keys ≤ 1.1 × none",
+                spread.format(), spread.median <= 1.1))
+    page = read_spread(results.reads, "status page", 1000, 0)
+    found.append(Target("status page, 1000 processes, in under 150 ms",
+                        page.format(1, 1000, " ms"), page.median < 0.150))
+    return found
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
+    table = []
+    for name in names:
+        rates = Spread.of(r.rate for r in rows if r.server == name)
+        per_cpu = Spread.of(r.per_cpu for r in rows if r.server == name)
+        table.append([LABELS[name], rates.format(0), ratio(rows, name, "bare").format(),
+                      per_cpu.format(0), ratio(rows, name, "bare", "per_cpu").format()])
+    return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
+
+
+def markdown(results: Results) -> str:
+    env, params = results.environment, results.parameters
+    checks = targets(results)
+    met = all(t.met for t in checks)
+    out = [
+        "# Benchmark results",
+        "",
+        "Written by `python -m benchmarks` (see the README's \"Performance\" section); "
+        "every ratio is the median [min–max] of ratios paired within one round of "
+        "alternating runs.",
+        "",
+        f"- Date: {env['date']}; run took {results.seconds:.0f} s",
+        f"- Machine: {env['machine']}",
+        f"- Software: {env['software']}",
+        f"- Load generator: {env['load']}",
+        f"- Servers: gunicorn, {params['workers']} sync workers each, the same TileStache "
+        f"config (the example project's `demo` layer, Pillow-drawn PNGs, a Disk cache)",
+        f"- Rounds: {params['rounds']} warm × {params['seconds']} s and "
+        f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; status reads "
+        f"{params['read_repeats']} alternating pairs per case",
+        "",
+        f"## Targets: {'all met' if met else 'NOT ALL MET'}",
+        "",
+        *_table(["target", "measured", "met"],
+                [[t.text, t.measured, "yes" if t.met else "**no**"] for t in checks]),
+        "",
+        "## Warm tiles (cached), throughput",
+        "",
+    ]
+    out += _throughput_table(results.warm, ("bare", "original", "floor", "off", "on"))
+    pairs = [("on", "off", "recording / `ENABLED: False`"),
+             ("off", "floor", "`ENABLED: False` / plain Django floor"),
+             ("on", "floor", "recording / plain Django floor")]
+    out += [
+        "",
+        *_table(["paired ratio", "throughput", "requests per CPU second"], [
+            [label, ratio(results.warm, a, b).format(),
+             ratio(results.warm, a, b, "per_cpu").format()]
+            for a, b, label in pairs
+        ]),
+        "",
+        "## Cold tiles (each request renders and saves a new tile), throughput",
+        "",
+    ]
+    out += _throughput_table(results.cold, ("bare", "on"))
+    out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
+    rows = []
+    for usage in results.usage:
+        rows.append([
+            LABELS[usage.server], usage.kind, str(usage.requests),
+            f"{usage.per_request(usage.connections):.2f}",
+            f"{usage.per_request(usage.commands):.2f}",
+            f"{usage.round_trips / usage.events:.3f}" if usage.events else "–",
+        ])
+    out += _table(["server", "tiles", "requests", "new connections / request",
+                   "commands / request", "round trips / event"], rows)
+    delays = results.visibility
+    out += [
+        "",
+        f"Events visible in Redis after the response: median {statistics.median(delays) * 1000:.0f}"
+        f" ms, at most {max(delays) * 1000:.0f} ms ({len(delays)} requests).",
+        "",
+        f"Redis memory per recorded process at KEEP=20: {results.memory_per_process:,.0f} bytes "
+        "(`used_memory` delta over 1000 processes of 20 typical messages).",
+        "",
+        "## Reading the status log",
+        "",
+        "Milliseconds per read (each timing the fastest of 5 reads in a row, 10 for 10 and 100 "
+        "processes; the original's, one read), median "
+        "[min–max], with no other keys in the database and with 1,000,000 unrelated keys; "
+        "the last column is the paired ratio of the two.",
+        "",
+    ]
+    rows = []
+    for reader in ("get_recent", "status page", "original get_recent"):
+        for processes in PROCESS_COUNTS:
+            rows.append([
+                reader, str(processes),
+                read_spread(results.reads, reader, processes, 0).format(2, 1000),
+                read_spread(results.reads, reader, processes, UNRELATED).format(2, 1000),
+                read_ratio(results.reads, reader, processes).format(),
+            ])
+    out += _table(["reader", "processes", "ms, no other keys", "ms, 1,000,000 other keys",
+                   "ratio"], rows)
+    out += ["", "## Raw rows", "", "Throughput runs:", "", "```",
+            "figure round server requests seconds errors cpu_seconds req/s req/cpu_s"]
+    out += [f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
+            f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}" for r in results.warm + results.cold]
+    out += ["```", "", "Redis passes:", "", "```",
+            "server tiles requests events connections commands round_trips"]
+    out += [f"{u.server} {u.kind} {u.requests} {u.events} {u.connections} {u.commands} "
+            f"{u.round_trips}" for u in results.usage]
+    out += ["```", "", "Visibility delays (ms):", "", "```",
+            " ".join(f"{d * 1000:.1f}" for d in delays), "```", "",
+            "Status reads (ms):", "", "```", "reader repeat processes unrelated ms"]
+    out += [f"{r.reader.replace(' ', '_')} {r.repeat} {r.processes} {r.unrelated} "
+            f"{r.seconds * 1000:.3f}" for r in results.reads]
+    out += ["```", ""]
+    return "\n".join(out)

@@ -1,0 +1,95 @@
+"""Warm and cold throughput, in alternating rounds so every ratio is paired.
+
+Each round runs every server once, in an order that reverses from one round
+to the next, so a drift in the machine's load falls evenly on all of them.
+A ratio is taken between two runs of the same round only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .load import WARM_GRID, Run, run_load, warm_path
+from .servers import Server, fetch
+
+
+@dataclass
+class Row:
+    """One raw measurement: a server's run in one round."""
+
+    figure: str
+    round: int
+    server: str
+    requests: int
+    seconds: float
+    errors: int
+    #: CPU seconds the server's processes used during the run.
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def per_cpu(self) -> float:
+        """Requests per CPU second of the server: steadier than the rate on a busy machine."""
+        return self.requests / self.cpu if self.cpu else 0.0
+
+
+def settle(server: Server, count: int = 20) -> None:
+    """A few warm requests, so a server idle for a while is back in the CPU caches."""
+    for index in range(count):
+        fetch(server.port, warm_path(server.prefix, index))
+
+
+def rounds(
+    figure: str,
+    servers: Sequence[Server],
+    rounds: int,
+    seconds: float,
+    load: Callable[[Server, int], Run],
+    progress: Callable[[str], None],
+) -> list[Row]:
+    rows = []
+    for number in range(rounds):
+        order = list(servers) if number % 2 == 0 else list(reversed(servers))
+        for server in order:
+            settle(server)
+            cpu = server.cpu_seconds()
+            run = load(server, number)
+            cpu = server.cpu_seconds() - cpu
+            rows.append(
+                Row(figure, number, server.name, run.requests, run.seconds, run.errors, cpu)
+            )
+            progress(f"{figure} round {number + 1}/{rounds}: {server.name} {run.rate:,.0f} req/s")
+            time.sleep(0.2)
+    return rows
+
+
+def warm_rounds(
+    servers: Sequence[Server], count: int, seconds: float, progress: Callable[[str], None]
+) -> list[Row]:
+    """Every run cycles over the same cached tiles."""
+
+    def load(server: Server, number: int) -> Run:
+        return run_load(server.port, server.prefix, "warm", WARM_GRID, seconds)
+
+    return rounds("warm", servers, count, seconds, load, progress)
+
+
+def cold_rounds(
+    servers: Sequence[Server],
+    count: int,
+    seconds: float,
+    first_row: int,
+    progress: Callable[[str], None],
+) -> list[Row]:
+    """Every cold run asks for tiles of a zoom-20 row of its own, so each is rendered."""
+    rows_used = iter(range(first_row, first_row + 10_000))
+
+    def load(server: Server, number: int) -> Run:
+        return run_load(server.port, server.prefix, "cold", next(rows_used), seconds)
+
+    return rounds("cold", servers, count, seconds, load, progress)
