@@ -42,12 +42,27 @@ def make_servers() -> list[Server]:
     return [
         Server("bare", "bare", "benchmarks.apps.bare:application", ""),
         Server("original", "original", "benchmarks.apps.original:application", ""),
-        Server("floor", "floor", django_app, "/tiles",
-               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.floor_settings"}),
-        Server("off", "off", django_app, "/tiles",
-               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "0"}),
-        Server("on", "on", django_app, "/tiles",
-               {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "1"}),
+        Server(
+            "floor",
+            "floor",
+            django_app,
+            "/tiles",
+            {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.floor_settings"},
+        ),
+        Server(
+            "off",
+            "off",
+            django_app,
+            "/tiles",
+            {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "0"},
+        ),
+        Server(
+            "on",
+            "on",
+            django_app,
+            "/tiles",
+            {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings", "TILESTATUS_ENABLED": "1"},
+        ),
     ]
 
 
@@ -69,21 +84,26 @@ def environment(url: str) -> dict[str, str]:
     client = redis.Redis.from_url(url)
     redis_version = client.info("server")["redis_version"]
     client.close()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=config.ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, cwd=config.ROOT).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=config.ROOT
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        cwd=config.ROOT,
+    ).stdout.strip()
     packages = ", ".join(
-        f"{name} {version(name)}" for name in ("Django", "redis", "django-redis", "TileStache",
-                                              "gunicorn", "Pillow")
+        f"{name} {version(name)}"
+        for name in ("Django", "redis", "django-redis", "TileStache", "gunicorn", "Pillow")
     )
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, "
-                   f"{platform.system()} {platform.release()}",
+        f"{platform.system()} {platform.release()}",
         "software": f"django_tilestatus at {commit or 'unknown'}{' (modified)' if dirty else ''}"
-                    f"; Python {platform.python_version()}; Redis server {redis_version}; "
-                    f"{packages}",
+        f"; Python {platform.python_version()}; Redis server {redis_version}; "
+        f"{packages}",
         "load": generator_name(),
     }
 
@@ -98,19 +118,34 @@ def warm_the_cache(server: Server) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rounds", type=int, default=20, help="warm rounds (default 20)")
     parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
     parser.add_argument("--cold-rounds", type=int, default=14, help="cold rounds (default 14)")
-    parser.add_argument("--cold-seconds", type=int, default=1,
-                        help="seconds per cold run (default 1)")
-    parser.add_argument("--read-repeats", type=int, default=12,
-                        help="alternating pairs per status-read case (default 12)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a short smoke run (2 rounds); results go to stdout only")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write the results (default benchmarks/RESULTS.md)")
+    parser.add_argument(
+        "--cold-seconds", type=int, default=1, help="seconds per cold run (default 1)"
+    )
+    parser.add_argument(
+        "--read-repeats",
+        type=int,
+        default=12,
+        help="alternating pairs per status-read case (default 12)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short smoke run (2 rounds); results go to stdout only",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the results (default benchmarks/RESULTS.md)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = args.cold_rounds = 2
@@ -132,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         for db in range(DATABASES):
             redis.Redis.from_url(db_url(url, db)).flushdb()
         # The harness's own Django: the status page is timed in-process.
-        os.environ.update({
-            "DJANGO_SETTINGS_MODULE": "benchmarks.apps.harness_settings",
-            "TILESTATUS_REDIS_URL": url, "DJANGO_DEBUG": "0",
-        })
+        os.environ.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "benchmarks.apps.harness_settings",
+                "TILESTATUS_REDIS_URL": url,
+                "DJANGO_DEBUG": "0",
+            }
+        )
         import django
 
         django.setup()
@@ -143,11 +181,17 @@ def main(argv: list[str] | None = None) -> int:
 
         from . import redis_usage, status_reads, throughput
 
-        results = Results(environment(url), {
-            "workers": WORKERS, "rounds": args.rounds, "seconds": args.seconds,
-            "cold_rounds": args.cold_rounds, "cold_seconds": args.cold_seconds,
-            "read_repeats": args.read_repeats,
-        })
+        results = Results(
+            environment(url),
+            {
+                "workers": WORKERS,
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "cold_rounds": args.cold_rounds,
+                "cold_seconds": args.cold_seconds,
+                "read_repeats": args.read_repeats,
+            },
+        )
         progress(f"Redis at {url}; load generator: {results.environment['load']}")
         memory_client = redis.Redis.from_url(db_url(url, 13))
         results.memory_per_process = redis_usage.memory_per_process(memory_client)
@@ -155,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
 
         servers = make_servers()
         base_env = {
-            config.CONFIG_ENV: str(config_file), "TILESTATUS_REDIS_URL": url,
-            "TILESTATUS_KEY_PREFIX": PREFIX, "DJANGO_DEBUG": "0",
+            config.CONFIG_ENV: str(config_file),
+            "TILESTATUS_REDIS_URL": url,
+            "TILESTATUS_KEY_PREFIX": PREFIX,
+            "DJANGO_DEBUG": "0",
             "TILESTATUS_BENCH_ORIGINAL_REDIS_URL": url,
         }
         log = config.VAR_DIR / "servers.log"
@@ -172,12 +218,19 @@ def main(argv: list[str] | None = None) -> int:
             by_name = {s.name: s for s in servers}
             client = redis.Redis.from_url(url)
             first_row = int(time.time()) % 500_000
-            passes = [("on", "warm", 300, 2, True), ("original", "warm", 300, 2, False),
-                      ("off", "warm", 300, 0, True), ("on", "cold", 60, 4, True),
-                      ("original", "cold", 60, 4, False)]
+            passes = [
+                ("on", "warm", 300, 2, True),
+                ("original", "warm", 300, 2, False),
+                ("off", "warm", 300, 0, True),
+                ("on", "cold", 60, 4, True),
+                ("original", "cold", 60, 4, False),
+            ]
             for row, (name, kind, count, events, pipelined) in enumerate(passes, first_row):
-                results.usage.append(redis_usage.measure_pass(
-                    client, by_name[name], kind, count, row, events, pipelined))
+                results.usage.append(
+                    redis_usage.measure_pass(
+                        client, by_name[name], kind, count, row, events, pipelined
+                    )
+                )
             progress("Redis connections and commands counted")
             store = StatusStore(client, PREFIX, keep=20, ttl=3600)
             results.visibility = redis_usage.visibility(store, by_name["on"], first_row + 10, 20)
@@ -188,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             compared = [by_name[n] for n in ("off", "on", "bare", "floor", "original")]
             results.warm = throughput.warm_rounds(compared, args.rounds, args.seconds, progress)
             results.cold = throughput.cold_rounds(
-                [by_name["bare"], by_name["on"]], args.cold_rounds, args.cold_seconds,
-                first_row + 20, progress,
+                [by_name["bare"], by_name["on"]],
+                args.cold_rounds,
+                args.cold_seconds,
+                first_row + 20,
+                progress,
             )
         finally:
             for server in servers:

@@ -67,8 +67,19 @@ def run_load(port: int, prefix: str, mode: str, arg: int, seconds: float) -> Run
 
 def _run_wrk(port: int, prefix: str, mode: str, arg: int, seconds: float) -> Run:
     command = [
-        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-        "-s", str(LUA), f"http://127.0.0.1:{port}", "--", prefix, mode, str(arg),
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}",
+        "--",
+        prefix,
+        mode,
+        str(arg),
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
     found = re.search(r"BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) status=(\d+)", out)

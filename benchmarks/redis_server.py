@@ -37,9 +37,23 @@ def redis_server() -> Iterator[str]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="tilestatus-bench-redis-")
     command = [
-        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-        "--appendonly", "no", "--dir", workdir, "--databases", "16",
-        "--enable-debug-command", "local", "--logfile", os.path.join(workdir, "redis.log"),
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        workdir,
+        "--databases",
+        "16",
+        "--enable-debug-command",
+        "local",
+        "--logfile",
+        os.path.join(workdir, "redis.log"),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"redis://127.0.0.1:{port}/0"

@@ -46,7 +46,12 @@ def _counters(client: redis.Redis) -> tuple[int, int, dict[str, int]]:
 
 
 def measure_pass(
-    client: redis.Redis, server: Server, kind: str, count: int, row: int, events_per_request: int,
+    client: redis.Redis,
+    server: Server,
+    kind: str,
+    count: int,
+    row: int,
+    events_per_request: int,
     pipelined: bool,
 ) -> Usage:
     """Serve ``count`` requests one after another and read what Redis saw.
@@ -59,12 +64,14 @@ def measure_pass(
         fetch(server.port, warm_path(server.prefix, index))
     time.sleep(DRAIN)
     _counters(client)  # connects this client first, so the pass counts none of its own
-    conn_0, cmd_0, calls_0 = _counters(client)
+    _conn_0, cmd_0, calls_0 = _counters(client)
     conn_idle, cmd_idle, _ = _counters(client)  # what reading the counters itself costs
     overhead = cmd_idle - cmd_0
     for index in range(count):
-        path = warm_path(server.prefix, index) if kind == "warm" else cold_path(
-            server.prefix, row, index
+        path = (
+            warm_path(server.prefix, index)
+            if kind == "warm"
+            else cold_path(server.prefix, row, index)
         )
         status, _ = fetch(server.port, path)
         if status != 200:
@@ -78,8 +85,9 @@ def measure_pass(
         round_trips = calls_1.get("lpush", 0) - calls_0.get("lpush", 0)
     else:
         round_trips = sum(calls_1[n] - calls_0.get(n, 0) for n in calls_1 if n not in own)
-    return Usage(server.name, kind, count, count * events_per_request, connections, commands,
-                 round_trips)
+    return Usage(
+        server.name, kind, count, count * events_per_request, connections, commands, round_trips
+    )
 
 
 def visibility(store: StatusStore, server: Server, row: int, count: int) -> list[float]:

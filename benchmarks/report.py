@@ -47,7 +47,8 @@ def ratio(rows: list[Row], numerator: str, denominator: str, value: str = "rate"
 
 def read_spread(rows: list[ReadRow], reader: str, processes: int, unrelated: int) -> Spread:
     return Spread.of(
-        r.seconds for r in rows
+        r.seconds
+        for r in rows
         if r.reader == reader and r.processes == processes and r.unrelated == unrelated
     )
 
@@ -64,35 +65,63 @@ def usage_of(results: Results, server: str, kind: str) -> Usage:
 def targets(results: Results) -> list[Target]:
     found = []
     warm, cold = results.warm, results.cold
-    on_off, on_bare, cold_on_bare = ratio(warm, "on", "off"), ratio(warm, "on", "bare"), ratio(
-        cold, "on", "bare"
+    on_off, on_bare, cold_on_bare = (
+        ratio(warm, "on", "off"),
+        ratio(warm, "on", "bare"),
+        ratio(cold, "on", "bare"),
     )
-    found.append(Target("warm: recording ≥ 0.95 × `ENABLED: False`", on_off.format(),
-                        on_off.median >= 0.95))
-    found.append(Target("warm: recording ≥ 0.55 × bare TileStache", on_bare.format(),
-                        on_bare.median >= 0.55))
-    found.append(Target("cold: recording ≥ 0.85 × bare TileStache", cold_on_bare.format(),
-                        cold_on_bare.median >= 0.85))
+    found.append(
+        Target("warm: recording ≥ 0.95 × `ENABLED: False`", on_off.format(), on_off.median >= 0.95)
+    )
+    found.append(
+        Target("warm: recording ≥ 0.55 × bare TileStache", on_bare.format(), on_bare.median >= 0.55)
+    )
+    found.append(
+        Target(
+            "cold: recording ≥ 0.85 × bare TileStache",
+            cold_on_bare.format(),
+            cold_on_bare.median >= 0.85,
+        )
+    )
     for kind in ("warm", "cold"):
         usage = usage_of(results, "on", kind)
-        found.append(Target(f"{kind}: 0 new Redis connections per request",
-                            f"{usage.connections} in {usage.requests} requests",
-                            usage.connections == 0))
+        found.append(
+            Target(
+                f"{kind}: 0 new Redis connections per request",
+                f"{usage.connections} in {usage.requests} requests",
+                usage.connections == 0,
+            )
+        )
         trips = usage.round_trips / usage.events
-        found.append(Target(f"{kind}: far fewer than one Redis round trip per event (≤ 0.2)",
-                            f"{trips:.3f}", trips <= 0.2))
+        found.append(
+            Target(
+                f"{kind}: far fewer than one Redis round trip per event (≤ 0.2)",
+                f"{trips:.3f}",
+                trips <= 0.2,
+            )
+        )
     seen = max(results.visibility)
-    found.append(Target("events visible within a second", f"at most {seen * 1000:.0f} ms",
-                        seen < 1.0))
+    found.append(
+        Target("events visible within a second", f"at most {seen * 1000:.0f} ms", seen < 1.0)
+    )
     for reader in ("get_recent", "status page"):
         for processes in PROCESS_COUNTS:
             spread = read_ratio(results.reads, reader, processes)
-            found.append(Target(
-                f"{reader}, {processes} processes: 1,000,000 unrelated keys ≤ 1.1 × none",
-                spread.format(), spread.median <= 1.1))
+            found.append(
+                Target(
+                    f"{reader}, {processes} processes: 1,000,000 unrelated keys ≤ 1.1 × none",
+                    spread.format(),
+                    spread.median <= 1.1,
+                )
+            )
     page = read_spread(results.reads, "status page", 1000, 0)
-    found.append(Target("status page, 1000 processes, in under 150 ms",
-                        page.format(1, 1000, " ms"), page.median < 0.150))
+    found.append(
+        Target(
+            "status page, 1000 processes, in under 150 ms",
+            page.format(1, 1000, " ms"),
+            page.median < 0.150,
+        )
+    )
     return found
 
 
@@ -107,8 +136,15 @@ def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
     for name in names:
         rates = Spread.of(r.rate for r in rows if r.server == name)
         per_cpu = Spread.of(r.per_cpu for r in rows if r.server == name)
-        table.append([LABELS[name], rates.format(0), ratio(rows, name, "bare").format(),
-                      per_cpu.format(0), ratio(rows, name, "bare", "per_cpu").format()])
+        table.append(
+            [
+                LABELS[name],
+                rates.format(0),
+                ratio(rows, name, "bare").format(),
+                per_cpu.format(0),
+                ratio(rows, name, "bare", "per_cpu").format(),
+            ]
+        )
     return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
 
 
@@ -119,7 +155,7 @@ def markdown(results: Results) -> str:
     out = [
         "# Benchmark results",
         "",
-        "Written by `python -m benchmarks` (see the README's \"Performance\" section); "
+        'Written by `python -m benchmarks` (see the README\'s "Performance" section); '
         "every ratio is the median [min–max] of ratios paired within one round of "
         "alternating runs.",
         "",
@@ -135,23 +171,33 @@ def markdown(results: Results) -> str:
         "",
         f"## Targets: {'all met' if met else 'NOT ALL MET'}",
         "",
-        *_table(["target", "measured", "met"],
-                [[t.text, t.measured, "yes" if t.met else "**no**"] for t in checks]),
+        *_table(
+            ["target", "measured", "met"],
+            [[t.text, t.measured, "yes" if t.met else "**no**"] for t in checks],
+        ),
         "",
         "## Warm tiles (cached), throughput",
         "",
     ]
     out += _throughput_table(results.warm, ("bare", "original", "floor", "off", "on"))
-    pairs = [("on", "off", "recording / `ENABLED: False`"),
-             ("off", "floor", "`ENABLED: False` / plain Django floor"),
-             ("on", "floor", "recording / plain Django floor")]
+    pairs = [
+        ("on", "off", "recording / `ENABLED: False`"),
+        ("off", "floor", "`ENABLED: False` / plain Django floor"),
+        ("on", "floor", "recording / plain Django floor"),
+    ]
     out += [
         "",
-        *_table(["paired ratio", "throughput", "requests per CPU second"], [
-            [label, ratio(results.warm, a, b).format(),
-             ratio(results.warm, a, b, "per_cpu").format()]
-            for a, b, label in pairs
-        ]),
+        *_table(
+            ["paired ratio", "throughput", "requests per CPU second"],
+            [
+                [
+                    label,
+                    ratio(results.warm, a, b).format(),
+                    ratio(results.warm, a, b, "per_cpu").format(),
+                ]
+                for a, b, label in pairs
+            ],
+        ),
         "",
         "## Cold tiles (each request renders and saves a new tile), throughput",
         "",
@@ -160,14 +206,27 @@ def markdown(results: Results) -> str:
     out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
     rows = []
     for usage in results.usage:
-        rows.append([
-            LABELS[usage.server], usage.kind, str(usage.requests),
-            f"{usage.per_request(usage.connections):.2f}",
-            f"{usage.per_request(usage.commands):.2f}",
-            f"{usage.round_trips / usage.events:.3f}" if usage.events else "–",
-        ])
-    out += _table(["server", "tiles", "requests", "new connections / request",
-                   "commands / request", "round trips / event"], rows)
+        rows.append(
+            [
+                LABELS[usage.server],
+                usage.kind,
+                str(usage.requests),
+                f"{usage.per_request(usage.connections):.2f}",
+                f"{usage.per_request(usage.commands):.2f}",
+                f"{usage.round_trips / usage.events:.3f}" if usage.events else "–",
+            ]
+        )
+    out += _table(
+        [
+            "server",
+            "tiles",
+            "requests",
+            "new connections / request",
+            "commands / request",
+            "round trips / event",
+        ],
+        rows,
+    )
     delays = results.visibility
     out += [
         "",
@@ -188,26 +247,62 @@ def markdown(results: Results) -> str:
     rows = []
     for reader in ("get_recent", "status page", "original get_recent"):
         for processes in PROCESS_COUNTS:
-            rows.append([
-                reader, str(processes),
-                read_spread(results.reads, reader, processes, 0).format(2, 1000),
-                read_spread(results.reads, reader, processes, UNRELATED).format(2, 1000),
-                read_ratio(results.reads, reader, processes).format(),
-            ])
-    out += _table(["reader", "processes", "ms, no other keys", "ms, 1,000,000 other keys",
-                   "ratio"], rows)
-    out += ["", "## Raw rows", "", "Throughput runs:", "", "```",
-            "figure round server requests seconds errors cpu_seconds req/s req/cpu_s"]
-    out += [f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
-            f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}" for r in results.warm + results.cold]
-    out += ["```", "", "Redis passes:", "", "```",
-            "server tiles requests events connections commands round_trips"]
-    out += [f"{u.server} {u.kind} {u.requests} {u.events} {u.connections} {u.commands} "
-            f"{u.round_trips}" for u in results.usage]
-    out += ["```", "", "Visibility delays (ms):", "", "```",
-            " ".join(f"{d * 1000:.1f}" for d in delays), "```", "",
-            "Status reads (ms):", "", "```", "reader repeat processes unrelated ms"]
-    out += [f"{r.reader.replace(' ', '_')} {r.repeat} {r.processes} {r.unrelated} "
-            f"{r.seconds * 1000:.3f}" for r in results.reads]
+            rows.append(
+                [
+                    reader,
+                    str(processes),
+                    read_spread(results.reads, reader, processes, 0).format(2, 1000),
+                    read_spread(results.reads, reader, processes, UNRELATED).format(2, 1000),
+                    read_ratio(results.reads, reader, processes).format(),
+                ]
+            )
+    out += _table(
+        ["reader", "processes", "ms, no other keys", "ms, 1,000,000 other keys", "ratio"], rows
+    )
+    out += [
+        "",
+        "## Raw rows",
+        "",
+        "Throughput runs:",
+        "",
+        "```",
+        "figure round server requests seconds errors cpu_seconds req/s req/cpu_s",
+    ]
+    out += [
+        f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
+        f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}"
+        for r in results.warm + results.cold
+    ]
+    out += [
+        "```",
+        "",
+        "Redis passes:",
+        "",
+        "```",
+        "server tiles requests events connections commands round_trips",
+    ]
+    out += [
+        f"{u.server} {u.kind} {u.requests} {u.events} {u.connections} {u.commands} {u.round_trips}"
+        for u in results.usage
+    ]
+    out += [
+        "```",
+        "",
+        "Visibility delays (ms):",
+        "",
+        "```",
+        " ".join(f"{d * 1000:.1f}" for d in delays),
+        "```",
+        "",
+        "Status reads (ms):",
+        "",
+        "```",
+        "reader repeat processes unrelated ms",
+    ]
+    out += [
+        f"{r.reader.replace(' ', '_')} {r.repeat} {r.processes} {r.unrelated} "
+        f"{r.seconds * 1000:.3f}"
+        for r in results.reads
+    ]
     out += ["```", ""]
     return "\n".join(out)

@@ -49,15 +49,30 @@ class Server:
     def start(self, base_env: dict[str, str], log_path: os.PathLike[str] | str) -> None:
         self.port = free_port()
         command = [
-            sys.executable, "-m", "gunicorn", self.application,
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(WORKERS),
-            "--worker-class", "sync", "--timeout", "60", "--graceful-timeout", "5",
-            "--backlog", "256",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            self.application,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(WORKERS),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--backlog",
+            "256",
         ]
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **base_env, **self.env},
-            stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env={**os.environ, **base_env, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
 

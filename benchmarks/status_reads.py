@@ -102,8 +102,10 @@ def populate(url: str, progress: Callable[[str], None]) -> None:
             pipe.execute()
             ours.close()
             theirs.close()
-        progress(f"status reads: {processes} processes written (with and without "
-                 f"{UNRELATED:,} unrelated keys)")
+        progress(
+            f"status reads: {processes} processes written (with and without "
+            f"{UNRELATED:,} unrelated keys)"
+        )
 
 
 def _staff_client() -> Any:
@@ -139,8 +141,12 @@ def time_reads(url: str, repeats: int, progress: Callable[[str], None]) -> list[
             order = (0, UNRELATED) if number % 2 == 0 else (UNRELATED, 0)
             for unrelated in order:
                 db = database("ours", processes, unrelated)
-                tilestatus = {**base, "REDIS_URL": db_url(url, db), "KEY_PREFIX": PREFIX,
-                              "KEEP": KEEP}
+                tilestatus = {
+                    **base,
+                    "REDIS_URL": db_url(url, db),
+                    "KEY_PREFIX": PREFIX,
+                    "KEEP": KEEP,
+                }
                 with override_settings(TILESTATUS=tilestatus):
                     found, _ = get_recent()  # connects; not timed
                     if len(found) != processes:

@@ -19,7 +19,6 @@ MAX_PATH_LENGTH = 200
 MAX_ERROR_LENGTH = 300
 
 
-
 def _make_recorder() -> Recorder:
     config = conf.get_config()
     store: StatusStore | None = None
@@ -27,9 +26,7 @@ def _make_recorder() -> Recorder:
     def store_factory() -> StatusStore:
         nonlocal store
         if store is None:
-            store = StatusStore(
-                connection.get_client(), config.key_prefix, config.keep, config.ttl
-            )
+            store = StatusStore(connection.get_client(), config.key_prefix, config.keep, config.ttl)
         return store
 
     return Recorder(store_factory, config.host, os.getpid())

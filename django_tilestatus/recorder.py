@@ -101,9 +101,7 @@ class Recorder:
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
-                thread = threading.Thread(
-                    target=self._run, name="tilestatus-writer", daemon=True
-                )
+                thread = threading.Thread(target=self._run, name="tilestatus-writer", daemon=True)
                 thread.start()
                 self._thread = thread
 

@@ -14,7 +14,7 @@ import hashlib
 import operator
 import time
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import conf, connection, events
 from .recorder import existing_recorder
@@ -59,7 +59,7 @@ _new_tuple = tuple.__new__
 def _status_class(host: str) -> type[Status]:
     """The ``Status`` subclass whose items report ``host``."""
     namespace = {"__slots__": (), "host": host, "__module__": __name__}
-    return type(Status)("Status", (Status,), namespace)
+    return cast("type[Status]", type("Status", (Status,), namespace))
 
 
 def get_store() -> StatusStore:

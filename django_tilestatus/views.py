@@ -68,4 +68,3 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
     if recorder is not None:
         events.finished(recorder, label, time.perf_counter() - start)
     return response
-

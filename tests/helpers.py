@@ -24,6 +24,11 @@ def write_log(store: StatusStore, host: str, pid: int, *events: tuple[float, str
 
 def dead_pid() -> int:
     """The PID of a process that ran and has exited (and been reaped)."""
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, timeout=60, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return int(child.stdout)

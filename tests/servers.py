@@ -28,15 +28,26 @@ def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> 
     """Serve the example project on a free loopback port; yields its base URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "example_project.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "30",
-        "--graceful-timeout", "5",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "example_project.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        "30",
+        "--graceful-timeout",
+        "5",
     ]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        command, cwd=ROOT,
+        command,
+        cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", **env},
-        stdout=out, stderr=subprocess.STDOUT
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:

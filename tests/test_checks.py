@@ -49,10 +49,14 @@ def test_config_with_a_missing_provider_is_e002(settings: Any) -> None:
 
 def test_config_file_with_relative_paths_loads(settings: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "tilestache.cfg"
-    cfg.write_text(json.dumps({
-        "cache": {"name": "Disk", "path": "cache"},
-        "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "cache": {"name": "Disk", "path": "cache"},
+                "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}},
+            }
+        )
+    )
     assert ids(settings, CONFIG=str(cfg)) == []
 
 
@@ -70,8 +74,15 @@ def test_redis_url_wins_over_cache_alias(settings: Any) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("KEEP", 0), ("KEEP", 2.5), ("TTL", -1), ("HIDE_AFTER", "600"), ("PURGE_AFTER", None),
-     ("MESSAGES", 0), ("BUSY_AFTER", True)],
+    [
+        ("KEEP", 0),
+        ("KEEP", 2.5),
+        ("TTL", -1),
+        ("HIDE_AFTER", "600"),
+        ("PURGE_AFTER", None),
+        ("MESSAGES", 0),
+        ("BUSY_AFTER", True),
+    ],
 )
 def test_non_positive_or_non_numbers_are_e005(settings: Any, key: str, value: Any) -> None:
     assert ids(settings, **{key: value}) == ["tilestatus.E005"]

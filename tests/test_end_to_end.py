@@ -58,16 +58,21 @@ def wait_for_finished(store: StatusStore, count: int, seconds: float = 5.0) -> l
 
 
 def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_path: Any) -> None:
-    env = {"TILESTATUS_REDIS_URL": REAL_REDIS_URL, "TILESTATUS_KEY_PREFIX": real_prefix,
-           "DJANGO_DEBUG": "0"}
+    env = {
+        "TILESTATUS_REDIS_URL": REAL_REDIS_URL,
+        "TILESTATUS_KEY_PREFIX": real_prefix,
+        "DJANGO_DEBUG": "0",
+    }
     xs = random.sample(range(2**ZOOM), 40)
     paths = [f"/tiles/demo/{ZOOM}/{x}/{x % 1000}.png" for x in xs]
     try:
         with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 answers = list(pool.map(lambda p: fetch(base + p), paths))
-            assert all(status == 200 and kind == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
-                       for status, kind, body in answers)
+            assert all(
+                status == 200 and kind == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
+                for status, kind, body in answers
+            )
             assert fetch(base + "/tiles/demo/preview.html")[0] == 200
             assert fetch(base + "/tiles/nowhere/1/0/0.png")[0] == 404
             assert fetch(base + "/tiles/demo/zz/0/0.png")[0] == 400

@@ -17,7 +17,11 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment.pop("TILESTATUS_REDIS_URL", None)
     return subprocess.run(
         [sys.executable, "example_project/manage.py", *args],
-        cwd=ROOT, env={**environment, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -48,7 +48,9 @@ def counts(settings: Any, real_redis: Any, real_prefix: str) -> Iterator[Counts]
         },
     }
     settings.TILESTATUS = {
-        **settings.TILESTATUS, "CACHE_ALIAS": "counted", "KEY_PREFIX": real_prefix
+        **settings.TILESTATUS,
+        "CACHE_ALIAS": "counted",
+        "KEY_PREFIX": real_prefix,
     }
     yield counts
     recorder.discard_recorder(flush=False)

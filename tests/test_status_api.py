@@ -22,10 +22,20 @@ from django_tilestatus.status import (
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        (0, "moments"), (14.9, "moments"), (15, "15 seconds"), (89.9, "89 seconds"),
-        (90, "1 minutes"), (5399, "89 minutes"), (5400, "1 hours"), (129599, "35 hours"),
-        (129600, "1 days"), (907199, "10 days"), (907200, "1 weeks"), (3887999, "6 weeks"),
-        (3888000, "1 months"), (10**8, "38 months"),
+        (0, "moments"),
+        (14.9, "moments"),
+        (15, "15 seconds"),
+        (89.9, "89 seconds"),
+        (90, "1 minutes"),
+        (5399, "89 minutes"),
+        (5400, "1 hours"),
+        (129599, "35 hours"),
+        (129600, "1 days"),
+        (907199, "10 days"),
+        (907200, "1 weeks"),
+        (3887999, "6 weeks"),
+        (3888000, "1 months"),
+        (10**8, "38 months"),
     ],
 )
 def test_nice_time_thresholds(seconds: float, text: str) -> None:
@@ -69,7 +79,9 @@ def test_processes_are_youngest_first(settings: Any) -> None:
     store.write("b", 2, [(200.0, "new")])
     processes, messages = get_recent(now=250.0)
     assert [(p.host, p.pid, p.message, p.elapsed) for p in processes] == [
-        ("b", 2, "new", 50.0), ("a", 1, "old", 150.0)]
+        ("b", 2, "new", 50.0),
+        ("a", 1, "old", 150.0),
+    ]
     assert [m.message for m in messages] == ["new", "old"]
 
 

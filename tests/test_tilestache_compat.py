@@ -24,7 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(code)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -104,8 +107,13 @@ def test_building_a_config_leaves_sys_path_alone(tmp_path: Path) -> None:
 def test_logging_key_is_dropped() -> None:
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    build_configuration({"logging": "debug", "cache": {"name": "Test"},
-                         "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}}})
+    build_configuration(
+        {
+            "logging": "debug",
+            "cache": {"name": "Test"},
+            "layers": {"solid": {"provider": {"class": "tests.providers:Solid"}}},
+        }
+    )
     assert (root.level, root.handlers) == (level, handlers)
 
 
