@@ -45,6 +45,16 @@ def _parse_member(member: Any) -> tuple[str, int] | None:
     return (host, int(pid)) if pid.isdigit() else None
 
 
+def _parse_registry(members: Iterable[tuple[Any, Any]]) -> list[tuple[str, int, float]]:
+    """``(host, pid, last_seen)`` from ZREVRANGE ... WITHSCORES, skipping malformed members."""
+    found = []
+    for member, score in members:
+        parsed = _parse_member(member)
+        if parsed is not None:
+            found.append((parsed[0], parsed[1], float(score)))
+    return found
+
+
 def _parse_entries(raw: list[Any]) -> list[tuple[float, str]]:
     """``(unix time, message)`` from ``"<unix time> <message>"`` entries, skipping others.
 
@@ -107,22 +117,11 @@ class StatusStore:
         pipe.zremrangebyscore(self.registry_key(), "-inf", f"({now - self.ttl}")
         pipe.zrevrange(self.registry_key(), 0, -1, withscores=True)
         _, members = pipe.execute()
-        found = []
-        for member, score in members:
-            parsed = _parse_member(member)
-            if parsed is not None:
-                found.append((parsed[0], parsed[1], float(score)))
-        return found
+        return _parse_registry(members)
 
     def registered(self) -> list[tuple[str, int, float]]:
         """Every registry entry as ``(host, pid, last_seen)``, youngest first, changing nothing."""
-        members = self.client.zrevrange(self.registry_key(), 0, -1, withscores=True)
-        found = []
-        for member, score in members:
-            parsed = _parse_member(member)
-            if parsed is not None:
-                found.append((parsed[0], parsed[1], float(score)))
-        return found
+        return _parse_registry(self.client.zrevrange(self.registry_key(), 0, -1, withscores=True))
 
     def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
         """Whether each ``(host, pid)`` still has messages (its list may have expired)."""
