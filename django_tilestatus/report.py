@@ -9,6 +9,7 @@ view reads Redis and deletes what they name.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -186,11 +187,12 @@ def build_report(
             )
 
     purged = set(purge)
+    # Only the newest MESSAGES become lines: 1000 processes hold 20,000 messages.
+    shown = (status for status in messages if (status.host, status.pid) not in purged)
     lines = [
         Line(status.host, status.pid, status.elapsed, status.message)
-        for status in messages
-        if (status.host, status.pid) not in purged
-    ][: settings.messages]
+        for status in itertools.islice(shown, settings.messages)
+    ]
     colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
     rows = [replace(row, colour=colours[row.host, row.pid]) for row in rows]
     lines = [replace(line, colour=colours[line.host, line.pid]) for line in lines]
