@@ -23,11 +23,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> Iterator[str]:
-    """Serve the example project on a free loopback port; yields its base URL."""
-    port = free_port()
-    command = [
+def isolation_options() -> list[str]:
+    """gunicorn 27+ opens a control socket at one fixed path per user; servers
+    started side by side (tests, other checkouts) must not share it."""
+    import gunicorn
+
+    major = int(gunicorn.__version__.split(".")[0])
+    return ["--no-control-socket"] if major >= 27 else []
+
+
+def gunicorn_command(port: int, workers: int, *options: str) -> list[str]:
+    """The command serving the example project on ``127.0.0.1:port``."""
+    return [
         sys.executable,
         "-m",
         "gunicorn",
@@ -40,7 +47,16 @@ def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> 
         "30",
         "--graceful-timeout",
         "5",
+        *isolation_options(),
+        *options,
     ]
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int = 2, log: Path | None = None) -> Iterator[str]:
+    """Serve the example project on a free loopback port; yields its base URL."""
+    port = free_port()
+    command = gunicorn_command(port, workers)
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         command,

@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..servers import ROOT, free_port
+from ..servers import ROOT, free_port, gunicorn_command
 
 #: Seconds gunicorn may take to answer its first request, or to stop.
 START_TIMEOUT = 40.0
@@ -58,15 +57,6 @@ def write_tilestache_config(directory: Path, slow_seconds: float = 30.0) -> Path
     return path
 
 
-def isolation_options() -> list[str]:
-    """gunicorn 27+ opens a control socket at one fixed path per user; servers
-    started side by side (tests, other checkouts) must not share it."""
-    import gunicorn
-
-    major = int(gunicorn.__version__.split(".")[0])
-    return ["--no-control-socket"] if major >= 27 else []
-
-
 def children(pid: int) -> list[int]:
     """PIDs of the direct children of ``pid`` (Linux /proc)."""
     try:
@@ -99,23 +89,7 @@ class GunicornServer:
         self._log_file: Any = None
 
     def start(self) -> None:
-        command = [
-            *self.wrapper,
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "example_project.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.workers),
-            "--timeout",
-            "30",
-            "--graceful-timeout",
-            "5",
-            *isolation_options(),
-            *self.options,
-        ]
+        command = [*self.wrapper, *gunicorn_command(self.port, self.workers, *self.options)]
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TILESTATUS_")}
         environment.update(
             {"DJANGO_SETTINGS_MODULE": "example_project.settings", "DJANGO_DEBUG": "0", **self.env}
