@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
-        from django_tilestatus.store import StatusStore
+        from django_tilestatus.store import RedisStore
 
         from . import redis_usage, status_reads, throughput
 
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             progress("Redis connections and commands counted")
-            store = StatusStore(client, PREFIX, keep=20, ttl=3600)
+            store = RedisStore(client, PREFIX, keep=20, ttl=3600)
             results.visibility = redis_usage.visibility(store, by_name["on"], first_row + 10, 20)
             client.close()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .load import cold_path, warm_path
 from .servers import Server, fetch
@@ -90,7 +90,7 @@ def measure_pass(
     )
 
 
-def visibility(store: StatusStore, server: Server, row: int, count: int) -> list[float]:
+def visibility(store: RedisStore, server: Server, row: int, count: int) -> list[float]:
     """Seconds from a response until its ``Finished`` message can be read from Redis."""
     delays = []
     for index in range(count):
@@ -110,7 +110,7 @@ def visibility(store: StatusStore, server: Server, row: int, count: int) -> list
 def memory_per_process(client: Any, processes: int = 1000, keep: int = 20) -> float:
     """Bytes of Redis memory per process with ``keep`` typical messages each."""
     client.flushdb()
-    store = StatusStore(client, prefix="tilestatus", keep=keep, ttl=3600)
+    store = RedisStore(client, prefix="tilestatus", keep=keep, ttl=3600)
     before = int(client.info("memory")["used_memory"])
     now = time.time()
     for pid in range(10_000, 10_000 + processes):

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from . import original_pattern as original
 from .redis_server import db_url
@@ -91,7 +91,7 @@ def populate(url: str, progress: Callable[[str], None]) -> None:
                 client.flushdb()
                 if unrelated:
                     add_unrelated_keys(client, unrelated)
-            store = StatusStore(ours, PREFIX, keep=KEEP, ttl=3600)
+            store = RedisStore(ours, PREFIX, keep=KEEP, ttl=3600)
             pipe = theirs.pipeline(transaction=False)
             for pid in range(20_000, 20_000 + processes):
                 events = _messages(pid, now)

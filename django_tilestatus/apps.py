@@ -11,12 +11,9 @@ from django.core.signals import setting_changed
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     """Forget everything built from ``TILESTATUS`` when a test overrides it."""
     if setting in ("TILESTATUS", "CACHES"):
-        from . import conf, connection, recorder, tiles
+        from . import runtime
 
-        recorder.discard_recorder(flush=False)
-        connection.reset()
-        tiles.reset()
-        conf.reset()
+        runtime.reset()
 
 
 #: The admin index with a "Tile status" module (see ``_link_admin_index``).
@@ -40,10 +37,13 @@ def _link_admin_index() -> None:
 class TileStatusConfig(AppConfig):
     name = "django_tilestatus"
     verbose_name = "Tile status"
-    default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the checks
+        from . import (
+            checks,  # noqa: F401 - registers the checks
+            runtime,
+        )
 
+        runtime.install()
         setting_changed.connect(_settings_changed, dispatch_uid="django_tilestatus.settings")
         _link_admin_index()

@@ -3,6 +3,8 @@
 TileStache takes the cache lock only when a tile is not cached, so a warm tile
 records nothing here. Waiting on that lock is where a busy tile server stalls
 (another worker renders the same metatile), which is why it is recorded.
+
+Core module: imports the standard library and ``events`` only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Whether a process on this host that recorded statuses still runs.
 
 Shared by the status page (which marks such a process "gone") and
-``tilestatus_purge`` (which deletes it). Only processes of this host can be
-judged; a process of another host is judged by its silence alone, by the
-callers. Nothing here knows Django.
+``tilestatus_purge`` (which deletes it), through ``policy``. Only processes of
+this host can be judged; a process of another host is judged by its silence
+alone. Any integer may come from Redis: an impossible PID is simply not running.
+
+Core module: imports the standard library only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ REUSED = "PID reused by a newer process"
 START_TIME_SLACK = 2.0
 
 _PROC = "/proc"
+#: The largest value a PID can have (a C ``pid_t``); ``os.kill`` overflows beyond.
+MAX_PID = 2**31 - 1
 
 
 def is_running(pid: int) -> bool:
@@ -28,11 +32,11 @@ def is_running(pid: int) -> bool:
     A process of another user is running too: signalling it is refused
     (PermissionError), which proves it exists.
     """
-    if pid <= 0:
+    if not 0 < pid <= MAX_PID:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -47,6 +51,8 @@ def started_at(pid: int) -> float | None:
     Linux only: field 22 of ``/proc/<pid>/stat`` (clock ticks since boot)
     plus ``btime`` of ``/proc/stat``.
     """
+    if not 0 < pid <= MAX_PID:
+        return None
     fields = _stat_fields(pid)
     boot = _boot_time()
     if fields is None or boot is None or len(fields) < 20:

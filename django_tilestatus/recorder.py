@@ -7,6 +7,13 @@ pipelined write. Order is kept; when Redis is away the queue is bounded by
 dropping the oldest events (and counting them), a warning is logged once per
 outage, and sending resumes by itself. At a clean exit the process records
 ``Destroyed`` and flushes.
+
+Each process has at most one recorder, made on first use by the factory an
+adapter installed (``install_factory``; the Django app installs one built from
+its settings). Without a factory, or when the factory returns None (recording
+disabled), ``active()`` is None and nothing is recorded.
+
+Core module: imports the standard library, ``store`` and ``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -19,9 +26,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from redis.exceptions import ResponseError
-
-from .store import StatusStore
+from . import vocabulary
+from .store import StatusStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +139,11 @@ class Recorder:
                 self._drop_oldest(len(queue) - self.max_queue)
             if not self._outage:
                 self._outage = True
+                reason = str(exc) if isinstance(exc, StoreUnavailable) else repr(exc)
                 logger.warning(
                     "Tile status recording paused, %s; "
                     "tiles are still served and events are held in memory.",
-                    describe_failure(exc),
+                    reason,
                 )
             return False
         if self._outage:
@@ -147,34 +154,43 @@ class Recorder:
         return True
 
 
-def describe_failure(exc: BaseException) -> str:
-    """Why a write failed, for the log: unreachable, or refused (full, read-only...).
-
-    redis-py quotes the failed pipeline command, whose arguments are tile
-    paths (user input), in its error text; only Redis's own reason is kept.
-    """
-    if isinstance(exc, ResponseError):
-        reason = str(exc).rpartition(" of pipeline caused error: ")[2]
-        return f"Redis refused the write ({type(exc).__name__}: {reason})"
-    return f"Redis is unavailable ({type(exc).__name__}: {exc})"
-
-
 # -- the process's recorder ------------------------------------------------
 
 _recorder: Recorder | None = None
+#: True once the factory said recording is off, until settings change.
+_disabled = False
+_factory: Callable[[], Recorder | None] | None = None
 _lock = threading.Lock()
 
 
-def get_recorder(factory: Callable[[], Recorder]) -> Recorder:
-    """This process's recorder, made by ``factory`` on first use."""
-    global _recorder
+def install_factory(factory: Callable[[], Recorder | None] | None) -> None:
+    """Make this process's recorders with ``factory`` (None: record nothing)."""
+    global _factory
+    _factory = factory
+    discard_recorder(flush=False)
+
+
+def active() -> Recorder | None:
+    """This process's recorder, or None when recording is off.
+
+    Called once per tile request, so the common case is one global read.
+    """
     recorder = _recorder
-    if recorder is None:
-        with _lock:
-            if _recorder is None:
-                _recorder = factory()
-            recorder = _recorder
-    return recorder
+    if recorder is not None or _disabled:
+        return recorder
+    return _make()
+
+
+def _make() -> Recorder | None:
+    global _recorder, _disabled
+    with _lock:
+        if _recorder is None and not _disabled:
+            made = _factory() if _factory is not None else None
+            if made is None:
+                _disabled = True
+            else:
+                _recorder = made
+        return _recorder
 
 
 def existing_recorder() -> Recorder | None:
@@ -185,9 +201,10 @@ def existing_recorder() -> Recorder | None:
 
 def discard_recorder(flush: bool = True) -> None:
     """Stop and forget the recorder (settings changed); flush it first if asked."""
-    global _recorder
+    global _recorder, _disabled
     with _lock:
         recorder, _recorder = _recorder, None
+        _disabled = False
     if recorder is not None and recorder.pid == os.getpid():
         recorder.stop(flush=flush)
 
@@ -204,7 +221,7 @@ def _at_exit() -> None:
     recorder = existing_recorder()
     if recorder is not None:
         if recorder.created:
-            recorder.record("Destroyed")
+            recorder.record(vocabulary.destroyed())
         recorder.stop()
 
 

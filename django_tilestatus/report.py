@@ -1,32 +1,50 @@
-"""What the status page shows, built once and rendered as HTML, JSON or text.
+"""What the status page shows, computed once and rendered as HTML, JSON or text.
 
-``build_report`` turns the recent statuses into a ``Report``: the active
-processes with a state each, and the newest messages. It also names the
-processes to delete on read. The JSON and text renderings live here too, so
-the three formats cannot drift apart. The functions here only compute: the
-view reads Redis and deletes what they name.
+``build_report`` turns one bounded read of the store (a ``Snapshot``) into a
+``Report``: the active processes with a state each, and the newest messages.
+Everything a format shows is computed here (state and its wording, slow,
+colour, indentation, how long ago), so the HTML template, the JSON and the
+text cannot drift apart, and the page's script only renders. It also names
+the processes to delete on read, by the one ``DeathPolicy``; the view does the
+deleting.
+
+Core module: imports the standard library, ``policy``, ``store`` (its data
+classes) and ``vocabulary`` only.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import functools
+import hashlib
+import heapq
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
-from .status import Status, nice_time, pid_indent
+from .policy import DeathPolicy
+from .store import Snapshot
+from .vocabulary import Kind, clean, nice_time, parse
 
-#: A process's state on the page.
-BUSY, IDLE, GONE = "busy", "idle", "gone"
+#: A process's state on the page: requests under way, none, died without a
+#: word (killed), or exited cleanly (recorded ``Destroyed``).
+BUSY, IDLE, GONE, EXITED = "busy", "idle", "gone", "exited"
+STATES = (BUSY, IDLE, GONE, EXITED)
 #: Distinct colours the HTML gives processes (``ts-c0`` ... in status.css).
 COLOURS = 10
-
-#: Messages written while a request is under way: they neither start nor end it.
-_IN_REQUEST = ("Attempted cache lock", "Got cache lock in ")
-_STARTED = "Started "
-_DESTROYED = "Destroyed"
+#: Most process rows a page lists. Beyond it, busy, slow and gone processes
+#: are listed first, then the most recently seen; the rest are counted per host
+#: and state, so the page stays small whatever the registry holds.
+MAX_PROCESS_ROWS = 100
+#: Newest messages of each active process read to tell its state: at most
+#: ``Got cache lock``, ``Attempted cache lock``, ``Started``.
+STATE_HEAD = 3
+#: Seconds a host's newest event may lie in the future before its clock is
+#: flagged as ahead (hosts need synchronised clocks).
+CLOCK_AHEAD_AFTER = 2.0
+#: Most long-silent processes deleted by one read; the next read goes on.
+MAX_PURGE_PER_READ = 1000
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,17 @@ class ReportSettings:
     purge_after: float
     busy_after: float
     messages: int
+    max_rows: int = MAX_PROCESS_ROWS
+
+    def policy(self) -> DeathPolicy:
+        """The page's death policy: a dead process stays listed PURGE_AFTER seconds."""
+        return DeathPolicy(self.this_host, self.purge_after, self.purge_after)
+
+
+@functools.lru_cache(maxsize=4096)
+def pid_indent(pid: int) -> int:
+    """An indentation, 0 to 31, from the MD5 of the decimal PID, as the original."""
+    return int(hashlib.md5(str(pid).encode("ascii"), usedforsecurity=False).hexdigest(), 16) % 32
 
 
 @dataclass(frozen=True)
@@ -61,8 +90,15 @@ class Line:
         return nice_time(self.elapsed)
 
     def as_dict(self) -> dict[str, Any]:
-        elapsed = round(self.elapsed, 3)
-        return {"host": self.host, "pid": self.pid, "elapsed": elapsed, "message": self.message}
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "elapsed": round(self.elapsed, 3),
+            "message": self.message,
+            "colour": self.colour,
+            "indent": self.indent,
+            "ago": self.ago + " ago",
+        }
 
 
 @dataclass(frozen=True)
@@ -87,23 +123,69 @@ class ProcessRow(Line):
             return f"gone while busy on {self.busy_path}"
         return self.state
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "last_event": round(self.last_event, 6),
+            "state": self.state,
+            "state_text": self.state_text,
+            "slow": self.slow,
+            "busy_path": self.busy_path,
+            "busy_for": round(self.busy_for, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """Processes of one host and state left out of the table (see ``MAX_PROCESS_ROWS``)."""
+
+    host: str
+    state: str
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "state": self.state, "count": self.count}
+
 
 @dataclass(frozen=True)
 class Report:
     now: float
     processes: list[ProcessRow] = field(default_factory=list)
     messages: list[Line] = field(default_factory=list)
+    #: Active processes not listed, counted per host and state.
+    hidden: list[Hidden] = field(default_factory=list)
+    #: Hosts whose newest event lies in the future: their clock is ahead of this one.
+    clock_ahead: list[str] = field(default_factory=list)
+    #: The ``?host=`` the report is limited to, if any.
+    host: str | None = None
+    #: Active processes per state, listed or not.
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def several_hosts(self) -> bool:
         """True when PIDs alone are ambiguous, so the host is shown beside them."""
         return len({line.host for line in [*self.processes, *self.messages]}) > 1
 
+    @property
+    def read_at(self) -> datetime:
+        return datetime.fromtimestamp(self.now, tz=timezone.utc)
+
+    @property
+    def hidden_total(self) -> int:
+        return sum(item.count for item in self.hidden)
+
     def as_dict(self) -> dict[str, Any]:
-        """The JSON format."""
+        """The JSON format: every value the page shows, ready to render."""
         return {
             "now": round(self.now, 3),
+            "read_at": self.read_at.strftime("%H:%M:%S UTC"),
+            "read_at_iso": self.read_at.isoformat(),
+            "host": self.host,
+            "several_hosts": self.several_hosts,
+            "counts": self.counts,
             "processes": [row.as_dict() for row in self.processes],
+            "hidden": [item.as_dict() for item in self.hidden],
+            "clock_ahead": self.clock_ahead,
             "messages": [line.as_dict() for line in self.messages],
         }
 
@@ -113,6 +195,8 @@ class Report:
         lines = ["%d" % self.now, "----------"]
         for index, row in enumerate(self.processes):
             lines.append("%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago))
+        if self.hidden:
+            lines.append(f"     ({self.hidden_total} more processes not listed)")
         lines.append("----------")
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]
@@ -120,80 +204,112 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
-def request_state(history: Sequence[Status]) -> tuple[str, str, float]:
-    """``(state, path, seconds)`` from one process's messages, youngest first.
+def request_state(entries: Sequence[tuple[float, str]], now: float) -> tuple[str, str, float]:
+    """``(state, path, seconds)`` from one process's ``(unix time, message)``, newest first.
 
     A process is busy from ``Started <path>`` until any other message than
-    the cache-lock ones that happen inside a request.
+    those written inside a request; it has exited once it says ``Destroyed``.
     """
-    for status in history:
-        if status.message.startswith(_STARTED):
-            return BUSY, status.message[len(_STARTED) :], status.elapsed
-        if status.message == _DESTROYED:
-            return GONE, "", 0.0
-        if not status.message.startswith(_IN_REQUEST):
+    for stamp, message in entries:
+        parsed = parse(message)
+        if parsed.kind is Kind.STARTED:
+            return BUSY, parsed.path, max(0.0, now - stamp)
+        if parsed.kind is Kind.DESTROYED:
+            return EXITED, "", 0.0
+        if not parsed.kind.inside_request:
             break
     return IDLE, "", 0.0
 
 
 def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """A colour per process: by rank in (host, PID) order, so the processes on
-    one page differ as long as there are no more than COLOURS of them.
-
-    status.js ranks the same way for the processes it adds.
-    """
+    one page differ as long as there are no more than COLOURS of them."""
     return {key: rank % COLOURS for rank, key in enumerate(sorted(set(keys)))}
 
 
+def _priority(row: ProcessRow) -> int:
+    """Which rows a crowded page keeps first: slow, busy, gone, then the rest."""
+    if row.slow:
+        return 0
+    if row.state == BUSY:
+        return 1
+    return 2 if row.state == GONE else 3
+
+
 def build_report(
-    processes: Sequence[Status],
-    messages: Sequence[Status],
-    settings: ReportSettings,
-    why_dead: Callable[[int, float], str | None],
-    now: float | None = None,
+    snapshot: Snapshot, settings: ReportSettings, policy: DeathPolicy | None = None
 ) -> tuple[Report, list[tuple[str, int]]]:
-    """The report for ``get_recent()``'s lists, and the processes to delete.
+    """The report for one read, and the processes to delete.
 
-    ``why_dead(pid, last_event)`` judges processes of this host (see
-    ``liveness``); other hosts are judged by silence only. A process silent
-    longer than PURGE_AFTER is deleted unless it still runs here.
+    ``policy`` judges which processes are dead (``settings.policy()`` unless
+    given); processes of other hosts are judged by silence only.
     """
-    now = time.time() if now is None else now
-    history: dict[tuple[str, int], list[Status]] = defaultdict(list)
-    for status in messages:
-        history[(status.host, status.pid)].append(status)
-
+    policy = settings.policy() if policy is None else policy
+    now = snapshot.now
     rows: list[ProcessRow] = []
     purge: list[tuple[str, int]] = []
-    for newest in processes:
-        key = (newest.host, newest.pid)
-        local = newest.host == settings.this_host
-        dead = local and why_dead(newest.pid, now - newest.elapsed) is not None
-        if newest.elapsed > settings.purge_after and (dead or not local):
-            purge.append(key)
-        elif newest.elapsed <= settings.hide_after:
-            state, path, busy_for = request_state(history[key] or [newest])
-            rows.append(
-                ProcessRow(
-                    *key,
-                    newest.elapsed,
-                    newest.message,
-                    last_event=now - newest.elapsed,
-                    state=GONE if dead else state,
-                    busy_path=path,
-                    busy_for=busy_for,
-                    slow=state == BUSY and not dead and busy_for > settings.busy_after,
-                )
+    ahead: set[str] = set()
+    for log in snapshot.processes:
+        elapsed = now - log.last_seen
+        if (
+            elapsed > settings.purge_after
+            and len(purge) < MAX_PURGE_PER_READ
+            and policy.why_delete(log.host, log.pid, log.last_seen, now) is not None
+        ):
+            purge.append((log.host, log.pid))
+            continue
+        if elapsed > settings.hide_after or not log.entries:
+            continue
+        if elapsed < -CLOCK_AHEAD_AFTER:
+            ahead.add(log.host)
+        state, path, busy_for = request_state(log.entries, now)
+        dead = policy.why_dead(log.host, log.pid, log.last_seen, now) is not None
+        if dead and state != EXITED:
+            state = GONE
+        rows.append(
+            ProcessRow(
+                log.host,
+                log.pid,
+                max(0.0, elapsed),
+                clean(log.entries[0][1]),
+                last_event=log.last_seen,
+                state=state,
+                busy_path=clean(path),
+                busy_for=busy_for if state in (BUSY, GONE) else 0.0,
+                slow=state == BUSY and busy_for > settings.busy_after,
             )
+        )
+    counts = dict.fromkeys(STATES, 0) | Counter(row.state for row in rows)
+    rows, hidden = _crowded_out(rows, settings.max_rows)
 
     purged = set(purge)
-    # Only the newest MESSAGES become lines: 1000 processes hold 20,000 messages.
-    shown = (status for status in messages if (status.host, status.pid) not in purged)
+    shown = heapq.nlargest(
+        settings.messages,
+        (
+            (stamp, log.host, log.pid, message)
+            for log in snapshot.processes
+            if (log.host, log.pid) not in purged
+            for stamp, message in log.entries
+        ),
+        key=lambda item: item[0],
+    )
     lines = [
-        Line(status.host, status.pid, status.elapsed, status.message)
-        for status in itertools.islice(shown, settings.messages)
+        Line(host, pid, max(0.0, now - stamp), clean(message))
+        for stamp, host, pid, message in shown
     ]
     colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
     rows = [replace(row, colour=colours[row.host, row.pid]) for row in rows]
     lines = [replace(line, colour=colours[line.host, line.pid]) for line in lines]
-    return Report(now, rows, lines), purge
+    report = Report(now, rows, lines, hidden, sorted(ahead), counts=counts)
+    return report, purge
+
+
+def _crowded_out(rows: list[ProcessRow], limit: int) -> tuple[list[ProcessRow], list[Hidden]]:
+    """At most ``limit`` rows, youngest first, and counts of the rest per host and state."""
+    if len(rows) <= limit:
+        return rows, []
+    ranked = sorted(range(len(rows)), key=lambda index: (_priority(rows[index]), index))
+    kept = sorted(ranked[:limit])
+    left = Counter((rows[index].host, rows[index].state) for index in ranked[limit:])
+    hidden = [Hidden(host, state, count) for (host, state), count in sorted(left.items())]
+    return [rows[index] for index in kept], hidden

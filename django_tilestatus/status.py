@@ -3,6 +3,9 @@
 ``get_recent()`` returns ``Status`` items that unpack as the original's
 ``(elapsed, pid, message)`` tuples and also carry ``host``, because PIDs of
 two hosts sharing one Redis may collide.
+
+Adapter: reads the settings (through ``runtime``); raises ``StoreUnavailable``
+when the store cannot be reached.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import hashlib
 import operator
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple, cast
 
-from . import conf, connection, events
+from . import conf, recorder, vocabulary
 from .recorder import existing_recorder
-from .store import StatusStore
+from .report import pid_indent
+from .runtime import get_store
+from .store import StoreUnavailable
+from .vocabulary import nice_time
 
 
 class _StatusFields(NamedTuple):
@@ -62,20 +67,16 @@ def _status_class(host: str) -> type[Status]:
     return cast("type[Status]", type("Status", (Status,), namespace))
 
 
-def get_store() -> StatusStore:
-    """A store on the process's Redis client, for the settings in force."""
-    config = conf.get_config()
-    return StatusStore(connection.get_client(), config.key_prefix, config.keep, config.ttl)
-
-
 def update_status(msg: str) -> None:
     """Record ``msg`` for this process (queued; written within a second).
 
-    Does nothing when ``ENABLED`` is False.
+    The text is cleaned as tile paths are: one printable line, cut at
+    ``vocabulary.MAX_MESSAGE_LENGTH`` characters. Does nothing when
+    ``ENABLED`` is False.
     """
-    recorder = events.active()
-    if recorder is not None:
-        recorder.record(str(msg))
+    current = recorder.active()
+    if current is not None:
+        current.record(vocabulary.clean(str(msg)))
 
 
 def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
@@ -83,11 +84,12 @@ def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
 
     ``processes`` holds each process's newest message; ``messages`` every
     stored message. This process's queued events are written first, so what
-    it just recorded is included. Raises redis-py's errors if Redis is away.
+    it just recorded is included. Entries that do not parse are skipped.
+    Raises ``StoreUnavailable`` if the store cannot be reached.
     """
-    recorder = existing_recorder()
-    if recorder is not None:
-        recorder.flush(timeout=1.0)
+    current = existing_recorder()
+    if current is not None:
+        current.flush(timeout=1.0)
     now = time.time() if now is None else now
     processes: list[Status] = []
     messages: list[Status] = []
@@ -127,7 +129,8 @@ def _collector_paused() -> Iterator[None]:
 def _statuses(now: float, pid: int, host: str, entries: list[tuple[float, str]]) -> list[Status]:
     """``Status`` items for one process's entries."""
     cls = _status_class(host)
-    return [_new_tuple(cls, (now - stamp, pid, text)) for stamp, text in entries]
+    # A clock ahead of this one gives no negative ages.
+    return [_new_tuple(cls, (max(0.0, now - stamp), pid, text)) for stamp, text in entries]
 
 
 def delete_statuses(pid: int, host: str | None = None) -> None:
@@ -135,32 +138,12 @@ def delete_statuses(pid: int, host: str | None = None) -> None:
     get_store().delete([(host or conf.get_config().host, int(pid))])
 
 
-def nice_time(seconds: float) -> str:
-    """Format a time in seconds to a string like "5 minutes", as the original."""
-    if seconds < 15:
-        return "moments"
-    if seconds < 90:
-        return "%d seconds" % seconds
-    if seconds < 60 * 60 * 1.5:
-        return "%d minutes" % (seconds / 60.0)
-    if seconds < 24 * 60 * 60 * 1.5:
-        return "%d hours" % (seconds / 3600.0)
-    if seconds < 7 * 24 * 60 * 60 * 1.5:
-        return "%d days" % (seconds / 86400.0)
-    if seconds < 30 * 24 * 60 * 60 * 1.5:
-        return "%d weeks" % (seconds / 604800.0)
-    return "%d months" % (seconds / 2592000.0)
-
-
-def pid_indent(pid: int) -> int:
-    """An indentation, 0 to 31, from the MD5 of the decimal PID, as the original."""
-    return int(hashlib.md5(str(pid).encode("ascii"), usedforsecurity=False).hexdigest(), 16) % 32
-
-
 __all__ = [
     "Status",
+    "StoreUnavailable",
     "delete_statuses",
     "get_recent",
+    "get_store",
     "nice_time",
     "pid_indent",
     "update_status",

@@ -1,13 +1,17 @@
-"""The staff-only status page: one report, as HTML (default), JSON or plain text."""
+"""The staff-only status page: one report, as HTML (default), JSON or plain text.
+
+Adapter: reads the store through ``runtime``, computes with ``report``, renders.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from dataclasses import replace
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -15,11 +19,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
-from redis.exceptions import RedisError
 
-from . import conf, liveness
-from .report import Report, ReportSettings, build_report
-from .status import get_recent, get_store, nice_time
+from . import conf
+from .recorder import existing_recorder
+from .report import STATE_HEAD, Report, ReportSettings, build_report
+from .runtime import get_store
+from .store import StoreUnavailable
+from .vocabulary import nice_time
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +36,21 @@ TEXT = "text/plain; charset=utf-8"
 UNAVAILABLE = "Tile status is unavailable: Redis cannot be reached. Tiles are still served."
 
 
-def current_report() -> Report:
+#: Longest ``?host=`` taken; a longer one names no host.
+MAX_HOST_LENGTH = 255
+
+
+def current_report(host: str | None = None) -> Report:
     """Read the statuses and build the report, deleting long-silent dead processes.
 
-    Raises redis-py's errors (or OSError) when Redis cannot be reached.
+    The read is bounded (see ``StatusStore.snapshot``); the deletions are
+    best effort, so a read-only replica still serves the page. Raises
+    ``StoreUnavailable`` when the store cannot be reached.
     """
     config = conf.get_config()
-    now = time.time()
-    processes, messages = get_recent(now=now)
+    current = existing_recorder()
+    if current is not None:
+        current.flush(timeout=1.0)
     settings = ReportSettings(
         this_host=config.host,
         hide_after=config.hide_after,
@@ -45,10 +58,18 @@ def current_report() -> Report:
         busy_after=config.busy_after,
         messages=config.messages,
     )
-    report, purge = build_report(processes, messages, settings, liveness.why_dead, now)
+    store = get_store()
+    snapshot = store.snapshot(
+        time.time(),
+        active_within=config.hide_after,
+        recent=config.messages,
+        head=STATE_HEAD,
+        host=host,
+    )
+    report, purge = build_report(snapshot, settings)
     if purge:
-        get_store().delete(purge)
-    return report
+        store.delete_quietly(purge)
+    return replace(report, host=host)
 
 
 def _nosniff(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -77,21 +98,21 @@ def _without_body_for_head(request: HttpRequest, response: HttpResponse) -> Http
 
 def _html(request: HttpRequest, report: Report) -> HttpResponse:
     config = conf.get_config()
+    query = {"format": "json", **({"host": report.host} if report.host else {})}
     context = {
         **admin.site.each_context(request),
         "title": "Tile status",
         "report": report,
-        "read_at": datetime.fromtimestamp(report.now, tz=timezone.utc),
-        "json_url": reverse("tilestatus:status") + "?format=json",
+        "json_url": reverse("tilestatus:status") + "?" + urlencode(query),
         "refresh_ms": REFRESH_SECONDS * 1000,
-        "busy_after": config.busy_after,
         "hide_after": nice_time(config.hide_after),
     }
     return render(request, "django_tilestatus/status.html", context)
 
 
 def _json(request: HttpRequest, report: Report) -> HttpResponse:
-    return JsonResponse(report.as_dict())
+    # Strict JSON: a non-finite number is a bug to see, not ``NaN`` for a parser to reject.
+    return JsonResponse(report.as_dict(), json_dumps_params={"allow_nan": False})
 
 
 def _text(request: HttpRequest, report: Report) -> HttpResponse:
@@ -119,10 +140,14 @@ def _status_page(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(
             "Unknown format: use ?format=html, ?format=json or ?format=text.\n", content_type=TEXT
         )
+    host = request.GET.get("host") or None
+    if host is not None and len(host) > MAX_HOST_LENGTH:
+        return HttpResponseBadRequest("Bad host: too long.\n", content_type=TEXT)
     try:
-        report = current_report()
-    except (RedisError, OSError) as exc:
-        logger.warning("Tile status page: Redis cannot be reached (%s).", type(exc).__name__)
+        report = current_report(host)
+    except StoreUnavailable as exc:
+        cause = type(exc.__cause__ or exc).__name__  # no address or password in the log
+        logger.warning("Tile status page: Redis cannot be reached (%s).", cause)
         response = _unavailable(request, fmt)
     else:
         response = RENDERERS[fmt](request, report)

@@ -1,4 +1,4 @@
-"""Status messages in Redis: key names, one pipelined write, bounded reads.
+"""Where the status log lives: the store interface and its Redis implementation.
 
 Each process (host name + PID) has one list of ``"<unix time> <message>"``
 strings, newest first, trimmed to KEEP and expiring TTL seconds after its last
@@ -6,33 +6,125 @@ write. A sorted set, the registry, names every process with its last-seen time,
 so reading never scans the keyspace: its cost depends on the number of
 processes, not on what else lives in the same Redis database.
 
-Nothing here knows Django; the client is any redis-py ``Redis``.
+Everything the app reads from Redis is treated as untrusted: another program,
+an older version or a bug may have written anything under the prefix. What does
+not parse is skipped and, where it is the app's own registry, removed.
+
+Core module: imports the standard library, redis-py, ``liveness`` (its PID
+range) and ``vocabulary`` only.
+This module and ``connection`` are the only ones that import redis; callers
+see ``StoreUnavailable`` instead of redis-py's errors.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from redis.exceptions import RedisError, ResponseError
+
+from .liveness import MAX_PID
+from .vocabulary import MAX_MESSAGE_LENGTH, clean
+
+logger = logging.getLogger(__name__)
 
 #: Events of one process, oldest first: ``(unix time, message)``.
 Events = Sequence[tuple[float, str]]
 
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):  # noqa: N818 - named for what happened, as ImproperlyConfigured
+    """The status store cannot be reached, or refused what was asked.
+
+    The text says why in words fit for a log: redis-py's own texts may quote
+    the failed command, whose arguments are tile paths (user input).
+    """
+
 
 @dataclass(frozen=True)
 class ProcessLog:
-    """What Redis holds for one process."""
+    """What the store holds for one process."""
 
     host: str
     pid: int
     last_seen: float
-    #: ``(unix time, message)``, newest first.
-    entries: list[tuple[float, str]]
+    #: ``(unix time, message)``, newest first; empty where the list was not read.
+    entries: list[tuple[float, str]] = field(default_factory=list)
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+@dataclass(frozen=True)
+class Registry:
+    """The registry as it is: parsed entries, youngest first, and what did not parse."""
+
+    entries: list[tuple[str, int, float]]
+    #: Members that name no process, as Redis returned them (to report and remove).
+    malformed: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One bounded read for the status page (see ``StatusStore.snapshot``)."""
+
+    now: float
+    #: Every process seen within TTL, youngest first; ``entries`` filled for those read.
+    processes: list[ProcessLog]
+    #: Registry members that did not parse, found (and removed) on the way.
+    malformed: int = 0
+
+
+class StatusStore(Protocol):
+    """What the app needs from wherever the status log lives."""
+
+    keep: int
+    ttl: int
+
+    def write(self, host: str, pid: int, events: Events) -> None:
+        """Append events (oldest first) for one process."""
+
+    def snapshot(
+        self, now: float, *, active_within: float, recent: int, head: int, host: str | None = None
+    ) -> Snapshot:
+        """Every registered process; the lists of those recently seen (bounded)."""
+
+    def read(self, now: float | None = None) -> list[ProcessLog]:
+        """Every live process with all its messages."""
+
+    def registry(self) -> Registry:
+        """Every registry entry, changing nothing."""
+
+    def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
+        """Whether each ``(host, pid)`` still has messages."""
+
+    def delete(self, processes: Iterable[tuple[str, int]], malformed: Iterable[Any] = ()) -> int:
+        """Delete processes' messages and registry entries, and malformed members."""
+
+    def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
+        """``delete`` as clean-up on a read: a refusal is logged once, not raised."""
+
+
+# -- parsing what Redis holds -----------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """``value`` as text, or None for bytes that are not UTF-8."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return str(value)
+
+
+def describe_member(member: Any) -> str:
+    """A malformed registry member as one printable line, for the purge command."""
+    text = _text(member)
+    return clean(repr(member) if text is None else text, 80)
 
 
 def _member(host: str, pid: int) -> str:
@@ -40,48 +132,130 @@ def _member(host: str, pid: int) -> str:
     return f"{pid}:{host}"
 
 
-def _parse_member(member: Any) -> tuple[str, int] | None:
-    pid, _, host = _text(member).partition(":")
-    return (host, int(pid)) if pid.isdigit() else None
+def parse_member(member: Any) -> tuple[str, int] | None:
+    """``(host, pid)`` from a registry member, or None if it names no process.
+
+    The PID must be ASCII digits within the OS range ("²".isdigit() is true,
+    and 2**31 makes ``os.kill`` overflow); the host must be non-empty text.
+    """
+    text = _text(member)
+    if text is None:
+        return None
+    pid, _, host = text.partition(":")
+    if not (pid.isascii() and pid.isdigit() and host) or len(pid) > 10:
+        return None
+    number = int(pid)
+    return (host, number) if 0 < number <= MAX_PID else None
 
 
-def _parse_registry(members: Iterable[tuple[Any, Any]]) -> list[tuple[str, int, float]]:
-    """``(host, pid, last_seen)`` from ZREVRANGE ... WITHSCORES, skipping malformed members."""
-    found = []
+def _parse_registry(members: Iterable[tuple[Any, Any]]) -> Registry:
+    """A ``Registry`` from ZREVRANGE... WITHSCORES replies."""
+    entries, malformed = [], []
     for member, score in members:
-        parsed = _parse_member(member)
-        if parsed is not None:
-            found.append((parsed[0], parsed[1], float(score)))
-    return found
+        parsed = parse_member(member)
+        seen = float(score)
+        if parsed is None or not math.isfinite(seen):
+            malformed.append(member)
+        else:
+            entries.append((parsed[0], parsed[1], seen))
+    return Registry(entries, malformed)
 
 
-def _parse_entries(raw: list[Any]) -> list[tuple[float, str]]:
+def parse_entries(raw: list[Any]) -> list[tuple[float, str]]:
     """``(unix time, message)`` from ``"<unix time> <message>"`` entries, skipping others.
 
-    One loop rather than a call per entry: a page of 1000 processes reads
-    20,000 of them.
+    Skipped: no space, a stamp that is not a finite number, bytes that are not
+    UTF-8. A message longer than ``MAX_MESSAGE_LENGTH`` is cut. One loop rather
+    than a call per entry: a page of 1000 processes reads 20,000 of them.
     """
     entries = []
+    isfinite = math.isfinite
     for item in raw:
-        text = item.decode("utf-8", "replace") if type(item) is bytes else str(item)
-        stamp, _, message = text.partition(" ")
+        if type(item) is bytes:
+            try:
+                text = item.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        else:
+            text = str(item)
+        stamp, space, message = text.partition(" ")
+        if not space:
+            continue
         try:
-            entries.append((float(stamp), message))
+            when = float(stamp)
         except ValueError:
             continue
+        if not isfinite(when):
+            continue
+        if len(message) > MAX_MESSAGE_LENGTH:
+            message = message[:MAX_MESSAGE_LENGTH] + "..."
+        entries.append((when, message))
     return entries
 
 
-class StatusStore:
-    """Reads and writes the status log under one key prefix."""
+# -- errors -----------------------------------------------------------------
+
+
+def describe_failure(exc: BaseException, what: str = "command") -> str:
+    """Why ``what`` failed, for the log: unreachable, or refused (full, read-only...).
+
+    redis-py quotes the failed pipeline command, whose arguments are tile
+    paths (user input), in its error text; only Redis's own reason is kept.
+    """
+    if isinstance(exc, ResponseError):
+        reason = str(exc).rpartition(" of pipeline caused error: ")[2]
+        return f"Redis refused the {what} ({type(exc).__name__}: {reason})"
+    return f"Redis is unavailable ({type(exc).__name__}: {exc})"
+
+
+@contextmanager
+def _unavailable_as_store_error(what: str = "command") -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(describe_failure(exc, what)) from exc
+
+
+class _OnceLogger:
+    """Logs a failed clean-up once, not on every read, until one succeeds again."""
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    def run(self, what: str, action: Callable[[], T]) -> T | None:
+        try:
+            result = action()
+        except (RedisError, OSError, StoreUnavailable) as exc:
+            if not self.failing:
+                self.failing = True
+                reason = str(exc) if isinstance(exc, StoreUnavailable) else describe_failure(exc)
+                logger.warning("Tile status: could not %s (%s); reads go on.", what, reason)
+            return None
+        self.failing = False
+        return result
+
+
+def _raiser(exc: Exception) -> Callable[[], None]:
+    def action() -> None:
+        raise exc
+
+    return action
+
+
+# -- the Redis store ----------------------------------------------------------
+
+
+class RedisStore:
+    """The status log in Redis, under one key prefix."""
 
     def __init__(self, client: Any, prefix: str = "tilestatus", keep: int = 20, ttl: float = 3600):
         self.client = client
         self.prefix = prefix
         self.keep = int(keep)
         self.ttl = max(1, int(ttl))
+        self._cleanup = _OnceLogger()
 
-    # -- key names: the only place they are built -------------------------
+    # -- key names: the only place they are built -----------------------------
 
     def registry_key(self) -> str:
         return f"{self.prefix}:processes"
@@ -89,7 +263,7 @@ class StatusStore:
     def log_key(self, host: str, pid: int) -> str:
         return f"{self.prefix}:log:{host}:{pid}"
 
-    # -- writing -----------------------------------------------------------
+    # -- writing ------------------------------------------------------------------
 
     def write(self, host: str, pid: int, events: Events) -> None:
         """Append events (oldest first) for one process in one round trip."""
@@ -102,26 +276,102 @@ class StatusStore:
         pipe.expire(key, self.ttl)
         pipe.zadd(self.registry_key(), {_member(host, pid): events[-1][0]})
         pipe.expire(self.registry_key(), self.ttl)
-        pipe.execute()
+        with _unavailable_as_store_error("write"):
+            pipe.execute()
 
-    # -- reading -----------------------------------------------------------
+    # -- reading ------------------------------------------------------------------
 
-    def processes(self, now: float | None = None) -> list[tuple[str, int, float]]:
-        """Every registered process as ``(host, pid, last_seen)``, youngest first.
+    def _live_registry(self, now: float) -> Registry:
+        """Registry entries seen within TTL, youngest first, in one round trip.
 
-        Entries older than TTL, whose messages Redis has expired, are dropped
-        from the registry on the way.
+        Entries past TTL, whose lists Redis has expired, are dropped on the
+        way; on a read-only replica that fails, which is logged once and
+        changes nothing else: they are not listed either way.
+        """
+        cutoff = now - self.ttl
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrevrangebyscore(self.registry_key(), "+inf", cutoff, withscores=True)
+        pipe.zremrangebyscore(self.registry_key(), "-inf", f"({cutoff}")
+        with _unavailable_as_store_error():
+            members, dropped = pipe.execute(raise_on_error=False)
+            if isinstance(members, Exception):
+                raise members
+        if isinstance(dropped, Exception):
+            self._cleanup.run("drop expired registry entries", _raiser(dropped))
+        registry = _parse_registry(members)
+        if registry.malformed:
+            self._forget(registry.malformed)
+        return registry
+
+    def _read_lists(self, wanted: Sequence[tuple[str, int, int]]) -> list[list[tuple[float, str]]]:
+        """The newest ``count`` entries of each ``(host, pid, count)``, in one round trip."""
+        if not wanted:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for host, pid, count in wanted:
+            pipe.lrange(self.log_key(host, pid), 0, count - 1)
+        with _unavailable_as_store_error():
+            replies = pipe.execute()
+        return [parse_entries(raw) for raw in replies]
+
+    def snapshot(
+        self, now: float, *, active_within: float, recent: int, head: int, host: str | None = None
+    ) -> Snapshot:
+        """Every process seen within TTL, reading only what a page can show.
+
+        The ``recent`` most recently seen processes get all their messages
+        (the newest N messages can only come from the N most recently seen
+        processes); others seen within ``active_within`` seconds their newest
+        ``head``; the rest none. Three round trips whatever the registry
+        holds, plus one to drop entries whose lists have gone.
+        """
+        registry = self._live_registry(now)
+        listed = [entry for entry in registry.entries if host is None or entry[0] == host]
+        active_since = now - active_within
+        wanted = []
+        for index, (name, pid, seen) in enumerate(listed):
+            if index < recent:
+                wanted.append((name, pid, self.keep))
+            elif seen >= active_since:
+                wanted.append((name, pid, min(head, self.keep)))
+            else:
+                break  # youngest first: nobody further on is active
+        logs = self._read_lists(wanted)
+        processes, stale = [], []
+        for index, (name, pid, seen) in enumerate(listed):
+            entries = logs[index] if index < len(logs) else []
+            if index < len(logs) and not entries:
+                stale.append((name, pid))
+                continue
+            processes.append(ProcessLog(name, pid, seen, entries))
+        if stale:
+            self._forget([_member(name, pid) for name, pid in stale])
+        return Snapshot(now, processes, len(registry.malformed))
+
+    def read(self, now: float | None = None) -> list[ProcessLog]:
+        """Every live process's messages, in a fixed number of round trips.
+
+        Registry entries whose list has gone (deleted, or expired early) are
+        removed, so the registry never outgrows the data it points to.
         """
         now = time.time() if now is None else now
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zremrangebyscore(self.registry_key(), "-inf", f"({now - self.ttl}")
-        pipe.zrevrange(self.registry_key(), 0, -1, withscores=True)
-        _, members = pipe.execute()
-        return _parse_registry(members)
+        listed = self._live_registry(now).entries
+        logs = self._read_lists([(host, pid, self.keep) for host, pid, _ in listed])
+        found, stale = [], []
+        for (host, pid, seen), entries in zip(listed, logs, strict=True):
+            if entries:
+                found.append(ProcessLog(host, pid, seen, entries))
+            else:
+                stale.append(_member(host, pid))
+        if stale:
+            self._forget(stale)
+        return found
 
-    def registered(self) -> list[tuple[str, int, float]]:
-        """Every registry entry as ``(host, pid, last_seen)``, youngest first, changing nothing."""
-        return _parse_registry(self.client.zrevrange(self.registry_key(), 0, -1, withscores=True))
+    def registry(self) -> Registry:
+        """Every registry entry, youngest first, and the malformed ones, changing nothing."""
+        with _unavailable_as_store_error():
+            members = self.client.zrevrange(self.registry_key(), 0, -1, withscores=True)
+        return _parse_registry(members)
 
     def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
         """Whether each ``(host, pid)`` still has messages (its list may have expired)."""
@@ -130,42 +380,33 @@ class StatusStore:
         pipe = self.client.pipeline(transaction=False)
         for host, pid in processes:
             pipe.exists(self.log_key(host, pid))
-        return [bool(count) for count in pipe.execute()]
+        with _unavailable_as_store_error():
+            return [bool(count) for count in pipe.execute()]
 
-    def read(self, now: float | None = None, per_process: int | None = None) -> list[ProcessLog]:
-        """Every live process's messages, in a fixed number of round trips.
+    # -- deleting -----------------------------------------------------------------
 
-        Registry entries whose list has gone (deleted, or expired early) are
-        removed, so the registry never outgrows the data it points to.
-        """
-        listed = self.processes(now)
-        if not listed:
-            return []
-        count = self.keep if per_process is None else max(1, min(per_process, self.keep))
-        pipe = self.client.pipeline(transaction=False)
-        for host, pid, _ in listed:
-            pipe.lrange(self.log_key(host, pid), 0, count - 1)
-        logs, stale = [], []
-        for (host, pid, seen), raw in zip(listed, pipe.execute(), strict=True):
-            entries = _parse_entries(raw)
-            if entries:
-                logs.append(ProcessLog(host, pid, seen, entries))
-            else:
-                stale.append(_member(host, pid))
-        if stale:
-            self.client.zrem(self.registry_key(), *stale)
-        return logs
+    def _forget(self, members: list[Any]) -> None:
+        """Drop registry members found unusable while reading (best effort)."""
+        self._cleanup.run(
+            "remove stale registry entries",
+            lambda: self.client.zrem(self.registry_key(), *members),
+        )
 
-    # -- deleting ----------------------------------------------------------
-
-    def delete(self, processes: Iterable[tuple[str, int]]) -> int:
-        """Delete the messages and registry entries of ``(host, pid)`` pairs."""
+    def delete(self, processes: Iterable[tuple[str, int]], malformed: Iterable[Any] = ()) -> int:
+        """Delete the messages and registry entries of ``(host, pid)`` pairs, and
+        malformed registry members; returns how many entries went."""
         pairs = list(processes)
-        if not pairs:
+        members = [_member(host, pid) for host, pid in pairs] + list(malformed)
+        if not members:
             return 0
         pipe = self.client.pipeline(transaction=False)
         for host, pid in pairs:
             pipe.delete(self.log_key(host, pid))
-        pipe.zrem(self.registry_key(), *[_member(host, pid) for host, pid in pairs])
-        pipe.execute()
-        return len(pairs)
+        pipe.zrem(self.registry_key(), *members)
+        with _unavailable_as_store_error():
+            pipe.execute()
+        return len(members)
+
+    def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
+        """``delete`` as clean-up on a read: a refusal (a read-only replica) is logged once."""
+        self._cleanup.run("delete long-silent processes", lambda: self.delete(processes))

@@ -4,7 +4,9 @@
 extension redirects, JSONP, allowed origin, maximum cache age, tiles) but
 returns bytes bodies, answers 400/404 instead of the "Known unknown" 500,
 validates the JSONP callback, dates ``Expires`` without ``utcnow`` and leaves
-provider exceptions to the caller, which records them. No Django here.
+provider exceptions to the caller, which records them.
+
+Core module: imports the standard library, ``cache`` and ``tilestache`` only.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import email.utils
 import functools
 import http.client
 import re
-import threading
 import time
 import urllib.error
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import conf
 from .cache import InstrumentedCache
 from .tilestache import build_configuration, import_tilestache
 
@@ -165,30 +165,8 @@ class TileServer:
         return response
 
 
-# -- the process's tile server ---------------------------------------------
-
-_lock = threading.Lock()
-_server: TileServer | None = None
-
-
 def load_server(source: Any) -> TileServer:
-    """Build a tile server whose cache records lock events."""
+    """Build a tile server, from a config path or dict, whose cache records lock events."""
     configuration = build_configuration(source)
     configuration.cache = InstrumentedCache(configuration.cache)
     return TileServer(configuration)
-
-
-def get_server() -> TileServer:
-    """The process's tile server for the ``CONFIG`` in force, built once."""
-    global _server
-    if _server is None:
-        with _lock:
-            if _server is None:
-                _server = load_server(conf.get_config().config)
-    return _server
-
-
-def reset() -> None:
-    """Forget the tile server (settings changed)."""
-    global _server
-    _server = None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.encoding import iri_to_uri
 from django.views.decorators.csrf import csrf_exempt
 
-from . import events, tiles
-from ._compat import login_not_required
+from . import events, runtime, tiles
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
         if request.method not in ALLOWED_METHODS:
             response: HttpResponse = HttpResponseNotAllowed(ALLOWED_METHODS)
         else:
-            result = tiles.get_server().handle(
+            result = runtime.get_server().handle(
                 path, request.META.get("QUERY_STRING", ""), _script_name(request, path)
             )
             response = _http_response(result, head)

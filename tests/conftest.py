@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from django_tilestatus import connection, recorder
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 REAL_REDIS_URL = os.environ.get("TILESTATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -94,9 +94,9 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def store(redis_client: Any) -> Iterator[StatusStore]:
+def store(redis_client: Any) -> Iterator[RedisStore]:
     prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
-    yield StatusStore(redis_client, prefix=prefix, keep=5, ttl=600)
+    yield RedisStore(redis_client, prefix=prefix, keep=5, ttl=600)
     delete_prefixed(redis_client, prefix)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +25,7 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.report import colour_processes, request_state
-from django_tilestatus.status import Status, nice_time, pid_indent
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .conftest import IN_CI, REAL_REDIS_URL
 from .servers import ROOT, gunicorn
@@ -146,61 +145,6 @@ def browser(sync_playwright: Any) -> Iterator[Any]:
             chromium.close()
 
 
-SCRIPT = ROOT / "django_tilestatus" / "static" / "django_tilestatus" / "status.js"
-
-
-def test_the_script_computes_as_the_server_does(browser: Any) -> None:
-    """Columns, times, states and colours of processes the script adds match the server's."""
-    page = browser.new_page()
-    page.add_script_tag(content="var module = {exports: {}};")
-    page.add_script_tag(content=SCRIPT.read_text())
-    pids = [*range(3000), 4194304, 13233, 13234, 13235]
-    assert page.evaluate("pids => pids.map(module.exports.pidIndent)", pids) == [
-        pid_indent(pid) for pid in pids
-    ]
-    seconds = [
-        0,
-        14.9,
-        15,
-        89.9,
-        90,
-        5399,
-        5400,
-        129599,
-        129600,
-        907199,
-        907200,
-        3887999,
-        3888000,
-        10**8,
-    ]
-    assert page.evaluate("s => s.map(module.exports.niceTime)", seconds) == [
-        nice_time(value) for value in seconds
-    ]
-    histories = [
-        [(3, "Started /a/1/2/3.png"), (4, "Created")],
-        [(1, "Got cache lock in 0.001 seconds"), (2, "Attempted cache lock"), (5, "Started /b")],
-        [(1, "Finished /a in 0.1 seconds"), (2, "Started /a")],
-        [(1, "Destroyed")],
-        [(1, "Reloaded the config"), (9, "Started /a")],
-    ]
-    script_states = page.evaluate(
-        "hs => hs.map(h => module.exports.requestState(h.map(([elapsed, message]) =>"
-        " ({elapsed, message}))))",
-        histories,
-    )
-    for history, state in zip(histories, script_states, strict=True):
-        expected = request_state([Status(age, 1, text, "h") for age, text in history])
-        assert (state["state"], state.get("path", ""), state.get("busyFor", 0.0)) == expected
-    keys = [("vm", 30), ("vm", 4), ("tiles-2", 99), ("vm", 200), ("vm", 4)] + [
-        ("w", pid) for pid in range(12)
-    ]
-    colours = page.evaluate(
-        "ks => module.exports.colourProcesses(ks.map(([host, pid]) => ({host, pid})))", keys
-    )
-    assert colours == {f"{host} {pid}": c for (host, pid), c in colour_processes(keys).items()}
-
-
 @pytest.mark.e2e
 @pytest.mark.redis
 def test_staff_follow_the_admin_link_and_watch_events_arrive(
@@ -215,7 +159,7 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     assert fetch(base + "/tiles/demo/9/1/" + urllib.request.quote(HOSTILE) + ".png") == 400
     # A worker of another host, stuck on one tile for 25 seconds: the page
     # must single it out.
-    StatusStore(real_redis, prefix=real_prefix).write(
+    RedisStore(real_redis, prefix=real_prefix).write(
         "tiles-2", 4321, [(time.time() - 25, "Started /demo/12/2103/1361.png")]
     )
 
@@ -265,6 +209,15 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     fresh.first.wait_for(timeout=PATIENCE)
     assert page.evaluate("window.notReloaded") is True
     assert page.locator("#tilestatus-live").inner_text() == "Live"
+
+    # A worker killed after the page loaded shows as gone at a refresh, without a reload.
+    victim = int(workers.first.get_attribute("data-pid") or 0)
+    assert victim > 0
+    os.kill(victim, signal.SIGKILL)
+    page.locator(f'#tilestatus-processes tr.tilestatus-gone[data-pid="{victim}"]').wait_for(
+        timeout=PATIENCE
+    )
+    assert page.evaluate("window.notReloaded") is True
 
     # Paused, the page stops asking; resumed, it catches up.
     pause = page.locator("#tilestatus-pause")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .conftest import REAL_REDIS_URL
 from .servers import ROOT, gunicorn
@@ -47,7 +47,7 @@ def raw_head(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def wait_for_finished(store: StatusStore, count: int, seconds: float = 5.0) -> list[Any]:
+def wait_for_finished(store: RedisStore, count: int, seconds: float = 5.0) -> list[Any]:
     deadline = time.monotonic() + seconds
     while True:
         logs = store.read()
@@ -81,7 +81,7 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
             status, headers, extra = raw_head(base, "/tiles/demo/1/0/0.png")
             assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
 
-            store = StatusStore(real_redis, prefix=real_prefix, keep=KEEP)
+            store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)
             logs = wait_for_finished(store, count=KEEP)
     finally:
         shutil.rmtree(

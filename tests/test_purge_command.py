@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_tilestatus import conf, liveness, status
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .conftest import REAL_REDIS_URL, flush_events
 from .helpers import write_log
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.redis
 #: or with a fourth argument stays alive until its stdin closes.
 RECORD = """
 import os, sys, time, redis
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 url, prefix, host = sys.argv[1:4]
-store = StatusStore(redis.Redis.from_url(url), prefix)
+store = RedisStore(redis.Redis.from_url(url), prefix)
 store.write(host, os.getpid(), [(time.time(), "Started /demo/3/1/2.png")])
 print(os.getpid(), flush=True)
 if len(sys.argv) > 4:
@@ -45,8 +45,8 @@ def purge(*args: str, verbosity: int = 1) -> list[str]:
 
 
 @pytest.fixture
-def real_store(use_real_redis: str, real_redis: Any) -> StatusStore:
-    return StatusStore(real_redis, prefix=use_real_redis)
+def real_store(use_real_redis: str, real_redis: Any) -> RedisStore:
+    return RedisStore(real_redis, prefix=use_real_redis)
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def live_worker(use_real_redis: str) -> Iterator[int]:
 
 
 def test_dead_workers_go_and_live_ones_stay(
-    real_store: StatusStore, exited_worker: int, live_worker: int
+    real_store: RedisStore, exited_worker: int, live_worker: int
 ) -> None:
     status.update_status("Started /demo/1/0/0.png")  # this process: alive
     flush_events()
@@ -87,7 +87,7 @@ def test_dead_workers_go_and_live_ones_stay(
     write_log(real_store, "tiles-9", 100, (60, "Finished /demo/2/1/0.png in 0.1 seconds"))
     write_log(real_store, "tiles-9", 101, (120, "Finished /demo/2/2/0.png in 0.1 seconds"))
     real_store.client.delete(real_store.log_key("tiles-9", 101))  # as if its TTL ran out
-    everyone = sorted(real_store.registered())
+    everyone = sorted(real_store.registry().entries)
 
     assert purge("--dry-run") == [
         f"Would delete {here()} PID {exited_worker}: no longer running, last seen moments ago",
@@ -95,7 +95,7 @@ def test_dead_workers_go_and_live_ones_stay(
         "Would delete tiles-9 PID 99: silent for 8 hours",
         "Would delete 3 processes and keep 3 (dry run: nothing was deleted).",
     ]
-    assert sorted(real_store.registered()) == everyone
+    assert sorted(real_store.registry().entries) == everyone
     assert real_store.client.exists(real_store.log_key(here(), exited_worker))
 
     assert purge() == [
@@ -104,7 +104,7 @@ def test_dead_workers_go_and_live_ones_stay(
         "Deleted tiles-9 PID 99: silent for 8 hours",
         "Deleted 3 processes, kept 3.",
     ]
-    kept = {(host, pid) for host, pid, _ in real_store.registered()}
+    kept = {(host, pid) for host, pid, _ in real_store.registry().entries}
     assert kept == {(here(), os.getpid()), (here(), live_worker), ("tiles-9", 100)}
     for host, pid in kept:
         assert real_store.client.exists(real_store.log_key(host, pid))
@@ -113,12 +113,12 @@ def test_dead_workers_go_and_live_ones_stay(
 
 
 def test_a_live_local_process_stays_however_long_silent(
-    real_store: StatusStore, live_worker: int
+    real_store: RedisStore, live_worker: int
 ) -> None:
     assert purge("--older-than", "0.001") == ["Nothing to delete; kept 1 process."]
 
 
-def test_a_reused_pid_counts_as_dead(real_store: StatusStore, live_worker: int) -> None:
+def test_a_reused_pid_counts_as_dead(real_store: RedisStore, live_worker: int) -> None:
     # The live worker's PID, as if an older process had recorded under it long ago.
     real_store.client.delete(real_store.log_key(here(), live_worker))
     write_log(real_store, here(), live_worker, (1000, "Started /demo/1/1/1.png"))
@@ -128,7 +128,7 @@ def test_a_reused_pid_counts_as_dead(real_store: StatusStore, live_worker: int) 
     ]
 
 
-def test_older_than_sets_the_silence_for_other_hosts(real_store: StatusStore) -> None:
+def test_older_than_sets_the_silence_for_other_hosts(real_store: RedisStore) -> None:
     write_log(real_store, "tiles-9", 100, (120, "Finished /demo/2/1/0.png in 0.1 seconds"))
     write_log(real_store, "tiles-9", 102, (30, "Finished /demo/2/1/1.png in 0.1 seconds"))
     assert purge("--older-than", "60", verbosity=2) == [
@@ -138,9 +138,9 @@ def test_older_than_sets_the_silence_for_other_hosts(real_store: StatusStore) ->
     ]
 
 
-def test_verbosity_zero_prints_nothing(real_store: StatusStore, exited_worker: int) -> None:
+def test_verbosity_zero_prints_nothing(real_store: RedisStore, exited_worker: int) -> None:
     assert purge(verbosity=0) == []
-    assert real_store.registered() == []
+    assert real_store.registry().entries == []
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from django_tilestatus import liveness
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .conftest import REAL_REDIS_URL
 from .servers import ROOT, gunicorn
@@ -38,11 +38,11 @@ def purge(env: dict[str, str], *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def workers_recorded(store: StatusStore, count: int) -> set[int]:
+def workers_recorded(store: RedisStore, count: int) -> set[int]:
     """The PIDs of this host that have recorded, once there are ``count`` of them."""
     deadline = time.monotonic() + 10
     while True:
-        pids = {pid for host, pid, _ in store.registered() if host == socket.gethostname()}
+        pids = {pid for host, pid, _ in store.registry().entries if host == socket.gethostname()}
         if len(pids) >= count or time.monotonic() > deadline:
             return pids
         time.sleep(0.1)
@@ -56,7 +56,7 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         "TILESTATUS_KEY_PREFIX": real_prefix,
         "DJANGO_DEBUG": "0",
     }
-    store = StatusStore(real_redis, prefix=real_prefix)
+    store = RedisStore(real_redis, prefix=real_prefix)
     with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
         urls = [f"{base}/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
         with ThreadPoolExecutor(max_workers=6) as pool:
@@ -69,16 +69,16 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         while liveness.is_running(killed) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-        listed = sorted(store.registered())
+        listed = sorted(store.registry().entries)
         lines = purge(env, "--dry-run")
         assert lines[0].startswith(f"Would delete {socket.gethostname()} PID {killed}: ")
         assert "no longer running" in lines[0]
         assert lines[-1].startswith("Would delete 1 process and keep")
-        assert sorted(store.registered()) == listed
+        assert sorted(store.registry().entries) == listed
 
         lines = purge(env)
         assert lines[-1].startswith("Deleted 1 process, kept")
-        remaining = {pid for _, pid, _ in store.registered()}
+        remaining = {pid for _, pid, _ in store.registry().entries}
         assert killed not in remaining and survivor in remaining
         assert real_redis.exists(store.log_key(socket.gethostname(), survivor))
         assert not real_redis.exists(store.log_key(socket.gethostname(), killed))

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from django_tilestatus.recorder import Recorder
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore, StoreUnavailable, describe_failure
 
 from .conftest import REAL_REDIS_URL
 
@@ -31,7 +31,7 @@ class FlakyStore:
 
     def write(self, host: str, pid: int, events: Any) -> None:
         if not self.up:
-            raise redis.ConnectionError("Connection refused")
+            raise StoreUnavailable(describe_failure(redis.ConnectionError("Connection refused")))
         self.batches.append([message for _, message in events])
 
 
@@ -139,7 +139,7 @@ def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> No
         print(recorder.pid)
         """,
     )
-    [log] = StatusStore(real_redis, prefix=real_prefix).read()
+    [log] = RedisStore(real_redis, prefix=real_prefix).read()
     assert (log.host, log.pid) == ("exit-test", int(output))
     assert [m for _, m in log.entries] == ["Destroyed", "Started /solid/1/2/3.png", "Created"]
 
@@ -153,7 +153,7 @@ def test_a_clean_exit_flushes_update_status_events(real_redis: Any, real_prefix:
         update_status("Reloaded the layer config")
         """,
     )
-    [log] = StatusStore(real_redis, prefix=real_prefix).read()
+    [log] = RedisStore(real_redis, prefix=real_prefix).read()
     # Not a tile-serving process: no Created/Destroyed, but nothing lost either.
     assert [m for _, m in log.entries] == ["Reloaded the layer config"]
 
@@ -184,14 +184,23 @@ def test_a_forked_child_gets_its_own_recorder() -> None:
 
 
 def test_a_refused_write_is_logged_as_refused_without_the_events(caplog: Any) -> None:
-    class FullStore(FlakyStore):
-        def write(self, host: str, pid: int, events: Any) -> None:
+    class FullPipeline:
+        """A Redis pipeline over ``maxmemory``, as redis-py reports it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+        def execute(self) -> None:
             raise redis.exceptions.OutOfMemoryError(
                 "Command # 1 (LPUSH tilestatus:log:web1:4242 1.0 Started /secret/1/2/3.png...) "
                 "of pipeline caused error: command not allowed when used memory > 'maxmemory'."
             )
 
-    recorder = make_recorder(FullStore(), interval=3600)
+    class FullRedis:
+        def pipeline(self, transaction: bool = True) -> FullPipeline:
+            return FullPipeline()
+
+    recorder = make_recorder(RedisStore(FullRedis()), interval=3600)
     with caplog.at_level(logging.WARNING, logger="django_tilestatus.recorder"):
         recorder.record("Started /secret/1/2/3.png")
         assert not recorder.flush()

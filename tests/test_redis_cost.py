@@ -21,7 +21,7 @@ from django_redis import get_redis_connection
 from benchmarks.counting import Counts, counting_connection
 from django_tilestatus import recorder
 from django_tilestatus.status import get_recent
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .conftest import REAL_REDIS_URL
 
@@ -77,7 +77,7 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     assert writer.flush()
     assert (counts.connections, counts.round_trips) == (0, 1)
     assert counts.names == Counter({"LPUSH": 1, "LTRIM": 1, "EXPIRE": 2, "ZADD": 1})
-    newest = StatusStore(real_redis, real_prefix).read()[0].entries[0][1]
+    newest = RedisStore(real_redis, real_prefix).read()[0].entries[0][1]
     assert newest.startswith("Finished /solid/9/4/")
 
 
@@ -93,7 +93,7 @@ def test_the_writer_reuses_its_connection(client: Client, counts: Counts) -> Non
     assert counts.round_trips == 3
 
 
-def _register(store: StatusStore, processes: int) -> None:
+def _register(store: RedisStore, processes: int) -> None:
     now = time.time()
     for pid in range(1000, 1000 + processes):
         store.write("tiles-1", pid, [(now, "Started /a/1/0/0.png"), (now, "Finished /a/1/0/0.png")])
@@ -103,7 +103,7 @@ def _register(store: StatusStore, processes: int) -> None:
 def test_get_recent_takes_two_round_trips_whatever_the_number_of_processes(
     counts: Counts, real_redis: Any, real_prefix: str, processes: int
 ) -> None:
-    _register(StatusStore(real_redis, real_prefix), processes)
+    _register(RedisStore(real_redis, real_prefix), processes)
     get_recent()  # connects
     counts.reset()
 
@@ -125,7 +125,7 @@ def test_get_recent_with_nothing_recorded_is_one_round_trip(counts: Counts) -> N
 def test_a_stale_registry_entry_costs_one_more_round_trip_once(
     counts: Counts, real_redis: Any, real_prefix: str
 ) -> None:
-    store = StatusStore(real_redis, real_prefix)
+    store = RedisStore(real_redis, real_prefix)
     _register(store, 3)
     get_recent()  # connects
     real_redis.delete(store.log_key("tiles-1", 1001))  # as if its list had expired

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from django_tilestatus.policy import DeathPolicy
 from django_tilestatus.report import (
     BUSY,
     COLOURS,
+    EXITED,
     GONE,
     IDLE,
+    Report,
     ReportSettings,
     build_report,
     colour_processes,
+    pid_indent,
     request_state,
 )
-from django_tilestatus.status import Status, nice_time, pid_indent
+from django_tilestatus.store import ProcessLog, Snapshot
+from django_tilestatus.vocabulary import nice_time
 
 NOW = 1_700_000_000.0
 SETTINGS = ReportSettings(
@@ -22,16 +27,15 @@ SETTINGS = ReportSettings(
 )
 
 
-def statuses(*items: tuple[str, int, float, str]) -> tuple[list[Status], list[Status]]:
-    """``get_recent()``'s two lists from ``(host, pid, seconds ago, message)`` items."""
-    messages = sorted(
-        (Status(age, pid, text, host) for host, pid, age, text in items),
-        key=lambda status: status.elapsed,
-    )
-    newest: dict[tuple[str, int], Status] = {}
-    for status in messages:
-        newest.setdefault((status.host, status.pid), status)
-    return list(newest.values()), messages
+def statuses(*items: tuple[str, int, float, str]) -> Snapshot:
+    """A store read of ``(host, pid, seconds ago, message)`` items, as the store returns it."""
+    logs: dict[tuple[str, int], list[tuple[float, str]]] = {}
+    for host, pid, age, text in sorted(items, key=lambda item: item[2]):
+        logs.setdefault((host, pid), []).append((NOW - age, text))
+    processes = [
+        ProcessLog(host, pid, entries[0][0], entries) for (host, pid), entries in logs.items()
+    ]
+    return Snapshot(NOW, processes)
 
 
 def alive(pid: int, last_event: float) -> None:
@@ -42,8 +46,21 @@ def dead(pid: int, last_event: float) -> str:
     return "no longer running"
 
 
-def history(*items: tuple[float, str]) -> list[Status]:
-    return [Status(age, 1, text, "here") for age, text in items]
+def report_of(
+    snapshot: Snapshot, liveness: object, settings: ReportSettings = SETTINGS
+) -> tuple[Report, list[tuple[str, int]]]:
+    """``build_report`` with the page's policy and the given liveness."""
+    policy = DeathPolicy(
+        settings.this_host,
+        settings.purge_after,
+        settings.purge_after,
+        liveness,  # type: ignore[arg-type]
+    )
+    return build_report(snapshot, settings, policy)
+
+
+def history(*items: tuple[float, str]) -> list[tuple[float, str]]:
+    return [(NOW - age, text) for age, text in items]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +80,7 @@ def history(*items: tuple[float, str]) -> list[Status]:
             (IDLE, "", 0.0),
         ),
         ([(1, "Error: boom after 0.100 seconds"), (2, "Started /a/1/2/3.png")], (IDLE, "", 0.0)),
-        ([(1, "Destroyed"), (2, "Finished /a in 0.1 seconds")], (GONE, "", 0.0)),
+        ([(1, "Destroyed"), (2, "Finished /a in 0.1 seconds")], (EXITED, "", 0.0)),
         ([(1, "Reloaded the config"), (9, "Started /a")], (IDLE, "", 0.0)),
         ([(1, "Created")], (IDLE, "", 0.0)),
     ],
@@ -71,18 +88,16 @@ def history(*items: tuple[float, str]) -> list[Status]:
 def test_request_state_follows_the_newest_request(
     items: list[tuple[float, str]], expected: tuple[str, str, float]
 ) -> None:
-    assert request_state(history(*items)) == expected
+    assert request_state(history(*items), NOW) == expected
 
 
 def test_busy_longer_than_busy_after_is_slow_and_says_for_how_long() -> None:
-    report, _ = build_report(
-        *statuses(
+    report, _ = report_of(
+        statuses(
             ("here", 1, 25.7, "Started /demo/3/1/2.png"),
             ("here", 2, 4.0, "Started /demo/3/1/1.png"),
         ),
-        SETTINGS,
         alive,
-        NOW,
     )
     rows = {row.pid: row for row in report.processes}
     assert rows[1].state == BUSY and rows[1].slow
@@ -91,14 +106,12 @@ def test_busy_longer_than_busy_after_is_slow_and_says_for_how_long() -> None:
 
 
 def test_dead_local_processes_are_gone_and_other_hosts_are_never_judged_on_liveness() -> None:
-    report, purge = build_report(
-        *statuses(
+    report, purge = report_of(
+        statuses(
             ("here", 1, 30, "Started /demo/1/0/0.png"),
             ("there", 1, 30, "Started /demo/1/0/0.png"),
         ),
-        SETTINGS,
         dead,
-        NOW,
     )
     states = {row.host: (row.state, row.state_text) for row in report.processes}
     assert states == {
@@ -109,14 +122,12 @@ def test_dead_local_processes_are_gone_and_other_hosts_are_never_judged_on_liven
 
 
 def test_silent_processes_are_hidden_but_their_messages_stay() -> None:
-    report, purge = build_report(
-        *statuses(
+    report, purge = report_of(
+        statuses(
             ("here", 1, 5, "Finished /a in 0.1 seconds"),
             ("here", 2, 700, "Finished /b in 0.1 seconds"),
         ),
-        SETTINGS,
         alive,
-        NOW,
     )
     assert [row.pid for row in report.processes] == [1]
     assert [line.pid for line in report.messages] == [1, 2]
@@ -129,9 +140,9 @@ def test_long_silence_purges_other_hosts_and_dead_local_processes_but_not_live_o
         ("here", 8, 30000, "Finished /b in 0.1 seconds"),
         ("here", 9, 5, "Finished /c in 0.1 seconds"),
     )
-    _, purge_dead = build_report(*items, SETTINGS, dead, NOW)
-    assert purge_dead == [("there", 7), ("here", 8)]
-    report, purge_alive = build_report(*items, SETTINGS, alive, NOW)
+    _, purge_dead = report_of(items, dead)
+    assert sorted(purge_dead) == [("here", 8), ("there", 7)]
+    report, purge_alive = report_of(items, alive)
     assert purge_alive == [("there", 7)]
     assert {line.pid for line in report.messages} == {8, 9}
 
@@ -139,15 +150,13 @@ def test_long_silence_purges_other_hosts_and_dead_local_processes_but_not_live_o
 def test_messages_are_the_newest_youngest_first_up_to_the_limit() -> None:
     items = [("here", pid, float(age), f"m{age}") for age in range(30) for pid in (age % 3,)]
     settings = ReportSettings("here", 600, 21600, 10, messages=7)
-    report, _ = build_report(*statuses(*items), settings, alive, NOW)
+    report, _ = report_of(statuses(*items), alive, settings)
     assert [line.message for line in report.messages] == [f"m{age}" for age in range(7)]
 
 
 def test_several_hosts_are_flagged_so_pids_are_shown_with_their_host() -> None:
-    one, _ = build_report(*statuses(("here", 1, 1, "x"), ("here", 2, 1, "y")), SETTINGS, alive, NOW)
-    two, _ = build_report(
-        *statuses(("here", 1, 1, "x"), ("there", 1, 1, "y")), SETTINGS, alive, NOW
-    )
+    one, _ = report_of(statuses(("here", 1, 1, "x"), ("here", 2, 1, "y")), alive)
+    two, _ = report_of(statuses(("here", 1, 1, "x"), ("there", 1, 1, "y")), alive)
     assert not one.several_hosts and two.several_hosts
 
 
@@ -157,7 +166,7 @@ def test_text_is_the_original_layout() -> None:
         ("here", 13233, 5, "Finished /osm/15/5255/12661.png in 0.776 seconds"),
         ("here", 13233, 6, "Got cache lock in 0.001 seconds"),
     )
-    report, _ = build_report(*items, SETTINGS, alive, NOW)
+    report, _ = report_of(items, alive)
     assert (
         report.as_text()
         == "\n".join(
@@ -178,37 +187,60 @@ def test_text_is_the_original_layout() -> None:
 
 
 def test_text_lines_follow_the_original_format_strings() -> None:
-    _, messages = statuses(
-        *[
-            ("here", pid, age, f"Started /{pid}")
-            for pid, age in [(1, 3), (4242, 100), (99999, 4000), (123456, 90000)]
-        ]
-    )
-    report, _ = build_report(messages[:1], messages, SETTINGS, alive, NOW)
+    items = [
+        ("here", pid, age, f"Started /{pid}")
+        for pid, age in [(1, 3), (4242, 100), (99999, 4000), (123456, 90000)]
+    ]
+    settings = ReportSettings("here", 50, 21600, 10, messages=250)  # one process listed
+    report, _ = report_of(statuses(*items), alive, settings)
     lines = report.as_text().splitlines()
     original = "%3s. %5s %s, %s ago" % (1, 1, "Started /1", nice_time(3))
     assert lines[2] == original
     assert lines[4:] == [
-        " ".join(
-            [" " * pid_indent(s.pid), str(s.pid), s.message + ",", nice_time(s.elapsed), "ago"]
-        )
-        for s in messages
+        " ".join([" " * pid_indent(pid), str(pid), text + ",", nice_time(age), "ago"])
+        for _, pid, age, text in items
     ]
 
 
-def test_json_items_have_exactly_host_pid_elapsed_message() -> None:
-    report, _ = build_report(*statuses(("here", 1, 2.34567, "Started /a")), SETTINGS, alive, NOW)
+def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() -> None:
+    report, _ = report_of(statuses(("here", 1, 2.34567, "Started /a")), alive)
     data = report.as_dict()
+    line = {
+        "host": "here",
+        "pid": 1,
+        "elapsed": 2.346,
+        "message": "Started /a",
+        "colour": 0,
+        "indent": pid_indent(1),
+        "ago": "moments ago",
+    }
     assert data == {
         "now": NOW,
-        "processes": [{"host": "here", "pid": 1, "elapsed": 2.346, "message": "Started /a"}],
-        "messages": [{"host": "here", "pid": 1, "elapsed": 2.346, "message": "Started /a"}],
+        "read_at": "22:13:20 UTC",
+        "read_at_iso": "2023-11-14T22:13:20+00:00",
+        "host": None,
+        "several_hosts": False,
+        "counts": {BUSY: 1, IDLE: 0, GONE: 0, EXITED: 0},
+        "processes": [
+            {
+                **line,
+                "last_event": round(NOW - 2.34567, 6),
+                "state": BUSY,
+                "state_text": "busy on /a for 2 s",
+                "slow": False,
+                "busy_path": "/a",
+                "busy_for": 2.346,
+            }
+        ],
+        "hidden": [],
+        "clock_ahead": [],
+        "messages": [line],
     }
 
 
 def test_processes_on_one_page_get_distinct_colours_in_host_pid_order() -> None:
     items = [("here", pid, 1.0, "x") for pid in (30, 4, 200)] + [("there", 1, 2.0, "y")]
-    report, _ = build_report(*statuses(*items), SETTINGS, alive, NOW)
+    report, _ = report_of(statuses(*items), alive)
     colours = {(line.host, line.pid): line.colour for line in report.messages}
     assert colours == {("here", 4): 0, ("here", 30): 1, ("here", 200): 2, ("there", 1): 3}
     assert {(row.host, row.pid): row.colour for row in report.processes} == colours

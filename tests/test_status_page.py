@@ -141,10 +141,24 @@ def test_json_schema(staff: Client) -> None:
     write_log(store, "tiles-2", 22, (5, "Finished /solid/1/1/0.png in 0.010 seconds"))
     before = time.time()
     data = json.loads(staff.get("/tiles/status/?format=json").content)
-    assert set(data) == {"now", "processes", "messages"}
+    # The original keys stay; the rest is what the page shows (docs/status-page.md).
+    assert set(data) == {"now", "processes", "messages"} | {
+        "read_at",
+        "read_at_iso",
+        "host",
+        "several_hosts",
+        "counts",
+        "hidden",
+        "clock_ahead",
+    }
     assert before - 1 <= data["now"] <= time.time() + 1
+    line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
+    row_keys = line_keys | {"last_event", "state", "state_text", "slow", "busy_path", "busy_for"}
+    for item in data["messages"]:
+        assert set(item) == line_keys
+    for item in data["processes"]:
+        assert set(item) == row_keys
     for item in data["processes"] + data["messages"]:
-        assert set(item) == {"host", "pid", "elapsed", "message"}
         assert isinstance(item["host"], str) and isinstance(item["pid"], int)
         assert isinstance(item["elapsed"], float) and isinstance(item["message"], str)
     assert [(p["host"], p["pid"]) for p in data["processes"]] == [("tiles-2", 22), (here(), 11)]
@@ -215,7 +229,8 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
     assert '<strong class="tilestatus-flag">slow</strong>' in html
     colour = colour_processes([(here(), os.getpid()), (here(), gone), ("tiles-2", gone)])
     remote = f"ts-i{status.pid_indent(gone)} ts-c{colour['tiles-2', gone]}"
-    assert f'<li class="{remote}">tiles-2 <span class="tilestatus-pid">{gone}</span>' in html
+    host = '<span class="tilestatus-host">tiles-2 </span>'
+    assert f'<li class="{remote}">{host}<span class="tilestatus-pid">{gone}</span>' in html
     assert f'<td class="tilestatus-pid ts-c{colour[here(), gone]}">{gone}</td>' in html
     assert '<a href="/admin/">Home</a> &rsaquo; Tile status' in html  # admin breadcrumbs
     assert 'src="/static/django_tilestatus/status.js"' in html
@@ -236,7 +251,7 @@ def test_reading_deletes_long_silent_processes_but_never_a_live_local_one(
     write_log(store, here(), dead_pid(), (30000, "Started /solid/1/0/0.png"))
     write_log(store, "tiles-2", 8, (0, "Finished /solid/1/0/0.png in 0.1 seconds"))
     text = staff.get("/tiles/status/?format=text").content.decode()
-    assert sorted(pid for _, pid, _ in store.registered()) == sorted([os.getpid(), 8])
+    assert sorted(pid for _, pid, _ in store.registry().entries) == sorted([os.getpid(), 8])
     assert f" {os.getpid()} Finished" in text and " 8 Finished" in text
     assert " 7 Finished" not in text
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 
-def test_write_then_read_newest_first(store: StatusStore) -> None:
+def test_write_then_read_newest_first(store: RedisStore) -> None:
     now = time.time()
     store.write(
         "web1",
@@ -23,7 +23,7 @@ def test_write_then_read_newest_first(store: StatusStore) -> None:
     assert log.last_seen == now - 1
 
 
-def test_lists_keep_at_most_keep_messages(store: StatusStore) -> None:
+def test_lists_keep_at_most_keep_messages(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 101, [(now - 10 + i, f"event {i}") for i in range(8)])
     store.write("web1", 101, [(now, "event 8")])
@@ -32,13 +32,13 @@ def test_lists_keep_at_most_keep_messages(store: StatusStore) -> None:
     assert store.client.llen(store.log_key("web1", 101)) == store.keep
 
 
-def test_every_key_carries_a_ttl(store: StatusStore) -> None:
+def test_every_key_carries_a_ttl(store: RedisStore) -> None:
     store.write("web1", 101, [(time.time(), "Created")])
     for key in (store.log_key("web1", 101), store.registry_key()):
         assert 0 < store.client.ttl(key) <= store.ttl
 
 
-def test_same_pid_on_two_hosts_stays_apart(store: StatusStore) -> None:
+def test_same_pid_on_two_hosts_stays_apart(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 7, [(now - 1, "on web1")])
     store.write("web2", 7, [(now, "on web2")])
@@ -49,12 +49,12 @@ def test_same_pid_on_two_hosts_stays_apart(store: StatusStore) -> None:
     ]
 
 
-def test_host_names_with_colons_round_trip(store: StatusStore) -> None:
+def test_host_names_with_colons_round_trip(store: RedisStore) -> None:
     store.write("rack:a:web1", 42, [(time.time(), "Created")])
-    assert [(h, p) for h, p, _ in store.processes()] == [("rack:a:web1", 42)]
+    assert [(log.host, log.pid) for log in store.read()] == [("rack:a:web1", 42)]
 
 
-def test_delete_removes_messages_and_registry_entry(store: StatusStore) -> None:
+def test_delete_removes_messages_and_registry_entry(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 1, [(now, "one")])
     store.write("web1", 2, [(now, "two")])
@@ -63,15 +63,15 @@ def test_delete_removes_messages_and_registry_entry(store: StatusStore) -> None:
     assert not store.client.exists(store.log_key("web1", 1))
 
 
-def test_registry_entries_past_ttl_are_dropped(store: StatusStore) -> None:
+def test_registry_entries_past_ttl_are_dropped(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 1, [(now - store.ttl - 5, "long ago")])
     store.write("web1", 2, [(now, "just now")])
-    assert [pid for _, pid, _ in store.processes(now=now)] == [2]
+    assert [log.pid for log in store.read(now=now)] == [2]
     assert store.client.zcard(store.registry_key()) == 1
 
 
-def test_registry_entry_whose_list_is_gone_is_dropped(store: StatusStore) -> None:
+def test_registry_entry_whose_list_is_gone_is_dropped(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 1, [(now, "one")])
     store.client.delete(store.log_key("web1", 1))
@@ -79,7 +79,7 @@ def test_registry_entry_whose_list_is_gone_is_dropped(store: StatusStore) -> Non
     assert store.client.zcard(store.registry_key()) == 0
 
 
-def test_reading_ignores_unrelated_keys(store: StatusStore) -> None:
+def test_reading_ignores_unrelated_keys(store: RedisStore) -> None:
     # Under this test's own prefix, so the clean-up deletes them.
     unrelated = [f"{store.prefix}:other:log:x:1", f"{store.prefix}:pid-123-statuses"]
     for key in unrelated:
@@ -88,7 +88,7 @@ def test_reading_ignores_unrelated_keys(store: StatusStore) -> None:
     assert [(log.host, log.pid) for log in store.read()] == [("web1", 1)]
 
 
-def test_malformed_entries_are_skipped(store: StatusStore) -> None:
+def test_malformed_entries_are_skipped(store: RedisStore) -> None:
     now = time.time()
     store.write("web1", 1, [(now, "good")])
     store.client.lpush(store.log_key("web1", 1), "not-a-time bad")
@@ -96,7 +96,7 @@ def test_malformed_entries_are_skipped(store: StatusStore) -> None:
     assert [m for _, m in log.entries] == ["good"]
 
 
-def test_messages_keep_unicode_and_spaces(store: StatusStore) -> None:
+def test_messages_keep_unicode_and_spaces(store: RedisStore) -> None:
     store.write("web1", 1, [(time.time(), "Started /café/1/2/3.png  two  spaces")])
     [log] = store.read()
     assert log.entries[0][1] == "Started /café/1/2/3.png  two  spaces"

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from django_tilestatus.store import ProcessLog, StatusStore
+from django_tilestatus.store import ProcessLog, RedisStore
 
 from .gunicorn_server import GunicornServer
 from .http import Answer
@@ -66,7 +66,7 @@ def warnings_by_pid(server: GunicornServer, needle: str) -> Counter[int]:
 
 
 def read_logs(client: Any, prefix: str) -> list[ProcessLog]:
-    return StatusStore(client, prefix, keep=KEEP).read()
+    return RedisStore(client, prefix, keep=KEEP).read()
 
 
 def logs_with(client: Any, prefix: str, start: str) -> list[ProcessLog]:
@@ -115,7 +115,7 @@ def unmatched_finishes(log: ProcessLog) -> list[str]:
 
 def assert_bounded(client: Any, prefix: str, logs: Iterable[ProcessLog]) -> None:
     """Every list within KEEP and with a TTL; the registry with a TTL too."""
-    store = StatusStore(client, prefix, keep=KEEP)
+    store = RedisStore(client, prefix, keep=KEEP)
     for log in logs:
         key = store.log_key(log.host, log.pid)
         assert client.llen(key) <= KEEP, key

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from django_tilestatus.store import StatusStore
+from django_tilestatus.store import RedisStore
 
 from .http import request
 from .support import KEEP, wait_until
@@ -53,7 +53,9 @@ def status(client: Client, fmt: str = "") -> Any:
 
 def registered(redis_server: Any, prefix: str) -> set[tuple[str, int]]:
     client = redis_server.client()
-    return {(host, pid) for host, pid, _ in StatusStore(client, prefix, keep=KEEP).processes()}
+    return {
+        (host, pid) for host, pid, _ in RedisStore(client, prefix, keep=KEEP).registry().entries
+    }
 
 
 def dead_pid(start: int) -> int:
@@ -193,7 +195,7 @@ def test_purge_on_one_host_keeps_another_hosts_processes_on_liveness_grounds(
     # A live local process silent for long: PID 1, which started before its "last event".
     silent_for = min(120.0, time.time() - process_start(1) - 5)
     older_than = 60.0 if silent_for >= 120 else max(0.5, silent_for / 2)
-    store = StatusStore(redis_server.client(), app_on_redis, keep=KEEP)
+    store = RedisStore(redis_server.client(), app_on_redis, keep=KEEP)
     now = time.time()
     west_silent, west_old, east_dead = dead_pid(900_001), dead_pid(910_001), dead_pid(920_001)
     store.write("tiles-west", west_silent, [(now, "Started /demo/1/0/0.png")])

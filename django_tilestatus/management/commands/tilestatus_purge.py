@@ -7,13 +7,12 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from redis.exceptions import RedisError
 
-from ... import conf, liveness
-from ...status import get_store, nice_time
-
-#: Why a registry entry goes although its process cannot be judged.
-EXPIRED = "its messages have expired"
+from ... import conf
+from ...policy import DeathPolicy
+from ...runtime import get_store
+from ...store import StoreUnavailable, describe_member
+from ...vocabulary import nice_time
 
 
 def _plural(count: int) -> str:
@@ -51,50 +50,49 @@ class Command(BaseCommand):
         dry_run = options["dry_run"]
         verbosity = options["verbosity"]
 
+        # The purge was asked for: a dead process of this host goes whatever its age.
+        policy = DeathPolicy(config.host, silence, local_after=0.0)
         try:
             store = get_store()
             now = time.time()
-            listed = store.registered()
+            registry = store.registry()
+            listed = registry.entries
             has_log = store.have_logs([(host, pid) for host, pid, _ in listed])
             doomed: list[tuple[str, int, float, str | None]] = []
             kept: list[tuple[str, int, float, str | None]] = []
             for (host, pid, seen), logged in zip(listed, has_log, strict=True):
-                reason = self._why_dead(host, pid, seen, logged, now, config.host, silence)
+                reason = policy.why_delete(host, pid, seen, now, has_log=logged)
                 (doomed if reason else kept).append((host, pid, seen, reason))
-            if doomed and not dry_run:
-                store.delete([(host, pid) for host, pid, _, _ in doomed])
-        except (RedisError, OSError) as exc:
-            raise CommandError(f"Redis cannot be reached ({type(exc).__name__}: {exc}).") from exc
+            if (doomed or registry.malformed) and not dry_run:
+                store.delete([(host, pid) for host, pid, _, _ in doomed], registry.malformed)
+        except StoreUnavailable as exc:
+            raise CommandError(f"Redis cannot be reached: {exc}.") from exc
 
         verb = "Would delete" if dry_run else "Deleted"
         if verbosity >= 1:
+            for member in registry.malformed:
+                self.stdout.write(
+                    f"{verb} malformed registry entry {describe_member(member)!r}: "
+                    "it names no process"
+                )
             for host, pid, _seen, reason in doomed:
                 self.stdout.write(f"{verb} {host} PID {pid}: {reason}")
         if verbosity >= 2:
             for host, pid, seen, _ in kept:
                 self.stdout.write(f"Kept {host} PID {pid}: last seen {nice_time(now - seen)} ago")
         if verbosity >= 1:
-            self.stdout.write(self._summary(len(doomed), len(kept), dry_run))
+            self.stdout.write(
+                self._summary(len(doomed), len(registry.malformed), len(kept), dry_run)
+            )
 
-    @staticmethod
-    def _why_dead(
-        host: str, pid: int, seen: float, logged: bool, now: float, this_host: str, silence: float
-    ) -> str | None:
-        """Why this registry entry should go, or None to keep it."""
-        if not logged:
-            return EXPIRED
-        if host == this_host:
-            reason = liveness.why_dead(pid, seen)
-            return f"{reason}, last seen {nice_time(now - seen)} ago" if reason else None
-        if now - seen > silence:
-            return f"silent for {nice_time(now - seen)}"
-        return None
-
-    def _summary(self, doomed: int, kept: int, dry_run: bool) -> str:
-        if not doomed:
+    def _summary(self, doomed: int, malformed: int, kept: int, dry_run: bool) -> str:
+        if not doomed and not malformed:
             return self.style.SUCCESS(f"Nothing to delete; kept {_plural(kept)}.")
+        what = _plural(doomed)
+        if malformed:
+            what += f" and {malformed} malformed {'entry' if malformed == 1 else 'entries'}"
         if dry_run:
             return self.style.WARNING(
-                f"Would delete {_plural(doomed)} and keep {kept} (dry run: nothing was deleted)."
+                f"Would delete {what} and keep {kept} (dry run: nothing was deleted)."
             )
-        return self.style.SUCCESS(f"Deleted {_plural(doomed)}, kept {kept}.")
+        return self.style.SUCCESS(f"Deleted {what}, kept {kept}.")
