@@ -21,7 +21,7 @@ from .servers import free_port
 
 URL_ENV = "TILESTATUS_BENCH_REDIS_URL"
 #: Databases the run uses: 0 for the servers, 1-13 for status reads and memory.
-DATABASES = 14
+DATABASES = 15
 
 
 @contextmanager

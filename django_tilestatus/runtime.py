@@ -17,12 +17,20 @@ from .tiles import TileServer, load_server
 
 _lock = threading.Lock()
 _server: TileServer | None = None
+_store: StatusStore | None = None
 
 
 def get_store() -> StatusStore:
-    """The status store on the process's Redis client, for the settings in force."""
-    config = conf.get_config()
-    return RedisStore(connection.get_client(), config.key_prefix, config.keep, config.ttl)
+    """The process's status store on its Redis client, for the settings in force.
+
+    One per process, so what it remembers (a clean-up it already reported
+    refused) holds across requests.
+    """
+    global _store
+    if _store is None:
+        config = conf.get_config()
+        _store = RedisStore(connection.get_client(), config.key_prefix, config.keep, config.ttl)
+    return _store
 
 
 def make_recorder() -> Recorder | None:
@@ -34,15 +42,7 @@ def make_recorder() -> Recorder | None:
     config = conf.get_config()
     if not config.enabled:
         return None
-    store: StatusStore | None = None
-
-    def store_factory() -> StatusStore:
-        nonlocal store
-        if store is None:
-            store = get_store()
-        return store
-
-    return Recorder(store_factory, config.host, os.getpid())
+    return Recorder(get_store, config.host, os.getpid())
 
 
 def get_server() -> TileServer:
@@ -62,8 +62,8 @@ def install() -> None:
 
 def reset() -> None:
     """Forget everything built from the settings; the next use builds it anew."""
-    global _server
+    global _server, _store
     recorder.discard_recorder(flush=False)
     connection.reset()
-    _server = None
+    _server = _store = None
     conf.reset()

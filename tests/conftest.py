@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from django_tilestatus import connection, recorder
+from django_tilestatus import connection, recorder, runtime
 from django_tilestatus.store import RedisStore
 
 REAL_REDIS_URL = os.environ.get("TILESTATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -47,12 +47,10 @@ def delete_prefixed(client: Any, prefix: str) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_state(settings: Any) -> Iterator[None]:
     """Each test starts with an empty fakeredis and no recorder from a previous test."""
-    recorder.discard_recorder(flush=False)
-    connection.reset()
+    runtime.reset()
     connection.get_client().flushdb()
     yield
-    recorder.discard_recorder(flush=False)
-    connection.reset()
+    runtime.reset()
 
 
 @pytest.fixture
