@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         from django_tilestatus.store import RedisStore
 
-        from . import redis_usage, status_reads, throughput
+        from . import redis_usage, status_reads, status_scale, throughput
 
         results = Results(
             environment(url),
@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
         status_reads.populate(url, progress)
         results.reads = status_reads.time_reads(url, args.read_repeats, progress)
+        status_scale.populate(url, progress)
+        results.scale = status_scale.measure(url, progress)
         if os.environ.get(URL_ENV):  # a server of the caller's: leave nothing behind
             for db in range(DATABASES):
                 redis.Redis.from_url(db_url(url, db)).flushdb(asynchronous=True)

@@ -23,7 +23,7 @@ from .redis_server import db_url
 from .status_reads import KEEP, PREFIX, _messages, _staff_client, best_time
 
 PROCESSES = 20_000
-#: The database the crowd is written to (the others are status_reads'').
+#: The database the crowd is written to (status_reads uses 1-12, redis_usage 13).
 DATABASE = 14
 FORMATS = ("html", "json", "text")
 #: What every format must stay under.
