@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_tilestatus import events, tiles
+from django_tilestatus import events, runtime, tiles, vocabulary
 from django_tilestatus.status import get_recent
 
 from ..servers import ROOT
@@ -193,7 +193,7 @@ def hostile_setup(settings: Any, tmp_path: Path) -> Path:
         k: v for k, v in config["layers"].items() if k in ("solid", "nocache", "points")
     }
     settings.TILESTATUS = {**settings.TILESTATUS, "CONFIG": config}
-    tiles.get_server()  # build once, outside the watch: reading the config is expected
+    runtime.get_server()  # build once, outside the watch: reading the config is expected
     return cache
 
 
@@ -238,7 +238,7 @@ def test_hostile_paths_in_process(hostile_setup: Path, figures: dict) -> None:
         _, messages = get_recent()
         started = next(s.message for s in messages if s.message.startswith("Started "))
         label = started.removeprefix("Started ")
-        assert len(label) <= events.MAX_PATH_LENGTH + len("...")
+        assert len(label) <= vocabulary.MAX_PATH_LENGTH + len("...")
         assert label.isprintable(), label
         callback = urllib.parse.parse_qs(query).get("callback", [None])[0]
         if (
@@ -373,7 +373,7 @@ def test_hostile_paths_over_http(
     for message in messages:
         assert message.isprintable(), message
         if message.startswith("Started "):
-            assert len(message) <= len("Started ") + events.MAX_PATH_LENGTH + len("...")
+            assert len(message) <= len("Started ") + vocabulary.MAX_PATH_LENGTH + len("...")
     figures.update(
         seen, longest_message=max(len(m) for m in messages), files_outside_cache_changed=0
     )

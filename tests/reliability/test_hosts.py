@@ -41,12 +41,18 @@ def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, fi
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    east = start_server(name="east", env={"TILESTATUS_HOST": "tiles-east"}, wrapper=PID_NAMESPACE)
-    west = start_server(name="west", env={"TILESTATUS_HOST": "tiles-west"}, wrapper=PID_NAMESPACE)
+    # One worker each: in two fresh PID namespaces it gets the same PID, whichever
+    # worker a busy machine would otherwise have let answer.
+    east = start_server(
+        workers=1, name="east", env={"TILESTATUS_HOST": "tiles-east"}, wrapper=PID_NAMESPACE
+    )
+    west = start_server(
+        workers=1, name="west", env={"TILESTATUS_HOST": "tiles-west"}, wrapper=PID_NAMESPACE
+    )
     paths = {"tiles-east": "/demo/3/1/1.png", "tiles-west": "/demo/3/6/6.png"}
     for server, host in ((east, "tiles-east"), (west, "tiles-west")):
         z, x, y = (int(p) for p in paths[host].removesuffix(".png").split("/")[2:])
-        answers = fetch_concurrently(server.base, "/tiles" + paths[host])  # so both workers answer
+        answers = fetch_concurrently(server.base, "/tiles" + paths[host])
         assert all(is_demo_tile(answer, z, x, y) for answer in answers)
 
     def both_hosts() -> list:
