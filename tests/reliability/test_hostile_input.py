@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_tilestatus import events, runtime, tiles, vocabulary
+from django_tilestatus import runtime, tiles, vocabulary
 from django_tilestatus.status import get_recent
 
 from ..servers import ROOT
