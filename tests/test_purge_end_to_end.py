@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,10 @@ import pytest
 from django_tilestatus import liveness
 from django_tilestatus.store import StatusStore
 
-from .conftest import REAL_REDIS_URL
-from .servers import ROOT, gunicorn
+from .support import ROOT, wait_until
+from .support.gunicorn import GunicornServer
+from .support.http import request
+from .support.real_redis import REAL_REDIS_URL
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
@@ -40,12 +40,12 @@ def purge(env: dict[str, str], *args: str) -> list[str]:
 
 def workers_recorded(store: StatusStore, count: int) -> set[int]:
     """The PIDs of this host that have recorded, once there are ``count`` of them."""
-    deadline = time.monotonic() + 10
-    while True:
-        pids = {pid for host, pid, _ in store.registered() if host == socket.gethostname()}
-        if len(pids) >= count or time.monotonic() > deadline:
-            return pids
-        time.sleep(0.1)
+
+    def pids() -> set[int]:
+        return {pid for host, pid, _ in store.registered() if host == socket.gethostname()}
+
+    wait_until(lambda: len(pids()) >= count, seconds=10)
+    return pids()
 
 
 def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
@@ -57,17 +57,16 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         "DJANGO_DEBUG": "0",
     }
     store = StatusStore(real_redis, prefix=real_prefix)
-    with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
-        urls = [f"{base}/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
+    with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
+        paths = [f"/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
         with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(lambda url: urllib.request.urlopen(url, timeout=30).read(), urls))
+            answers = list(pool.map(lambda path: request(server.base, path, timeout=30), paths))
+        assert all(answer.ok for answer in answers), [a for a in answers if not a.ok][:3]
         workers = workers_recorded(store, 2)
         assert len(workers) == 2, workers
         killed, survivor = sorted(workers)
         os.kill(killed, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while liveness.is_running(killed) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not liveness.is_running(killed), seconds=10, interval=0.05)
 
         listed = sorted(store.registered())
         lines = purge(env, "--dry-run")
