@@ -38,14 +38,37 @@ def purge(env: dict[str, str], *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def workers_recorded(store: StatusStore, count: int) -> set[int]:
-    """The PIDs of this host that have recorded, once there are ``count`` of them."""
+def serve_until_every_worker_recorded(server: GunicornServer, store: StatusStore) -> set[int]:
+    """Concurrent tile requests until each worker has recorded; their PIDs.
 
-    def pids() -> set[int]:
-        return {pid for host, pid, _ in store.registered() if host == socket.gethostname()}
+    On a busy machine one worker may take a whole batch, so batches go on until both
+    workers are in the registry (or 20 seconds pass).
+    """
+    paths = [f"/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
 
-    wait_until(lambda: len(pids()) >= count, seconds=10)
-    return pids()
+    def recorded() -> set[int]:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(lambda path: request(server.base, path, timeout=30), paths))
+        assert all(answer.ok for answer in answers), [a for a in answers if not a.ok][:3]
+        workers = server.worker_pids()
+        pids = {pid for host, pid, _ in store.registered() if host == socket.gethostname()}
+        return workers if len(workers) == 2 and workers <= pids else set()
+
+    return wait_until(recorded, seconds=20, interval=0.3)
+
+
+def settled_registry(store: StatusStore) -> list[tuple[str, int, float]]:
+    """The registry once no worker is still writing: two reads a second apart (five
+    writer periods) agree, so a late batch cannot change it afterwards."""
+    last: list[tuple[str, int, float]] = []
+
+    def unchanged() -> bool:
+        nonlocal last
+        current, last = last, sorted(store.registered())
+        return current == last
+
+    wait_until(unchanged, seconds=15, interval=1.0)
+    return last
 
 
 def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
@@ -58,17 +81,13 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
     }
     store = StatusStore(real_redis, prefix=real_prefix)
     with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
-        paths = [f"/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            answers = list(pool.map(lambda path: request(server.base, path, timeout=30), paths))
-        assert all(answer.ok for answer in answers), [a for a in answers if not a.ok][:3]
-        workers = workers_recorded(store, 2)
+        workers = serve_until_every_worker_recorded(server, store)
         assert len(workers) == 2, workers
         killed, survivor = sorted(workers)
         os.kill(killed, signal.SIGKILL)
         wait_until(lambda: not liveness.is_running(killed), seconds=10, interval=0.05)
 
-        listed = sorted(store.registered())
+        listed = settled_registry(store)
         lines = purge(env, "--dry-run")
         assert lines[0].startswith(f"Would delete {socket.gethostname()} PID {killed}: ")
         assert "no longer running" in lines[0]
