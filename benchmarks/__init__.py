@@ -1,1 +1,1 @@
-"""Benchmarks for django_tilestatus: ``python -m benchmarks`` (see README.md here)."""
+"""Benchmarks for django_tilestatus: ``python -m benchmarks`` (see docs/performance.md)."""

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import redis
 
+from tests.support.http import request
+
 from . import config
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
 from .report import Results, markdown, targets
-from .servers import WORKERS, Server, fetch
+from .servers import WORKERS, Server
 
 #: Key prefix the instrumented server records under.
 PREFIX = "bench"
@@ -112,9 +114,11 @@ def warm_the_cache(server: Server) -> None:
     """Render every warm tile once, so the timed runs read them from the Disk cache."""
     paths = [warm_path(server.prefix, i) for i in range(WARM_GRID * WARM_GRID)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for status, _ in pool.map(lambda p: fetch(server.port, p), paths):
-            if status != 200:
-                raise SystemExit(f"warming the cache: {server.name} answered {status}")
+        for answer in pool.map(lambda p: request(server.base, p, timeout=30), paths):
+            if not answer.ok:
+                raise SystemExit(
+                    f"warming the cache: {server.name} answered {answer.status} {answer.error}"
+                )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -209,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         log.unlink(missing_ok=True)
         try:
             for server in servers:
-                server.start(base_env, log)
+                server.start(base_env, log, warm_path(server.prefix, 0))
             for server in servers:
-                server.wait_ready(warm_path(server.prefix, 0))
+                server.wait_ready()
             warm_the_cache(servers[0])
             progress("servers up, warm tiles cached")
 

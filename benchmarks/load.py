@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .servers import fetch
+from tests.support.http import request
 
 #: Requests in flight: enough to keep 2 sync workers busy, few enough to queue briefly.
 CONNECTIONS = 4
@@ -94,17 +94,14 @@ def _run_python(port: int, prefix: str, mode: str, arg: int, seconds: float) -> 
     lock = threading.Lock()
     done = [0, 0]  # requests, errors
     deadline = time.perf_counter() + seconds
+    base = f"http://127.0.0.1:{port}"
 
     def worker() -> None:
         while time.perf_counter() < deadline:
             with lock:
                 index = next(counter)
             path = warm_path(prefix, index) if mode == "warm" else cold_path(prefix, arg, index)
-            try:
-                status, _ = fetch(port, path, timeout=10)
-                ok = 200 <= status < 400
-            except OSError:
-                ok = False
+            ok = 200 <= request(base, path, timeout=10).status < 400
             with lock:
                 done[0] += 1
                 done[1] += 0 if ok else 1

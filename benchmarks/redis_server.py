@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 
-from .servers import free_port
+from tests.support.redis_server import RedisServer
 
 URL_ENV = "TILESTATUS_BENCH_REDIS_URL"
 #: Databases the run uses: 0 for the servers, 1-13 for status reads and memory.
@@ -34,50 +33,21 @@ def redis_server() -> Iterator[str]:
         return
     if shutil.which("redis-server") is None:
         raise SystemExit(f"redis-server is not installed; install it or set {URL_ENV}")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="tilestatus-bench-redis-")
-    command = [
-        "redis-server",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        workdir,
-        "--databases",
-        "16",
-        "--enable-debug-command",
-        "local",
-        "--logfile",
-        os.path.join(workdir, "redis.log"),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the benchmark's redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(
+        prefix="tilestatus-bench-redis-", ignore_cleanup_errors=True
+    ) as workdir:
+        # DEBUG POPULATE fills a database with a million unrelated keys fast.
+        server = RedisServer(
+            Path(workdir), options=["--databases", "16", "--enable-debug-command", "local"]
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+            server.start()
+        except RuntimeError as exc:
+            raise SystemExit(f"the benchmark's redis-server did not start: {exc}") from None
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def db_url(url: str, db: int) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 import redis
 
 from django_tilestatus.store import RedisStore
+from tests.support.http import request
 
 from .load import cold_path, warm_path
-from .servers import Server, fetch
+from .servers import Server
 
 #: Seconds to let the background writers send what a pass queued.
 DRAIN = 0.5
@@ -61,7 +62,7 @@ def measure_pass(
     its own round trip, as in the original pattern.
     """
     for index in range(40):  # steady state: every worker has served and connected
-        fetch(server.port, warm_path(server.prefix, index))
+        request(server.base, warm_path(server.prefix, index), timeout=30)
     time.sleep(DRAIN)
     _counters(client)  # connects this client first, so the pass counts none of its own
     _conn_0, cmd_0, calls_0 = _counters(client)
@@ -73,9 +74,9 @@ def measure_pass(
             if kind == "warm"
             else cold_path(server.prefix, row, index)
         )
-        status, _ = fetch(server.port, path)
-        if status != 200:
-            raise RuntimeError(f"{server.name}: {path} answered {status}")
+        answer = request(server.base, path, timeout=30)
+        if answer.status != 200:
+            raise RuntimeError(f"{server.name}: {path} answered {answer.status} {answer.error}")
     time.sleep(DRAIN)
     conn_1, cmd_1, calls_1 = _counters(client)
     commands = cmd_1 - cmd_idle - overhead
@@ -96,7 +97,7 @@ def visibility(store: RedisStore, server: Server, row: int, count: int) -> list[
     for index in range(count):
         path = cold_path(server.prefix, row, index)
         label = "Finished " + path.removeprefix(server.prefix)
-        fetch(server.port, path)
+        request(server.base, path, timeout=30)
         start = time.perf_counter()
         deadline = start + 5
         while time.perf_counter() < deadline:

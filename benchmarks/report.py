@@ -168,7 +168,7 @@ def markdown(results: Results) -> str:
     out = [
         "# Benchmark results",
         "",
-        'Written by `python -m benchmarks` (see the README\'s "Performance" section); '
+        "Written by `python -m benchmarks` (see docs/performance.md); "
         "every ratio is the median [min–max] of ratios paired within one round of "
         "alternating runs.",
         "",

@@ -1,37 +1,15 @@
-"""Serving each benchmarked app under gunicorn (2 sync workers), and fetching from it."""
+"""The benchmarked apps, each served under gunicorn (2 sync workers) by the tests' launcher."""
 
 from __future__ import annotations
 
-import http.client
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ROOT
+from tests.support.gunicorn import GunicornServer
+from tests.support.processes import children
 
 WORKERS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fetch(port: int, path: str, timeout: float = 30) -> tuple[int, bytes]:
-    """One GET on a new connection, as a load generator against a sync worker makes."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 @dataclass
@@ -43,55 +21,43 @@ class Server:
     application: str
     prefix: str
     env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    gunicorn: GunicornServer | None = None
 
-    def start(self, base_env: dict[str, str], log_path: os.PathLike[str] | str) -> None:
-        self.port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            self.application,
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "sync",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "5",
-            "--backlog",
-            "256",
-        ]
-        log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **base_env, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    @property
+    def port(self) -> int:
+        assert self.gunicorn is not None, "start() first"
+        return self.gunicorn.port
+
+    @property
+    def base(self) -> str:
+        assert self.gunicorn is not None, "start() first"
+        return self.gunicorn.base
+
+    def start(self, base_env: dict[str, str], log_path: Path, probe_path: str) -> None:
+        """Start gunicorn and return at once (``wait_ready`` waits), so servers boot together.
+
+        ``probe_path`` (a full path) must answer 200 for the server to count as ready.
+        """
+        self.gunicorn = GunicornServer(
+            {**base_env, **self.env},
+            log_path,
+            workers=WORKERS,
+            application=self.application,
+            timeout=60,
+            options=["--worker-class", "sync", "--backlog", "256"],
+            ready_path=probe_path,
         )
-        log.close()
+        self.gunicorn.spawn()
 
-    def wait_ready(self, probe_path: str, timeout: float = 60) -> None:
-        """Wait until ``probe_path`` (a full path) answers 200."""
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name}: gunicorn exited with {self.process.returncode}")
-            try:
-                status, _ = fetch(self.port, probe_path, timeout=5)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{self.name}: not ready within {timeout:.0f} seconds")
-            time.sleep(0.1)
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until the probe path answers 200 with both workers up."""
+        assert self.gunicorn is not None, "start() first"
+        try:
+            self.gunicorn.wait_ready(timeout)
+        except RuntimeError as exc:
+            raise SystemExit(
+                f"{self.name}: not ready within {timeout:.0f} seconds: {exc}"
+            ) from None
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server's processes have used so far.
@@ -99,43 +65,24 @@ class Server:
         Wall-clock throughput on a shared machine moves with everyone else's
         load; CPU time per request moves much less, so both are reported.
         """
-        assert self.process is not None
-        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+        assert self.gunicorn is not None and self.gunicorn.process is not None
+        master = self.gunicorn.process.pid
+        return sum(_cpu_seconds(pid) for pid in [master, *children(master)])
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        gunicorn, self.gunicorn = self.gunicorn, None
+        if gunicorn is not None:
+            gunicorn.stop()
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat_fields(pid: int) -> list[str]:
+def _cpu_seconds(pid: int) -> float:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return []
-    return text.rsplit(")", 1)[1].split()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields and fields[1] == str(pid):
-                found.append(int(entry))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = _stat_fields(pid)
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()
     # After the command name: state ppid ... utime (14th field) stime (15th).
-    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tests.support.http import request
+
 from .load import WARM_GRID, Run, run_load, warm_path
-from .servers import Server, fetch
+from .servers import Server
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Row:
 def settle(server: Server, count: int = 20) -> None:
     """A few warm requests, so a server idle for a while is back in the CPU caches."""
     for index in range(count):
-        fetch(server.port, warm_path(server.prefix, index))
+        request(server.base, warm_path(server.prefix, index), timeout=30)
 
 
 def rounds(

@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-"$ROOT/.venv"}
 
 if [ "${CI:-}" = true ] || [ ! -x "$VENV/bin/ruff" ] || [ ! -x "$VENV/bin/mypy" ]; then
-    EXTRAS=test
+    GROUP=test
     . "$ROOT/scripts/_setup.sh"
     "$VENV/bin/python" -m pip install --quiet --group "$ROOT/pyproject.toml:lint"
 fi

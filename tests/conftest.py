@@ -1,14 +1,10 @@
 """Shared fixtures: a clean fakeredis per test, and a real Redis where the truth matters.
 
-The real Redis is ``TILESTATUS_TEST_REDIS_URL`` (default database 15 on the
-local server). Tests there use a key prefix of their own and delete only
-their own keys, so they never assume they own the server. Under ``CI=true``
-an unreachable Redis fails those tests instead of skipping them.
+Fixtures only; the helpers they use, and that tests import, are in ``tests/support/``.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,32 +12,10 @@ from typing import Any
 import pytest
 import redis
 
-from django_tilestatus import connection, recorder, runtime
+from django_tilestatus import connection, runtime
 from django_tilestatus.store import RedisStore
 
-REAL_REDIS_URL = os.environ.get("TILESTATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def real_redis_client() -> redis.Redis:
-    """A client for the real test Redis, or skip (fail under CI) if it is down."""
-    client = redis.Redis.from_url(REAL_REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        message = f"no Redis at {REAL_REDIS_URL}: {exc}"
-        if IN_CI:
-            pytest.fail(message + " (CI must run the real-Redis tests)")
-        pytest.skip(message)
-    return client
-
-
-def delete_prefixed(client: Any, prefix: str) -> None:
-    """Delete the keys under ``prefix`` only (SCAN is fine in test clean-up)."""
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-    if keys:
-        client.delete(*keys)
+from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
 
 
 @pytest.fixture(autouse=True)
@@ -96,10 +70,3 @@ def store(redis_client: Any) -> Iterator[RedisStore]:
     prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
     yield RedisStore(redis_client, prefix=prefix, keep=5, ttl=600)
     delete_prefixed(redis_client, prefix)
-
-
-def flush_events() -> None:
-    """Write this process's queued events now, as the writer would within 200 ms."""
-    current = recorder.existing_recorder()
-    if current is not None:
-        assert current.flush(timeout=5), "queued events could not be written"

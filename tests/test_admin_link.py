@@ -33,11 +33,16 @@ def test_the_app_has_no_models_so_no_migrations() -> None:
     assert list(registry.get_app_config("django_tilestatus").get_models()) == []
 
 
-def test_a_project_index_template_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_project_index_template_is_left_alone() -> None:
     assert admin.site.index_template == apps.ADMIN_INDEX_TEMPLATE
-    monkeypatch.setattr(admin.site, "index_template", "myproject/admin_index.html")
-    apps._link_admin_index()
-    assert admin.site.index_template == "myproject/admin_index.html"
+    # Set and restored by hand: monkeypatch cannot restore an attribute of
+    # admin.site, a lazy object, and later tests would see no index template.
+    admin.site.index_template = "myproject/admin_index.html"
+    try:
+        apps._link_admin_index()
+        assert admin.site.index_template == "myproject/admin_index.html"
+    finally:
+        admin.site.index_template = apps.ADMIN_INDEX_TEMPLATE
 
 
 def render_include(user: Any) -> str:

@@ -15,9 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,8 +25,10 @@ import pytest
 
 from django_tilestatus.store import RedisStore
 
-from .conftest import IN_CI, REAL_REDIS_URL
-from .servers import ROOT, gunicorn
+from .support import ROOT
+from .support.gunicorn import GunicornServer
+from .support.http import request
+from .support.real_redis import REAL_REDIS_URL, require
 
 pytestmark = pytest.mark.browser
 
@@ -49,21 +49,16 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 PATIENCE = 20_000
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip without a browser, except under CI, where the test must run."""
-    if not condition:
-        if IN_CI:
-            pytest.fail(reason + " (CI must run the browser test; .ci/run installs chromium)")
-        pytest.skip(reason)
-
-
 @pytest.fixture
 def sync_playwright() -> Any:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        require(False, "Playwright is not installed (pip install -e '.[test]')")
-    require(os.access(CHROMIUM, os.X_OK), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        require(False, "Playwright is not installed (pip install --group pyproject.toml:test)")
+    require(
+        os.access(CHROMIUM, os.X_OK),
+        f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)",
+    )
     return sync_playwright
 
 
@@ -99,40 +94,17 @@ def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, 
 @pytest.fixture
 def served(example_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     try:
-        with gunicorn(example_env, workers=2, log=tmp_path / "gunicorn.log") as base:
-            yield base
+        with GunicornServer(example_env, tmp_path / "gunicorn.log", workers=2) as server:
+            yield server.base
     finally:
         shutil.rmtree(ROOT / "example_project" / "var" / "tiles" / "demo" / "9", ignore_errors=True)
 
 
-def fetch(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            response.read()
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any) -> None:
-        return None
-
-
-def fetch_unfollowed(url: str) -> tuple[int, str, bytes]:
-    """Status, Location and body of ``url``, without following a redirect."""
-    try:
-        with urllib.request.build_opener(_NoRedirects).open(url, timeout=30) as response:
-            return int(response.status), response.headers.get("Location", ""), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.headers.get("Location", ""), error.read()
-
-
 def request_tiles(base: str, count: int, first: int = 0) -> None:
     """Cold tiles from several threads, so both workers serve some."""
-    urls = [f"{base}/tiles/demo/9/{x}/{(x * 7) % 512}.png" for x in range(first, first + count)]
+    paths = [f"/tiles/demo/9/{x}/{(x * 7) % 512}.png" for x in range(first, first + count)]
     with ThreadPoolExecutor(max_workers=6) as pool:
-        assert set(pool.map(fetch, urls)) == {200}
+        assert {a.status for a in pool.map(lambda p: request(base, p, timeout=30), paths)} == {200}
 
 
 @pytest.fixture
@@ -152,11 +124,13 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
 ) -> None:
     base = served
     for query in ("", "?format=json", "?format=text"):
-        status, location, body = fetch_unfollowed(base + "/tiles/status/" + query)
-        assert status == 302 and body == b""
-        assert location == "/admin/login/?next=" + urllib.parse.quote("/tiles/status/" + query)
+        answer = request(base, "/tiles/status/" + query)
+        assert answer.status == 302 and answer.body == b""
+        assert answer.headers["location"] == "/admin/login/?next=" + urllib.parse.quote(
+            "/tiles/status/" + query
+        )
     request_tiles(base, 40)
-    assert fetch(base + "/tiles/demo/9/1/" + urllib.request.quote(HOSTILE) + ".png") == 400
+    assert request(base, "/tiles/demo/9/1/" + urllib.parse.quote(HOSTILE) + ".png").status == 400
     # A worker of another host, stuck on one tile for 25 seconds: the page
     # must single it out.
     RedisStore(real_redis, prefix=real_prefix).write(

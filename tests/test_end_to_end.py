@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,8 +11,10 @@ import pytest
 
 from django_tilestatus.store import RedisStore
 
-from .conftest import REAL_REDIS_URL
-from .servers import ROOT, gunicorn
+from .support import ROOT, wait_until
+from .support.gunicorn import GunicornServer
+from .support.http import raw_exchange, request
+from .support.real_redis import REAL_REDIS_URL
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
@@ -24,37 +22,13 @@ ZOOM = 20  # tiles nobody else asks for, so each one is rendered (cold)
 KEEP = 20
 
 
-def fetch(url: str, method: str = "GET") -> tuple[int, str, bytes]:
-    request = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers.get("Content-Type", ""), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Content-Type", ""), error.read()
-
-
-def raw_head(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    """HEAD over a plain socket, read to the end, so a body sent by mistake is seen."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
-
-
 def wait_for_finished(store: RedisStore, count: int, seconds: float = 5.0) -> list[Any]:
-    deadline = time.monotonic() + seconds
-    while True:
+    def enough() -> list[Any]:
         logs = store.read()
         done = sum(1 for log in logs for _, m in log.entries if m.startswith("Finished "))
-        if done >= count or time.monotonic() > deadline:
-            return logs
-        time.sleep(0.1)
+        return logs if done >= count else []
+
+    return wait_until(enough, seconds) or store.read()
 
 
 def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_path: Any) -> None:
@@ -66,19 +40,22 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
     xs = random.sample(range(2**ZOOM), 40)
     paths = [f"/tiles/demo/{ZOOM}/{x}/{x % 1000}.png" for x in xs]
     try:
-        with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
+        with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
+            base = server.base
             with ThreadPoolExecutor(max_workers=8) as pool:
-                answers = list(pool.map(lambda p: fetch(base + p), paths))
+                answers = list(pool.map(lambda p: request(base, p, timeout=30), paths))
             assert all(
-                status == 200 and kind == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
-                for status, kind, body in answers
+                a.status == 200
+                and a.headers.get("content-type") == "image/png"
+                and a.body[:8] == b"\x89PNG\r\n\x1a\n"
+                for a in answers
             )
-            assert fetch(base + "/tiles/demo/preview.html")[0] == 200
-            assert fetch(base + "/tiles/nowhere/1/0/0.png")[0] == 404
-            assert fetch(base + "/tiles/demo/zz/0/0.png")[0] == 400
-            assert fetch(base + "/tiles/favicon.ico")[0] == 404
-            assert fetch(base + "/tiles/demo/1/0/0.png", method="POST")[0] == 405
-            status, headers, extra = raw_head(base, "/tiles/demo/1/0/0.png")
+            assert request(base, "/tiles/demo/preview.html").status == 200
+            assert request(base, "/tiles/nowhere/1/0/0.png").status == 404
+            assert request(base, "/tiles/demo/zz/0/0.png").status == 400
+            assert request(base, "/tiles/favicon.ico").status == 404
+            assert request(base, "/tiles/demo/1/0/0.png", method="POST").status == 405
+            status, headers, extra = raw_exchange(base, "HEAD", b"/tiles/demo/1/0/0.png")
             assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
 
             store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)

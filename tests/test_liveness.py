@@ -12,7 +12,7 @@ import pytest
 
 from django_tilestatus import liveness
 
-from .helpers import dead_pid
+from .support.processes import dead_pid
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,8 +36,9 @@ from packaging.requirements import Requirement
 
 import django_tilestatus
 
-from .conftest import REAL_REDIS_URL
-from .servers import free_port
+from .support import free_port, wait_until
+from .support.http import wait_for_answer
+from .support.real_redis import REAL_REDIS_URL
 
 pytestmark = [pytest.mark.packaging, pytest.mark.redis]
 
@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"
 #: Top-level files the sdist carries besides the package.
 SDIST_EXTRAS = {"README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "MANIFEST.in"}
+#: Tools of the "test" dependency group that must never reach a user's install.
+DEVELOPMENT_TOOLS = {"build", "twine", "playwright", "pytest", "hypothesis", "gunicorn"}
 #: What setuptools adds to every sdist.
 SDIST_GENERATED = {"PKG-INFO", "setup.cfg"}
 #: The commands docs/getting-started.md tells a user to run to install.
@@ -150,6 +152,13 @@ def test_metadata_declares_the_version_and_every_supported_pair(dist: Path) -> N
     for django in djangos:
         assert f"Framework :: Django :: {django}" in classifiers
     assert "Typing :: Typed" in classifiers
+    # Development tools are a dependency group, never an extra users can see.
+    assert metadata.get_all("Provides-Extra") == ["example"]
+    for requirement in map(Requirement, metadata.get_all("Requires-Dist") or []):
+        assert requirement.name.lower() not in DEVELOPMENT_TOOLS, requirement
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+    for label in ("Source", "Documentation", "Changelog"):
+        assert urls.get(label, "").startswith("https://"), (label, urls)
     oldest = min(pythons, key=lambda version: tuple(map(int, version.split("."))))
     assert metadata["Requires-Python"] == f">={oldest}"
 
@@ -246,17 +255,10 @@ def runserver(project: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"runserver exited: {(project / 'runserver.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(base + "/tiles/", timeout=2).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    pytest.fail("runserver did not answer within 60 seconds")
-                time.sleep(0.2)
+        try:
+            wait_for_answer(base, "/tiles/", process, seconds=60)
+        except RuntimeError as exc:
+            pytest.fail(f"runserver: {exc}: {(project / 'runserver.log').read_text()[-3000:]}")
         yield base
     finally:
         process.terminate()
@@ -341,13 +343,16 @@ def test_wheel_in_a_fresh_project_checks_serves_and_shows_status(project: Path, 
         assert b"Finished" not in refused.read()
 
         staff = sign_in(base, "staff", password)
-        deadline = time.monotonic() + 10
-        while True:  # events reach Redis a moment after the response
+        seen: list[Any] = []
+
+        def finished_shown() -> bool:
             page = fetch(staff, base + "/tiles/status/")
-            body = page.read().decode()
-            if "Finished /demo/0/0/0.png in " in body or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+            seen[:] = [page, page.read().decode()]
+            return "Finished /demo/0/0/0.png in " in seen[1]
+
+        # Events reach Redis a moment after the response.
+        wait_until(finished_shown, seconds=10, interval=0.2)
+        page, body = seen
         assert page.status == 200, body[:500]
         assert "Started /demo/0/0/0.png" in body and "Finished /demo/0/0/0.png in " in body
 

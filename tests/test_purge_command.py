@@ -15,8 +15,8 @@ from django.core.management import CommandError, call_command
 from django_tilestatus import conf, liveness, status
 from django_tilestatus.store import RedisStore
 
-from .conftest import REAL_REDIS_URL, flush_events
-from .helpers import write_log
+from .support.real_redis import REAL_REDIS_URL
+from .support.status import flush_events, write_log
 
 pytestmark = pytest.mark.redis
 

@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,10 @@ import pytest
 from django_tilestatus import liveness
 from django_tilestatus.store import RedisStore
 
-from .conftest import REAL_REDIS_URL
-from .servers import ROOT, gunicorn
+from .support import ROOT, wait_until
+from .support.gunicorn import GunicornServer
+from .support.http import request
+from .support.real_redis import REAL_REDIS_URL
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
@@ -38,14 +38,37 @@ def purge(env: dict[str, str], *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def workers_recorded(store: RedisStore, count: int) -> set[int]:
-    """The PIDs of this host that have recorded, once there are ``count`` of them."""
-    deadline = time.monotonic() + 10
-    while True:
+def serve_until_every_worker_recorded(server: GunicornServer, store: RedisStore) -> set[int]:
+    """Concurrent tile requests until each worker has recorded; their PIDs.
+
+    On a busy machine one worker may take a whole batch, so batches go on until both
+    workers are in the registry (or 20 seconds pass).
+    """
+    paths = [f"/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
+
+    def recorded() -> set[int]:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(lambda path: request(server.base, path, timeout=30), paths))
+        assert all(answer.ok for answer in answers), [a for a in answers if not a.ok][:3]
+        workers = server.worker_pids()
         pids = {pid for host, pid, _ in store.registry().entries if host == socket.gethostname()}
-        if len(pids) >= count or time.monotonic() > deadline:
-            return pids
-        time.sleep(0.1)
+        return workers if len(workers) == 2 and workers <= pids else set()
+
+    return wait_until(recorded, seconds=20, interval=0.3)
+
+
+def settled_registry(store: RedisStore) -> list[tuple[str, int, float]]:
+    """The registry once no worker is still writing: two reads a second apart (five
+    writer periods) agree, so a late batch cannot change it afterwards."""
+    last: list[tuple[str, int, float]] = []
+
+    def unchanged() -> bool:
+        nonlocal last
+        current, last = last, sorted(store.registry().entries)
+        return current == last
+
+    wait_until(unchanged, seconds=15, interval=1.0)
+    return last
 
 
 def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
@@ -57,19 +80,14 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         "DJANGO_DEBUG": "0",
     }
     store = RedisStore(real_redis, prefix=real_prefix)
-    with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
-        urls = [f"{base}/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(lambda url: urllib.request.urlopen(url, timeout=30).read(), urls))
-        workers = workers_recorded(store, 2)
+    with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
+        workers = serve_until_every_worker_recorded(server, store)
         assert len(workers) == 2, workers
         killed, survivor = sorted(workers)
         os.kill(killed, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while liveness.is_running(killed) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not liveness.is_running(killed), seconds=10, interval=0.05)
 
-        listed = sorted(store.registry().entries)
+        listed = settled_registry(store)
         lines = purge(env, "--dry-run")
         assert lines[0].startswith(f"Would delete {socket.gethostname()} PID {killed}: ")
         assert "no longer running" in lines[0]

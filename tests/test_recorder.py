@@ -17,7 +17,7 @@ import redis
 from django_tilestatus.recorder import Recorder
 from django_tilestatus.store import RedisStore, StoreUnavailable, describe_failure
 
-from .conftest import REAL_REDIS_URL
+from .support.real_redis import REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """What recording and reading cost Redis, counted on a real server (never timed).
 
-A command-counting connection (``benchmarks/counting.py``) sits under the app's
+A command-counting connection (``tests/support/counting.py``) sits under the app's
 Redis client, so a change that puts Redis back on the request path, opens
 connections per request, splits the writer's batch or makes reads grow with
 the number of processes fails here, in CI, whatever the machine's speed.
@@ -18,12 +18,12 @@ import pytest
 from django.test import Client
 from django_redis import get_redis_connection
 
-from benchmarks.counting import Counts, counting_connection
 from django_tilestatus import recorder
 from django_tilestatus.status import get_recent
 from django_tilestatus.store import RedisStore
 
-from .conftest import REAL_REDIS_URL
+from .support.counting import Counts, counting_connection
+from .support.real_redis import REAL_REDIS_URL
 
 pytestmark = pytest.mark.redis
 

@@ -21,7 +21,7 @@ from django_tilestatus.report import MAX_PROCESS_ROWS
 from django_tilestatus.store import RedisStore
 from django_tilestatus.vocabulary import MAX_MESSAGE_LENGTH
 
-from .helpers import write_log
+from .support.status import write_log
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,8 @@ from django.test import Client
 from django_tilestatus import conf, liveness, status
 from django_tilestatus.report import colour_processes
 
-from .helpers import dead_pid, write_log
+from .support.processes import dead_pid
+from .support.status import write_log
 
 pytestmark = pytest.mark.django_db
 

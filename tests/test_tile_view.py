@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from .helpers import recorded_messages
+from .support.status import recorded_messages
 
 
 @pytest.fixture
@@ -172,8 +172,17 @@ def test_format_and_unassigned_characters_are_escaped_too(client: Client) -> Non
 def test_disabled_recording_serves_tiles_and_records_nothing(client: Client, settings: Any) -> None:
     settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
     assert client.get("/tiles/solid/1/1/1.png").status_code == 200
-    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": True}
+    # Read while still disabled: changing the settings would drop whatever a
+    # recorder had queued, and hide events that should never have been recorded.
     assert recorded_messages() == []
+    # The same request with recording on is seen, so the read above can see one.
+    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": True}
+    assert client.get("/tiles/solid/1/1/1.png").status_code == 200
+    assert [message.split(" in ")[0] for message in recorded_messages()] == [
+        "Created",
+        "Started /solid/1/1/1.png",
+        "Finished /solid/1/1/1.png",
+    ]
 
 
 def test_host_setting_names_the_process(client: Client, settings: Any) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from ..servers import ROOT
-from .gunicorn_server import GunicornServer, write_tilestache_config
-from .redis_server import RedisServer
+from ..support import ROOT
+from ..support.example_project import write_tilestache_config
+from ..support.gunicorn import GunicornServer
+from ..support.redis_server import RedisServer
 
 #: Where each test leaves the figures it saw (git-ignored), for docs/reliability.md.
 FIGURES_DIR = ROOT / "tests" / "artifacts" / "reliability"

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from django_tilestatus import runtime, tiles, vocabulary
 from django_tilestatus.status import get_recent
 
-from ..servers import ROOT
-from .http import request
+from ..support import ROOT
+from ..support.http import raw_exchange, request
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
@@ -312,22 +312,6 @@ def test_a_callback_inside_the_pattern_wraps_the_json(hostile_setup: Path, callb
 # -- over real HTTP ---------------------------------------------------------------
 
 
-def raw_status(base: str, target: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    """Send ``GET <target>`` byte for byte (no client-side checks); status and body."""
-    import socket
-
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(
-            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    status_line = data.split(b"\r\n", 1)[0].split()
-    return int(status_line[1]), data.partition(b"\r\n\r\n")[2]
-
-
 def files_outside(folder: Path, inside: Path) -> dict[Path, tuple[int, float]]:
     return {
         p: (p.stat().st_size, p.stat().st_mtime)
@@ -354,7 +338,7 @@ def test_hostile_paths_over_http(
     def check(path: str, query: str, raw: bool) -> None:
         quoted = urllib.parse.quote(path, safe="/%" if raw else "/")
         target = ("/tiles/" + quoted + ("?" + query if query else "")).encode()
-        status, body = raw_status(server.base, target)
+        status, _, body = raw_exchange(server.base, "GET", target)
         seen["examples"] += 1
         seen["statuses"][status] = seen["statuses"].get(status, 0) + 1
         assert status < 500, (target[:300], body[:200])
@@ -366,7 +350,7 @@ def test_hostile_paths_over_http(
     assert "Traceback" not in server.log_text() and "Internal Server Error" not in server.log_text()
     assert request(server.base, "/tiles/demo/1/0/0.png").ok  # still serving
     client = redis_server.client()
-    from .support import read_logs
+    from ..support.status import read_logs
 
     messages = [m for log in read_logs(client, key_prefix) for _, m in log.entries]
     assert messages

@@ -9,9 +9,10 @@ import pytest
 
 from django_tilestatus.status import get_recent
 
-from ..conftest import IN_CI
-from .http import Answer, request
-from .support import is_demo_tile, wait_until
+from ..support import wait_until
+from ..support.example_project import is_demo_tile
+from ..support.http import Answer, request
+from ..support.real_redis import require
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
 
@@ -36,11 +37,7 @@ def fetch_concurrently(base: str, path: str, count: int = 40) -> list[Answer]:
 
 
 def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, figures) -> None:
-    if not pid_namespaces_work():
-        message = "needs unshare --pid (root) to give two servers the same PIDs"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require(pid_namespaces_work(), "needs unshare --pid (root) to give two servers the same PIDs")
     # One worker each: in two fresh PID namespaces it gets the same PID, whichever
     # worker a busy machine would otherwise have let answer.
     east = start_server(

@@ -10,17 +10,10 @@ from collections import defaultdict
 
 import pytest
 
-from .http import Answer, request
-from .support import (
-    KEEP,
-    assert_bounded,
-    demo_pixels,
-    is_demo_tile,
-    read_logs,
-    summary,
-    unmatched_finishes,
-    wait_until,
-)
+from ..support import wait_until
+from ..support.example_project import demo_pixels, is_demo_tile
+from ..support.http import Answer, request, summary
+from ..support.status import KEEP, assert_bounded, read_logs, unmatched_finishes
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(180)]
 

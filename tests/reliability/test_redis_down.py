@@ -8,20 +8,10 @@ from functools import partial
 
 import pytest
 
-from .http import request
-from .support import (
-    KEEP,
-    PAUSED,
-    RESUMED,
-    assert_bounded,
-    dropped_events,
-    is_demo_tile,
-    logs_with,
-    read_logs,
-    summary,
-    wait_until,
-    warnings_by_pid,
-)
+from ..support import wait_until
+from ..support.example_project import PAUSED, RESUMED, dropped_events, is_demo_tile, warnings_by_pid
+from ..support.http import request, summary
+from ..support.status import KEEP, assert_bounded, logs_with, read_logs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(150)]
 

@@ -7,16 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .http import request
-from .support import (
-    PAUSED,
-    assert_bounded,
-    is_demo_tile,
-    read_logs,
-    summary,
-    wait_until,
-    warnings_by_pid,
-)
+from ..support import wait_until
+from ..support.example_project import PAUSED, is_demo_tile, warnings_by_pid
+from ..support.http import request, summary
+from ..support.status import assert_bounded, read_logs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(150)]
 

@@ -8,26 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from .gunicorn_server import SMALL_QUEUE_CONFIG
-from .http import request
-from .support import (
-    PAUSED,
-    RESUMED,
-    assert_bounded,
-    dropped_events,
-    is_demo_tile,
-    messages_of,
-    read_logs,
-    summary,
-    wait_until,
-    warnings_by_pid,
-)
+from ..support import wait_until
+from ..support.example_project import PAUSED, RESUMED, dropped_events, is_demo_tile, warnings_by_pid
+from ..support.http import request, summary
+from ..support.status import assert_bounded, messages_of, read_logs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(150)]
 
 ZOOM = 4
 #: The issue's bound for a tile while Redis hangs: slower counts as failed.
 TILE_TIMEOUT = 2.0
+#: A gunicorn config file that shrinks the recorder's queue (see its docstring).
+SMALL_QUEUE_CONFIG = Path(__file__).with_name("gunicorn_small_queue.py")
 #: The recorder queue bound set by SMALL_QUEUE_CONFIG.
 SMALL_QUEUE = 100
 

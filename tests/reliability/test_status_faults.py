@@ -26,8 +26,9 @@ from django.urls import reverse
 
 from django_tilestatus.store import RedisStore
 
-from .http import request
-from .support import KEEP, wait_until
+from ..support import wait_until
+from ..support.http import request
+from ..support.status import KEEP
 
 pytestmark = [
     pytest.mark.reliability,
@@ -58,7 +59,7 @@ def registered(redis_server: Any, prefix: str) -> set[tuple[str, int]]:
     }
 
 
-def dead_pid(start: int) -> int:
+def unused_pid_from(start: int) -> int:
     """A PID no process has here, at or above ``start``."""
     pid = start
     while True:
@@ -197,7 +198,11 @@ def test_purge_on_one_host_keeps_another_hosts_processes_on_liveness_grounds(
     older_than = 60.0 if silent_for >= 120 else max(0.5, silent_for / 2)
     store = RedisStore(redis_server.client(), app_on_redis, keep=KEEP)
     now = time.time()
-    west_silent, west_old, east_dead = dead_pid(900_001), dead_pid(910_001), dead_pid(920_001)
+    west_silent, west_old, east_dead = (
+        unused_pid_from(900_001),
+        unused_pid_from(910_001),
+        unused_pid_from(920_001),
+    )
     store.write("tiles-west", west_silent, [(now, "Started /demo/1/0/0.png")])
     store.write("tiles-west", west_old, [(now - 2 * older_than, "Started /demo/1/0/0.png")])
     store.write("tiles-east", east_dead, [(now, "Started /demo/1/0/0.png")])

@@ -12,9 +12,9 @@ from django.test import Client
 
 from django_tilestatus.store import RedisStore
 
-from ..helpers import write_log
-from ..servers import free_port
-from .redis_server import RedisServer
+from ..support import free_port
+from ..support.redis_server import RedisServer
+from ..support.status import write_log
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis, pytest.mark.django_db]
 

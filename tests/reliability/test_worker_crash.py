@@ -11,8 +11,9 @@ import pytest
 
 from django_tilestatus.status import get_recent
 
-from .http import request
-from .support import is_demo_tile, wait_until
+from ..support import wait_until
+from ..support.example_project import is_demo_tile
+from ..support.http import request
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
 

@@ -1,8 +1,9 @@
-"""A private ``redis-server`` on a free loopback port that a test may break.
+"""The one ``redis-server`` launcher: a private server on a free loopback port.
 
-Faults (kill, pause, fill up) are injected here and never on the shared Redis
-the rest of the suite uses. The server keeps nothing on disk, and a restart
-comes back on the same port, empty, as a Redis without persistence would.
+The reliability tests inject faults (kill, pause, fill up) into one, never into
+the shared Redis the rest of the suite uses; the benchmarks run on one. The
+server keeps nothing on disk, and a restart comes back on the same port, empty,
+as a Redis without persistence would.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
 
-from ..servers import free_port
+from . import free_port
 
 #: Seconds a start or stop may take before the test fails rather than waits.
 START_TIMEOUT = 10.0
@@ -25,9 +27,13 @@ START_TIMEOUT = 10.0
 class RedisServer:
     """One ``redis-server`` process that can be stopped, paused and restarted."""
 
-    def __init__(self, workdir: Path, password: str | None = None):
+    def __init__(
+        self, workdir: Path, password: str | None = None, options: Sequence[str] = ()
+    ) -> None:
         self.workdir = workdir
         self.password = password
+        #: More ``redis-server`` options, e.g. ``["--databases", "16"]``.
+        self.options = list(options)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
@@ -63,6 +69,7 @@ class RedisServer:
         ]
         if self.password:
             command += ["--requirepass", self.password]
+        command += self.options
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
@@ -76,6 +83,7 @@ class RedisServer:
                     return
                 except redis.ConnectionError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
                         raise RuntimeError(f"redis-server did not start; see {self.log}") from None
                     time.sleep(0.05)
         finally:

@@ -1,10 +1,10 @@
 """A redis-py connection that counts what crosses it: connections, round trips, commands.
 
-Used by the test suite (``tests/test_redis_cost.py``) to hold the number of
-Redis round trips per request and per ``get_recent()`` fixed, without timing
-anything. Pass the class made by ``counting_connection(counts)`` as
-``connection_class`` to a redis-py pool (or django-redis's
-``CONNECTION_POOL_KWARGS``).
+Used by ``tests/test_redis_cost.py`` to hold the number of Redis round trips
+per request and per ``get_recent()`` fixed, without timing anything; anything
+else that wants to count (a benchmark) imports it from here. Pass the class
+made by ``counting_connection(counts)`` as ``connection_class`` to a redis-py
+pool (or django-redis's ``CONNECTION_POOL_KWARGS``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,52 @@
+"""Helpers shared by the tests and the benchmarks (fixtures stay in conftest.py).
+
+One module per concern, each importable on its own; the ones the benchmarks use
+(``gunicorn``, ``redis_server``, ``http``, ``processes`` and this package) need
+neither pytest nor Django settings:
+
+- this package: ``ROOT``, ``free_port`` and ``wait_until``, used by all the rest;
+- ``processes``: child PIDs from /proc, and the PID of a process that has exited;
+- ``http``: the one HTTP client (``request`` -> ``Answer``), and waiting for a server
+  to answer;
+- ``gunicorn``: the one gunicorn launcher (``GunicornServer``);
+- ``redis_server``: the one private ``redis-server`` launcher (``RedisServer``);
+- ``real_redis``: the shared test Redis (``REAL_REDIS_URL``), skipped or failed (CI);
+- ``counting``: a redis-py connection that counts connections, round trips and commands;
+- ``status``: writing and reading recorded statuses, and what must hold of them;
+- ``example_project``: the example project as the end-to-end tests serve it (its
+  TileStache config, its demo tiles, the lines its workers log).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: The repository's root: where gunicorn and ``manage.py`` run from.
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T], seconds: float, interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy or ``seconds`` pass; return it.
+
+    Tests poll with a deadline instead of sleeping a fixed time: they go on as soon
+    as what they wait for has happened, and a slow machine only makes them slower.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
