@@ -10,6 +10,7 @@ of TileStache and :func:`patch` right after. Each fix below names what it fixes;
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sqlite3
 import sys
@@ -222,7 +223,8 @@ def _patch_mbtiles(module: Any) -> None:
     TileStache sets ``text_factory = bytes``, so the format lookup fails
     (``KeyError: b'png'``) on every tile; it compares ``"PNG"`` with ``"png"``;
     writes a missing tile as ``None``; calls Python 2's ``buffer`` to save; and
-    never closes its connections.
+    never closes its connections; and an unknown extension raises ``NameError``
+    (``KnownUnknown`` is not imported there).
     """
 
     def get_tile(filename: str, coord: Any) -> tuple[str | None, bytes | None]:
@@ -270,13 +272,47 @@ def _patch_mbtiles(module: Any) -> None:
         for ext, (name, mime_type) in MBTILES_FORMATS.items():
             if extension.lower() == ext:
                 return mime_type, name
-        raise module.KnownUnknown(f'MBTiles only makes .png, .jpg, .json and .pbf, not "{extension}"')
+        known_unknown = sys.modules["TileStache.Core"].KnownUnknown
+        raise known_unknown(f'MBTiles only makes .png, .jpg, .json and .pbf, not "{extension}"')
 
     module.get_tile, module.put_tile, module.delete_tile = get_tile, put_tile, delete_tile
     module.tileset_exists = tileset_exists
     module.Provider.renderTile = render_tile
     module.Provider.getTypeByExtension = type_by_extension
     module.TileResponse.save = save
+
+
+# -- Verbatim (Proxy, URL template) ------------------------------------------
+
+#: Image formats by magic number, as bytes (TileStache's keys are ``str``).
+MAGIC_NUMBERS = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"MM\x00*": "TIFF",
+    b"II*\x00": "TIFF",
+}
+
+
+def _patch_verbatim(providers: Any) -> None:
+    """Recognise upstream images by their magic number again.
+
+    ``Verbatim``, which wraps every body the ``proxy`` and ``url template``
+    providers fetch, compares the body's first bytes with ``str`` keys, which
+    never match on Python 3, so it decoded every tile with PIL just to learn
+    its format.
+    """
+
+    def init(self: Any, bytes_: bytes) -> None:
+        self.buffer = io.BytesIO(bytes_)
+        self._image = None
+        self.format = next(
+            (name for magic, name in MAGIC_NUMBERS.items() if bytes_.startswith(magic)), None
+        )
+        if self.format is None:
+            self.format = self.image().format
+
+    providers.Verbatim.__init__ = init
 
 
 # -- Composite ----------------------------------------------------------------
@@ -329,6 +365,7 @@ def patch(tilestache: Any) -> None:
 
     _patch_mbtiles(TileStache.MBTiles)
     _patch_composite(_import_composite(tilestache))
+    _patch_verbatim(sys.modules["TileStache.Providers"])
 
 
 __all__ = [
