@@ -10,6 +10,7 @@ of TileStache and :func:`patch` right after. Each fix below names what it fixes;
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import sqlite3
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 
-class TileNotFound(Exception):
+class TileNotFoundError(Exception):
     """The provider's source has no such tile (answered 404 by the tile view)."""
 
 
@@ -39,14 +40,14 @@ def announce_mapnik_version() -> Iterator[None]:
     function is lent to the module while TileStache imports, then taken back.
     """
     try:
-        import mapnik
+        mapnik = importlib.import_module("mapnik")
     except ImportError:
         yield
         return
     if hasattr(mapnik, "mapnik_version"):
         yield
         return
-    mapnik.mapnik_version = lambda: 40000
+    mapnik.mapnik_version = lambda: 40000  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -105,9 +106,7 @@ def _patch_mapnik(module: Any) -> None:
     module.Box2d = mapnik.Box2d
     module.global_mapnik_lock = ObservedLock(module.global_mapnik_lock)
 
-    def render_image(
-        self: Any, width: int, height: int, srs: str, *bbox: float
-    ) -> Image.Image:
+    def render_image(self: Any, width: int, height: int, srs: str, *bbox: float) -> Image.Image:
         """``ImageProvider.renderArea``, reading pixels with ``Image.to_string()``.
 
         Mapnik 4 renamed ``Image.tostring``; TileStache's own method fails every render.
@@ -230,7 +229,9 @@ def _patch_mbtiles(module: Any) -> None:
     def get_tile(filename: str, coord: Any) -> tuple[str | None, bytes | None]:
         with _tileset(filename) as db:
             row = db.execute("SELECT value FROM metadata WHERE name='format'").fetchone()
-            query = "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
+            query = (
+                "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
+            )
             tile = db.execute(query, (coord.zoom, coord.column, _tms_row(coord))).fetchone()
         mime_type = MBTILES_FORMATS.get(row[0], (None, None))[1] if row else None
         return mime_type, (bytes(tile[0]) if tile and tile[0] is not None else None)
@@ -259,7 +260,7 @@ def _patch_mbtiles(module: Any) -> None:
     def render_tile(self: Any, width: int, height: int, srs: str, coord: Any) -> Any:
         mime_type, content = module.get_tile(self.tileset, coord)
         if content is None:
-            raise TileNotFound(f"{self.tileset} has no tile {coord}")
+            raise TileNotFoundError(f"{self.tileset} has no tile {coord}")
         names = {mime: name for name, mime in MBTILES_FORMATS.values()}
         return module.TileResponse(names.get(mime_type), content)
 
@@ -325,9 +326,9 @@ def _import_composite(tilestache: Any) -> Any:
     it meant.
     """
     tilestache.unicode = str
-    import TileStache.Goodies.Providers.Composite as composite
+    import TileStache.Goodies.Providers.Composite
 
-    return composite
+    return TileStache.Goodies.Providers.Composite
 
 
 def _patch_composite(module: Any) -> None:
@@ -370,7 +371,7 @@ def patch(tilestache: Any) -> None:
 
 __all__ = [
     "MapnikLockObserver",
-    "TileNotFound",
+    "TileNotFoundError",
     "announce_mapnik_version",
     "patch",
     "set_mapnik_lock_observer",

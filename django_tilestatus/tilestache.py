@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import _tilestache_providers
-from ._tilestache_providers import MapnikLockObserver, TileNotFound, set_mapnik_lock_observer
+from ._tilestache_providers import MapnikLockObserver, TileNotFoundError, set_mapnik_lock_observer
 
 __all__ = [
     "ConfigError",
     "MapnikLockObserver",
-    "TileNotFound",
+    "TileNotFoundError",
     "build_configuration",
     "import_tilestache",
     "read_config_source",

@@ -20,7 +20,9 @@ class ExampleProjectConfig(AppConfig):
     def ready(self) -> None:
         reason = mapnik_missing()
         if reason is not None:
-            logger.warning("Mapnik is not available, so the demo has no %r layer: %s", LAYER, reason)
+            logger.warning(
+                "Mapnik is not available, so the demo has no %r layer: %s", LAYER, reason
+            )
         if not settings.REDIS_URL:
             logger.warning(
                 "TILESTATUS_REDIS_URL is not set: recording into an in-process fakeredis "

@@ -103,7 +103,7 @@ class Upstream:
         upstream = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 upstream.requests.append(self.path)
                 if self.path.startswith("/hang/"):
                     upstream.release.wait(upstream.hang_limit)

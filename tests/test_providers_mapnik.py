@@ -106,8 +106,10 @@ def test_a_metatile_renders_once_for_all_its_tiles(
     cache = {"name": "Disk", "path": str(tmp_path / "cache"), "umask": "0022"}
     server = server_for({"squares": layer}, cache)
 
-    tiles = {xy: decode(server.handle(f"/squares/1/{xy[0]}/{xy[1]}.png").body) for xy in
-             [(1, 0), (0, 0), (0, 1), (1, 1)]}
+    tiles = {
+        xy: decode(server.handle(f"/squares/1/{xy[0]}/{xy[1]}.png").body)
+        for xy in [(1, 0), (0, 0), (0, 1), (1, 1)]
+    }
 
     assert len(observer.waits) == 1, "the 2x2 metatile should render once"
     assert observer.waiting_calls == 1

@@ -79,7 +79,9 @@ def test_the_mbtiles_cache_stores_rendered_tiles_and_serves_them(tmp_path: Path)
         "class": "TileStache.MBTiles:Cache",
         "kwargs": {"filename": str(cache_file), "format": "png", "name": "cache"},
     }
-    layers = {"solid": {"provider": {"class": "tests.providers:Solid", "kwargs": {"color": "#123456"}}}}
+    layers = {
+        "solid": {"provider": {"class": "tests.providers:Solid", "kwargs": {"color": "#123456"}}}
+    }
     server = server_for(layers, cache)
 
     first = server.handle("/solid/2/1/3.png")
