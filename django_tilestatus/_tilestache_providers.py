@@ -1,10 +1,9 @@
-"""Fixes to TileStache's Mapnik, MBTiles and Composite providers for Python 3.
+"""Fixes to TileStache's Mapnik, MBTiles, Composite and Proxy/URL-template providers.
 
 Imported only by :mod:`django_tilestatus.tilestache`, which stays the one place
 TileStache is patched: it calls :func:`announce_mapnik_version` around its import
 of TileStache and :func:`patch` right after. Each fix below names what it fixes;
-``tests/test_providers_mapnik.py``, ``tests/test_providers_mbtiles.py`` and
-``tests/test_providers_composite.py`` show them working.
+``tests/test_providers_*.py`` show them working, and docs/providers.md lists them.
 """
 
 from __future__ import annotations
@@ -106,32 +105,35 @@ def _patch_mapnik(module: Any) -> None:
     module.Box2d = mapnik.Box2d
     module.global_mapnik_lock = ObservedLock(module.global_mapnik_lock)
 
-    def render_image(self: Any, width: int, height: int, srs: str, *bbox: float) -> Image.Image:
+    def render_image(self: Any, width: int, height: int, srs: str, *area: float) -> Image.Image:
         """``ImageProvider.renderArea``, reading pixels with ``Image.to_string()``.
 
         Mapnik 4 renamed ``Image.tostring``; TileStache's own method fails every render.
+        ``area`` is TileStache's ``xmin, ymin, xmax, ymax, zoom``.
         """
         image = mapnik.Image(width, height)
-        with _locked_map(module, self, width, height, bbox[:4]) as mapnik_map:
+        with _locked_map(module, self, width, height, area[:4]) as mapnik_map:
             if self.scale_factor is None:
                 mapnik.render(mapnik_map, image)
             else:
                 mapnik.render(mapnik_map, image, self.scale_factor)
         return Image.frombytes("RGBA", (width, height), image.to_string())
 
-    def render_grid(self: Any, width: int, height: int, srs: str, *bbox: float) -> Any:
+    def render_grid(self: Any, width: int, height: int, srs: str, *area: float) -> Any:
         """``GridProvider.renderArea``, passing field names to Mapnik as a list.
 
         TileStache passes ``map(str, fields)``, an iterator on Python 3, which
         the Mapnik 4 bindings refuse.
         """
-        with _locked_map(module, self, width, height, bbox[:4]) as mapnik_map:
+        with _locked_map(module, self, width, height, area[:4]) as mapnik_map:
             grids = []
             merged = mapnik.Grid(width, height)
             for index, fields in self.layers:
                 layer = mapnik_map.layers[index]
-                names = [str(f) for f in fields] if isinstance(fields, list) else None
-                names = names if names is not None else list(layer.datasource.fields())
+                if isinstance(fields, list):
+                    names = [str(f) for f in fields]
+                else:  # no list given: every field of the layer, as in TileStache
+                    names = list(layer.datasource.fields())
                 if self.layer_id_key is None:
                     mapnik.render_layer(mapnik_map, merged, layer=index, fields=names)
                     continue

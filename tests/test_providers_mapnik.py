@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.tilestache import set_mapnik_lock_observer
+from django_tilestatus.tilestache import import_tilestache, set_mapnik_lock_observer
 from tests.provider_support import decode, require_module, server_for
 
 require_module("mapnik", "mapnik")
@@ -137,6 +137,21 @@ def test_a_utfgrid_names_the_feature_under_each_cell(mapfile: Path) -> None:
     assert grid["keys"][_grid_index(outside)] == ""
 
 
+def test_a_utfgrid_of_several_layers_names_each_feature_s_layer(mapfile: Path) -> None:
+    provider = {
+        "name": "mapnik grid",
+        "mapfile": str(mapfile),
+        "layers": [[0, ["name"]]],
+        "layer_id_key": "layer",
+    }
+    server = server_for({"grid": {"provider": provider}})
+
+    grid = json.loads(server.handle("/grid/1/1/0.json").body)
+
+    inside = grid["grid"][INSIDE[1] // 4][INSIDE[0] // 4]
+    assert grid["data"][grid["keys"][_grid_index(inside)]] == {"name": "Square", "layer": "squares"}
+
+
 def test_a_metatiled_utfgrid_is_cut_into_tiles(mapfile: Path) -> None:
     provider = {"name": "mapnik grid", "mapfile": str(mapfile), "fields": ["name"]}
     layer = {"provider": provider, "metatile": {"rows": 2, "columns": 2}}
@@ -180,6 +195,14 @@ def test_the_lock_observer_times_a_render_waiting_for_another(
     worker.join(timeout=30)
     assert not worker.is_alive()
     assert len(observer.waits) == 1 and observer.waits[0] > 0
+
+
+def test_tilestache_imported_with_mapnik_4_and_left_its_module_as_it_was() -> None:
+    import mapnik
+
+    tilestache_mapnik = import_tilestache().Mapnik
+    assert tilestache_mapnik.Box2d is mapnik.Box2d
+    assert not hasattr(mapnik, "mapnik_version"), "the lent version function was not taken back"
 
 
 def _grid_index(char: str) -> int:

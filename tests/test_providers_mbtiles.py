@@ -93,3 +93,26 @@ def test_the_mbtiles_cache_stores_rendered_tiles_and_serves_them(tmp_path: Path)
     with closing(sqlite3.connect(cache_file)) as db, db:
         db.execute("UPDATE tiles SET tile_data = ?", (marker,))
     assert server.handle("/solid/2/1/3.png").body == marker
+
+
+def test_the_mbtiles_cache_removes_a_tile_and_reuses_an_existing_file(tmp_path: Path) -> None:
+    cache_file = make_mbtiles(tmp_path / "cache.mbtiles", "png", {(0, 0, 0): png("#000000")})
+    cache = {
+        "class": "TileStache.MBTiles:Cache",
+        "kwargs": {"filename": str(cache_file), "format": "png", "name": "cache"},
+    }
+    layers = {"solid": {"provider": {"class": "tests.providers:Solid"}}}
+    server = server_for(layers, cache)
+    server.handle("/solid/1/1/1.png")
+    assert set(read_mbtiles(cache_file)) == {(0, 0, 0), (1, 1, 1)}
+
+    layer = server.configuration.layers["solid"]
+    server.configuration.cache.remove(layer, layer_coord(1, 1, 1), "PNG")
+
+    assert set(read_mbtiles(cache_file)) == {(0, 0, 0)}
+
+
+def layer_coord(zoom: int, column: int, row: int) -> object:
+    from ModestMaps.Core import Coordinate
+
+    return Coordinate(row, column, zoom)
