@@ -222,10 +222,12 @@ def _patch_mbtiles(module: Any) -> None:
     """Read and write MBTiles as text metadata and bytes tiles.
 
     TileStache sets ``text_factory = bytes``, so the format lookup fails
-    (``KeyError: b'png'``) on every tile; it compares ``"PNG"`` with ``"png"``;
-    writes a missing tile as ``None``; calls Python 2's ``buffer`` to save; and
-    never closes its connections; and an unknown extension raises ``NameError``
-    (``KnownUnknown`` is not imported there).
+    (``KeyError: b'png'``) on every tile. It also compares ``"PNG"`` with
+    ``"png"``, writes a missing tile as ``None``, calls Python 2's ``buffer`` to
+    save, serves ``.jpg`` as ``image/jpg``, raises ``NameError`` for an unknown
+    extension (``KnownUnknown`` is not imported there) and never closes its
+    connections. ``tileset_info`` and ``list_tiles``, used only by TileStache's
+    command-line scripts, are left as they are.
     """
 
     def get_tile(filename: str, coord: Any) -> tuple[str | None, bytes | None]:
