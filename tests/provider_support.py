@@ -90,8 +90,8 @@ def read_mbtiles(path: Path) -> dict[tuple[int, int, int], bytes]:
 class Upstream:
     """A loopback HTTP server answering from ``routes`` (path to PNG bytes).
 
-    Any other path answers 404; a path under ``/hang/`` answers only when the
-    test ends (or after ``hang_limit`` seconds), for timeouts. ``requests``
+    Any other path answers 404; a path under ``/hang/`` never answers, and its
+    connection is closed when the test ends (or after ``hang_limit`` seconds). ``requests``
     lists the paths asked for.
     """
 
@@ -107,6 +107,7 @@ class Upstream:
                 upstream.requests.append(self.path)
                 if self.path.startswith("/hang/"):
                     upstream.release.wait(upstream.hang_limit)
+                    return  # the client gave up long ago: close without an answer
                 body = upstream.routes.get(self.path.split("?")[0])
                 if body is None:
                     self.send_error(404)
