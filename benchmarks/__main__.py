@@ -251,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                 first_row + 20,
                 progress,
             )
+            if config.has_mapnik_layer(config_file):
+                results.mapnik = throughput.mapnik_rounds(
+                    [by_name["bare"], by_name["on"]], args.cold_rounds, args.cold_seconds, progress
+                )
+            else:
+                progress("Mapnik is not installed: no cold Mapnik tiles")
         finally:
             for server in servers:
                 server.stop()

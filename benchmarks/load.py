@@ -46,6 +46,19 @@ def cold_path(prefix: str, row: int, index: int) -> str:
     return f"{prefix}/demo/20/{index}/{row}.png"
 
 
+#: The zoom of cold Mapnik tiles: rows there cross land on most continents.
+MAPNIK_ZOOM = 10
+
+
+def mapnik_path(prefix: str, row: int, index: int) -> str:
+    """Tiles of ``row`` of the Mapnik layer, west to east around the world.
+
+    The layer's 4 x 4 metatiles mean one render in four requests of a row, the
+    other three waiting for it on the cache lock, as on a real Mapnik server.
+    """
+    return f"{prefix}/world/{MAPNIK_ZOOM}/{index % 2**MAPNIK_ZOOM}/{row}.png"
+
+
 def use_wrk() -> bool:
     return os.environ.get("TILESTATUS_BENCH_LOAD", "wrk") != "python" and bool(shutil.which("wrk"))
 
@@ -59,7 +72,7 @@ def generator_name() -> str:
 
 
 def run_load(port: int, prefix: str, mode: str, arg: int, seconds: float) -> Run:
-    """Load ``port`` for ``seconds``: warm (``arg`` = grid side) or cold (``arg`` = row)."""
+    """Load ``port`` for ``seconds``: warm (``arg`` = grid side), cold or mapnik (``arg`` = row)."""
     if use_wrk():
         return _run_wrk(port, prefix, mode, arg, seconds)
     return _run_python(port, prefix, mode, arg, seconds)
@@ -100,7 +113,12 @@ def _run_python(port: int, prefix: str, mode: str, arg: int, seconds: float) -> 
         while time.perf_counter() < deadline:
             with lock:
                 index = next(counter)
-            path = warm_path(prefix, index) if mode == "warm" else cold_path(prefix, arg, index)
+            if mode == "warm":
+                path = warm_path(prefix, index)
+            elif mode == "mapnik":
+                path = mapnik_path(prefix, arg, index)
+            else:
+                path = cold_path(prefix, arg, index)
             ok = 200 <= request(base, path, timeout=10).status < 400
             with lock:
                 done[0] += 1

@@ -27,6 +27,8 @@ class Results:
     parameters: dict[str, Any]
     warm: list[Row] = field(default_factory=list)
     cold: list[Row] = field(default_factory=list)
+    #: Cold tiles of the Mapnik layer; empty where Mapnik is not installed.
+    mapnik: list[Row] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
     visibility: list[float] = field(default_factory=list)
     memory_per_process: float = 0.0
@@ -216,6 +218,20 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _throughput_table(results.cold, ("bare", "on"))
+    out += [
+        "",
+        "## Cold Mapnik tiles (the example's `world` layer, 4 × 4 metatiles), throughput",
+        "",
+    ]
+    if results.mapnik:
+        out += [
+            "Each run asks for new zoom-10 tiles along one row: one Mapnik render of a 4 × 4 "
+            "metatile for every four requests, the others waiting for it on the cache lock.",
+            "",
+            *_throughput_table(results.mapnik, ("bare", "on")),
+        ]
+    else:
+        out += ["Not measured: Mapnik is not installed (the `mapnik` extra)."]
     out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
     rows = []
     for usage in results.usage:
@@ -302,7 +318,7 @@ def markdown(results: Results) -> str:
     out += [
         f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
         f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}"
-        for r in results.warm + results.cold
+        for r in results.warm + results.cold + results.mapnik
     ]
     out += [
         "```",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tests.support.http import request
 
-from .load import WARM_GRID, Run, run_load, warm_path
+from .load import MAPNIK_ZOOM, WARM_GRID, Run, run_load, warm_path
 from .servers import Server
 
 
@@ -95,3 +95,24 @@ def cold_rounds(
         return run_load(server.port, server.prefix, "cold", next(rows_used), seconds)
 
     return rounds("cold", servers, count, seconds, load, progress)
+
+
+#: Rows of the Mapnik layer's zoom 10 the cold Mapnik runs use (about 57° N to 33° N).
+MAPNIK_FIRST_ROW = 300
+#: A metatile's height: runs four rows apart never share a metatile.
+MAPNIK_ROW_STEP = 4
+
+
+def mapnik_rounds(
+    servers: Sequence[Server], count: int, seconds: float, progress: Callable[[str], None]
+) -> list[Row]:
+    """Cold tiles of the Mapnik layer, each run on a metatile row of its own.
+
+    The benchmark empties the tile cache before it starts, so every render is real.
+    """
+    rows_used = iter(range(MAPNIK_FIRST_ROW, 2**MAPNIK_ZOOM, MAPNIK_ROW_STEP))
+
+    def load(server: Server, number: int) -> Run:
+        return run_load(server.port, server.prefix, "mapnik", next(rows_used), seconds)
+
+    return rounds("mapnik", servers, count, seconds, load, progress)

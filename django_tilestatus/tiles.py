@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import InstrumentedCache
-from .tilestache import build_configuration, import_tilestache
+from .tilestache import TileNotFoundError, build_configuration, import_tilestache
 
 #: JSONP callbacks allowed: dotted JavaScript identifiers, ASCII, bounded.
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)
@@ -128,6 +128,8 @@ class TileServer:
                 status, headers, body = layer.getTileResponse(coord, extension)
             except self._known_unknown:
                 return text_response(400, "Unknown extension for this layer.")
+            except TileNotFoundError:  # e.g. an MBTiles file without this tile
+                return text_response(404, "No such tile in this layer.")
             extra = [(k, v) for k, v in headers.items() if k.lower() != "content-type"]
             content_type = headers.get("Content-Type") or "application/octet-stream"
             response = TileResponse(status, content_type, _as_bytes(body), extra)

@@ -23,6 +23,19 @@ import warnings
 from pathlib import Path
 from typing import Any, cast
 
+from . import _tilestache_providers
+from ._tilestache_providers import MapnikLockObserver, TileNotFoundError, set_mapnik_lock_observer
+
+__all__ = [
+    "ConfigError",
+    "MapnikLockObserver",
+    "TileNotFoundError",
+    "build_configuration",
+    "import_tilestache",
+    "read_config_source",
+    "set_mapnik_lock_observer",
+]
+
 logger = logging.getLogger(__name__)
 
 _import_lock = threading.Lock()
@@ -61,7 +74,7 @@ def _import_with_stub_cgi() -> types.ModuleType:
     stub.parse_qs = urllib.parse.parse_qs  # type: ignore[attr-defined]
     sys.modules["cgi"] = stub
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _tilestache_providers.announce_mapnik_version():
             warnings.simplefilter("ignore", ResourceWarning)
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -70,6 +83,8 @@ def _import_with_stub_cgi() -> types.ModuleType:
             import TileStache.Caches
             import TileStache.Config
             import TileStache.Core
+
+            _tilestache_providers.patch(TileStache)
     finally:
         if previous is missing:
             sys.modules.pop("cgi", None)

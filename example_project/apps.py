@@ -1,9 +1,14 @@
-"""The example project as an app, so its templates load and it can say where it records."""
+"""The example project as an app, so its templates load and it says where it records.
+
+It also says, once per process, when the Mapnik-rendered ``world`` layer is left out.
+"""
 
 import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+
+from .world import LAYER, mapnik_missing
 
 logger = logging.getLogger("example_project")
 
@@ -13,6 +18,11 @@ class ExampleProjectConfig(AppConfig):
     verbose_name = "django_tilestatus example"
 
     def ready(self) -> None:
+        reason = mapnik_missing()
+        if reason is not None:
+            logger.warning(
+                "Mapnik is not available, so the demo has no %r layer: %s", LAYER, reason
+            )
         if not settings.REDIS_URL:
             logger.warning(
                 "TILESTATUS_REDIS_URL is not set: recording into an in-process fakeredis "

@@ -7,7 +7,8 @@ Environment:
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
 - ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
-  the demo's ``tilestache.cfg`` (the reliability tests serve a slow layer and a
+  the demo's ``tilestache.cfg`` (whose Mapnik ``world`` layer is served only
+  where the ``mapnik`` extra is installed) (the reliability tests serve a slow layer and a
   tile cache of their own with it).
 - ``DJANGO_DEBUG=0``: turn DEBUG off.
 - ``DJANGO_SQLITE_PATH``: the SQLite database file (default ``var/db.sqlite3``),
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from example_project.world import tilestache_config
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = BASE_DIR / "var"  # git-ignored: database and tile cache
@@ -107,7 +110,8 @@ else:
     }
 
 TILESTATUS = {
-    "CONFIG": os.environ.get("TILESTATUS_CONFIG") or BASE_DIR / "tilestache.cfg",
+    # The demo's "world" layer is left out where Mapnik is not installed (see world.py).
+    "CONFIG": os.environ.get("TILESTATUS_CONFIG") or tilestache_config(BASE_DIR / "tilestache.cfg"),
     "CACHE_ALIAS": "default",
     "KEY_PREFIX": os.environ.get("TILESTATUS_KEY_PREFIX", "tilestatus"),
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",

@@ -2,7 +2,7 @@
 # Set up .venv, the example project's database and a staff user, then serve the
 # demo at http://127.0.0.1:8000. Set TILESTATUS_REDIS_URL to record into a real
 # Redis; without it an in-process stand-in is used.
-EXTRAS=example
+EXTRAS=example,mapnik
 . "$(dirname "$0")/_setup.sh"
 
 PY="$VENV/bin/python"

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from tests.support.providers import require_module
+
 ROOT = Path(__file__).resolve().parent.parent
+#: Colours of world.xml: the sea, and North America's fill.
+SEA, NORTH_AMERICA = (185, 211, 230), (184, 217, 163)
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -65,3 +69,43 @@ def test_recording_can_be_switched_off_from_the_environment() -> None:
     switched_off = manage("shell", "--verbosity", "0", "-c", code, TILESTATUS_ENABLED="0")
     assert switched_off.stdout.strip() == "False"
     assert manage("shell", "--verbosity", "0", "-c", code).stdout.strip() == "True"
+
+
+def test_home_page_shows_the_world_map_rendered_by_mapnik() -> None:
+    require_module("mapnik", "mapnik")
+    code = (
+        "import io; from PIL import Image; from django.test import Client; c = Client(); "
+        "home = c.get('/'); assert b'/tiles/world/2/3/3.png' in home.content; "
+        "tile = c.get('/tiles/world/2/1/1.png'); "
+        "assert tile.status_code == 200 and tile['Content-Type'] == 'image/png'; "
+        "image = Image.open(io.BytesIO(tile.content)).convert('RGB'); "
+        "print(image.getpixel((128, 128))); print(image.getpixel((30, 100)))"
+    )
+    result = manage("shell", "--verbosity", "0", "-c", code)
+    assert result.returncode == 0, result.stderr
+    # Tile 2/1/1 spans the North Atlantic: sea in the middle, North America on the left.
+    assert result.stdout.splitlines() == [str(SEA), str(NORTH_AMERICA)]
+
+
+def test_without_mapnik_the_example_starts_without_the_world_layer(tmp_path: Path) -> None:
+    hidden = tmp_path / "mapnik"
+    hidden.mkdir()
+    (hidden / "__init__.py").write_text("raise ImportError('mapnik hidden by the test')\n")
+    code = (
+        "from django.test import Client; c = Client(); home = c.get('/'); "
+        "assert home.status_code == 200 and b'/tiles/world/' not in home.content; "
+        "assert c.get('/tiles/world/0/0/0.png').status_code == 404; "
+        "assert c.get('/tiles/demo/0/0/0.png').status_code == 200; print('ok')"
+    )
+    paths = [str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {"PYTHONPATH": os.pathsep.join(paths)}
+
+    checked = manage("check", **env)
+    served = manage("shell", "--verbosity", "0", "-c", code, **env)
+
+    assert checked.returncode == 0, checked.stderr
+    assert "System check identified no issues" in checked.stdout
+    assert checked.stderr.count("Mapnik is not available") == 1
+    assert "mapnik hidden by the test" in checked.stderr
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.strip() == "ok"
