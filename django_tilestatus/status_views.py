@@ -15,9 +15,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
-from redis.exceptions import RedisError
 
-from . import conf, liveness
+from . import conf, connection, liveness
 from .report import Report, ReportSettings, build_report
 from .status import get_recent, get_store, nice_time
 
@@ -33,7 +32,7 @@ UNAVAILABLE = "Tile status is unavailable: Redis cannot be reached. Tiles are st
 def current_report() -> Report:
     """Read the statuses and build the report, deleting long-silent dead processes.
 
-    Raises redis-py's errors (or OSError) when Redis cannot be reached.
+    Raises one of ``connection.ERRORS`` when Redis cannot be reached.
     """
     config = conf.get_config()
     now = time.time()
@@ -121,7 +120,7 @@ def _status_page(request: HttpRequest) -> HttpResponse:
         )
     try:
         report = current_report()
-    except (RedisError, OSError) as exc:
+    except connection.ERRORS as exc:
         logger.warning("Tile status page: Redis cannot be reached (%s).", type(exc).__name__)
         response = _unavailable(request, fmt)
     else:

@@ -6,6 +6,12 @@ write. A sorted set, the registry, names every process with its last-seen time,
 so reading never scans the keyspace: its cost depends on the number of
 processes, not on what else lives in the same Redis database.
 
+Every key carries one Redis Cluster hash tag, so in a cluster all of them hash
+to one slot and live on one node: a process's write and a status read each
+stay one pipeline to one node, and a delete of many processes is one too.
+The data is small (KEEP short strings per process) and written at most a few
+times a second per process, well within what one node serves.
+
 Nothing here knows Django; the client is any redis-py ``Redis``.
 """
 
@@ -80,14 +86,18 @@ class StatusStore:
         self.prefix = prefix
         self.keep = int(keep)
         self.ttl = max(1, int(ttl))
+        # The prefix, then the hash tag: keys still start with the prefix, the
+        # tag comes before the host name (free text), and sites sharing a
+        # cluster under different prefixes land on different slots.
+        self._namespace = f"{self.prefix}:{{{self.prefix}}}"
 
     # -- key names: the only place they are built -------------------------
 
     def registry_key(self) -> str:
-        return f"{self.prefix}:processes"
+        return f"{self._namespace}:processes"
 
     def log_key(self, host: str, pid: int) -> str:
-        return f"{self.prefix}:log:{host}:{pid}"
+        return f"{self._namespace}:log:{host}:{pid}"
 
     # -- writing -----------------------------------------------------------
 

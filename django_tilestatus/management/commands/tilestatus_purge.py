@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from redis.exceptions import RedisError
 
-from ... import conf, liveness
+from ... import conf, connection, liveness
 from ...status import get_store, nice_time
 
 #: Why a registry entry goes although its process cannot be judged.
@@ -63,7 +62,7 @@ class Command(BaseCommand):
                 (doomed if reason else kept).append((host, pid, seen, reason))
             if doomed and not dry_run:
                 store.delete([(host, pid) for host, pid, _, _ in doomed])
-        except (RedisError, OSError) as exc:
+        except connection.ERRORS as exc:
             raise CommandError(f"Redis cannot be reached ({type(exc).__name__}: {exc}).") from exc
 
         verb = "Would delete" if dry_run else "Deleted"
