@@ -30,7 +30,7 @@ from ..redis_topology import ClusterGroup, cluster_group
 from ..servers import ROOT
 from .gunicorn_server import GunicornServer
 from .http import request
-from .support import KEEP, assert_bounded, is_demo_tile, read_logs, wait_until
+from .support import KEEP, assert_bounded, is_demo_tile, read_logs, summary, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db, pytest.mark.timeout(180)]
 
@@ -59,7 +59,7 @@ def purge(env: dict[str, str]) -> list[str]:
     return result.stdout.splitlines()
 
 
-def serve(base: str, count: int) -> None:
+def serve(base: str, count: int) -> list[Any]:
     coords = [(i % 16, i // 16 % 16) for i in range(count)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(
@@ -68,6 +68,7 @@ def serve(base: str, count: int) -> None:
     pairs = zip(answers, coords, strict=True)
     wrong = [a.path for a, (x, y) in pairs if not is_demo_tile(a, ZOOM, x, y)]
     assert not wrong, wrong[:5]
+    return answers
 
 
 def test_tiles_status_page_and_purge_on_a_redis_cluster(
@@ -76,6 +77,7 @@ def test_tiles_status_page_and_purge_on_a_redis_cluster(
     tmp_path: Path,
     key_prefix: str,
     tilestache_config: Path,
+    figures: dict[str, Any],
 ) -> None:
     env = {
         "TILESTATUS_REDIS_URL": cluster.url,
@@ -98,7 +100,7 @@ def test_tiles_status_page_and_purge_on_a_redis_cluster(
     try:
         server.start()
         workers = server.worker_pids()
-        serve(server.base, 200)
+        answers = serve(server.base, 200)
         assert wait_until(
             lambda: {log.pid for log in read_logs(client, key_prefix)} == workers, seconds=20
         ), server.log_text()
@@ -133,7 +135,7 @@ def test_tiles_status_page_and_purge_on_a_redis_cluster(
         assert workers - {victim} <= registered
 
         # The app's keys: one hash slot, so one node; each within KEEP and with a TTL.
-        serve(server.base, 40)
+        answers += serve(server.base, 40)
         keys = [key.decode() for key in client.scan_iter(match=f"{key_prefix}:*", count=500)]
         assert store.registry_key() in keys
         assert len({client.keyslot(key) for key in keys}) == 1, keys
@@ -144,6 +146,14 @@ def test_tiles_status_page_and_purge_on_a_redis_cluster(
                     holders.append(node.port)
         assert len(holders) == 1, holders
         assert_bounded(client, key_prefix, read_logs(client, key_prefix))
+        figures.update(
+            masters=len(cluster.nodes),
+            tiles=summary(answers),
+            keys=len(keys),
+            slots=len({client.keyslot(key) for key in keys}),
+            nodes_holding_keys=len(holders),
+            purge_output=lines,
+        )
     finally:
         server.stop()
         client.close()
