@@ -12,7 +12,7 @@ stay one pipeline to one node, and a delete of many processes is one too.
 The data is small (KEEP short strings per process) and written at most a few
 times a second per process, well within what one node serves.
 
-Nothing here knows Django; the client is any redis-py ``Redis``.
+Nothing here knows Django; the client is any redis-py ``Redis`` or ``RedisCluster``.
 """
 
 from __future__ import annotations

@@ -25,11 +25,14 @@ from .servers import free_port
 
 #: Seconds a server may take to start or stop, or a cluster to agree, before the test fails.
 START_TIMEOUT = 20.0
+#: Seconds the sentinels or cluster nodes may take to agree once started.
+AGREE_TIMEOUT = 60.0
 #: The Sentinel service name the tests use.
 SERVICE = "tilestatus-test"
 #: Milliseconds without an answer before a sentinel calls the master down. Short, so a
-#: test's failover happens within seconds; production keeps the default (30 s) or so.
-DOWN_AFTER_MS = 1000
+#: test's failover happens within seconds (yet a busy machine does not trigger one);
+#: production keeps the default (30 s) or so.
+DOWN_AFTER_MS = 2000
 
 T = TypeVar("T")
 
@@ -168,7 +171,7 @@ class SentinelGroup:
             self.replica.start()
             for sentinel in self.sentinels:
                 sentinel.start()
-            if not poll(self._ready, START_TIMEOUT, interval=0.1):
+            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
                 raise RuntimeError("the sentinels never saw the replica and each other")
         except BaseException:
             self.stop()
@@ -215,11 +218,14 @@ class ClusterGroup:
                 # The cluster bus port defaults to port + 10000, which may be taken.
                 "--cluster-port",
                 str(free_port()),
+                # Generous, so a node starved of CPU on a busy machine is not failed.
                 "--cluster-node-timeout",
-                "2000",
+                "15000",
             )
             for n in range(masters)
         ]
+        #: What each node said last, for the error if they never agree.
+        self.seen: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
@@ -246,16 +252,23 @@ class ClusterGroup:
             result = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
             if result.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout}")
-            if not poll(self._ready, START_TIMEOUT, interval=0.1):
-                raise RuntimeError("the cluster never reached cluster_state:ok on every node")
+            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
+                raise RuntimeError(
+                    f"the cluster never reached cluster_state:ok on every node: {self.seen}; "
+                    + " | ".join(node.log_text()[-800:] for node in self.nodes)
+                )
         except BaseException:
             self.stop()
             raise
 
     def _ready(self) -> bool:
+        self.seen = []
         for node in self.nodes:
             with node.client() as client:
                 info = client.cluster("info")
+            self.seen.append(
+                {key: info.get(key) for key in ("cluster_state", "cluster_known_nodes")}
+            )
             if (
                 info.get("cluster_state") != "ok"
                 or int(info.get("cluster_known_nodes", 0)) != len(self.nodes)

@@ -222,6 +222,7 @@ def test_a_master_killed_fails_over_with_no_tile_lost_and_recording_follows(
             # How far the replica trails the master (asynchronous replication): what a
             # crash now could lose of what the master had acknowledged.
             behind = replication_gap(sentinels)
+            assert sentinels.master_port() == sentinels.master.port  # no failover yet
             killed_wall = time.time()
             sentinels.master.kill()
             watch = FailoverWatch(sentinels, key_prefix, workers, killed_wall)
