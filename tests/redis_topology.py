@@ -191,14 +191,21 @@ class SentinelGroup:
 
     def master_port(self) -> int | None:
         """The master's port as the first sentinel that answers names it."""
+        ports = self.master_ports()
+        return ports[0] if ports else None
+
+    def master_ports(self) -> list[int]:
+        """The master's port as each sentinel that answers names it. The sentinel that led
+        a failover knows of it first; the others learn it within a few seconds."""
+        ports = []
         for sentinel in self.sentinels:
             try:
                 with sentinel.client() as client:
                     _, port = client.sentinel_get_master_addr_by_name(SERVICE)
             except (redis.RedisError, OSError, TypeError):
                 continue
-            return int(port)
-        return None
+            ports.append(int(port))
+        return ports
 
     def stop(self) -> None:
         stop_all(self.processes)

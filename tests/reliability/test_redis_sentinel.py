@@ -123,14 +123,12 @@ class FailoverWatch(threading.Thread):
         self.resumed: dict[int, float] = {}
 
     def run(self) -> None:
-        old = self.sentinels.master.port
-        port = wait_until(
-            lambda: (found := self.sentinels.master_port()) != old and found, seconds=60
-        )
-        if not port:
+        # The promotion, as soon as any sentinel names the replica.
+        replica = self.sentinels.replica.port
+        if not wait_until(lambda: replica in self.sentinels.master_ports(), seconds=60):
             return
         self.promoted, self.promoted_wall = time.monotonic(), time.time()
-        self.promoted_port = port
+        self.promoted_port = replica
         new_master = self.sentinels.replica.client()
 
         def all_resumed() -> bool:
