@@ -12,11 +12,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from redis.crc import key_slot
 
 from . import conf
+from .store import RedisStore
 from .tilestache import ConfigError, build_configuration
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: django-redis's Sentinel pieces, which only work together.
+SENTINEL_CLIENT = "django_redis.client.SentinelClient"
+SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
 
 
 @register()
@@ -36,6 +41,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_unknown_keys(conf.user_settings())
     messages += _check_tilestache_config(values["CONFIG"])
     messages += _check_redis(values)
+    messages += _check_sentinel(values)
+    messages += _check_cluster(values)
     messages += _check_numbers(values)
     messages += _check_types(values)
     return messages
@@ -110,7 +117,134 @@ def _check_redis(values: dict[str, Any]) -> list[CheckMessage]:
                 id="tilestatus.E004",
             )
         ]
+    return _check_sentinel_cache(alias, caches[alias])
+
+
+def _sentinel_error(problem: str, hint: str) -> Error:
+    return Error(problem, hint=hint, id="tilestatus.E020")
+
+
+def _is_pair(item: Any) -> bool:
+    return (
+        isinstance(item, (list, tuple))
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and bool(item[0])
+        and isinstance(item[1], int)
+        and not isinstance(item[1], bool)
+        and 0 < item[1] < 65536
+    )
+
+
+def _check_sentinel(values: dict[str, Any]) -> list[CheckMessage]:
+    """``REDIS_SENTINELS``: a list of sentinels, with ``REDIS_URL`` naming the service."""
+    sentinels = values["REDIS_SENTINELS"]
+    if sentinels is None:
+        return []
+    example = "[('sentinel-1', 26379), ('sentinel-2', 26379), ('sentinel-3', 26379)]"
+    if (
+        not isinstance(sentinels, (list, tuple))
+        or not sentinels
+        or not all(map(_is_pair, sentinels))
+    ):
+        return [
+            _sentinel_error(
+                f"TILESTATUS['REDIS_SENTINELS'] must be a list of (host, port) pairs, "
+                f"not {sentinels!r}.",
+                hint=f"For example {example}, or None without Sentinel.",
+            )
+        ]
+    url = values["REDIS_URL"]
+    if not url:
+        return [
+            _sentinel_error(
+                "TILESTATUS['REDIS_SENTINELS'] is set but REDIS_URL is not, so it is ignored.",
+                hint="Name the service in REDIS_URL, e.g. 'redis://mymaster/0', or configure "
+                "Sentinel in the CACHE_ALIAS cache (django-redis's SentinelClient) instead.",
+            )
+        ]
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return [
+            _sentinel_error(
+                "With REDIS_SENTINELS, TILESTATUS['REDIS_URL'] must name the Sentinel service "
+                "as its host.",
+                hint="For example 'redis://mymaster/0' or 'rediss://:password@mymaster/0'.",
+            )
+        ]
     return []
+
+
+def _check_sentinel_cache(alias: str, cache: dict[str, Any]) -> list[CheckMessage]:
+    """django-redis's SentinelClient fails on first use without its connection factory."""
+    options = cache.get("OPTIONS") or {}
+    if str(options.get("CLIENT_CLASS", "")) != SENTINEL_CLIENT:
+        return []
+    factory = options.get("CONNECTION_FACTORY") or getattr(
+        settings, "DJANGO_REDIS_CONNECTION_FACTORY", ""
+    )
+    if str(factory) != SENTINEL_FACTORY or not options.get("SENTINELS"):
+        return [
+            _sentinel_error(
+                f"The cache {alias!r} uses django-redis's SentinelClient without "
+                "SentinelConnectionFactory and SENTINELS, so it cannot connect.",
+                hint=f"Add 'CONNECTION_FACTORY': {SENTINEL_FACTORY!r} and 'SENTINELS': "
+                "[(host, port), ...] to its OPTIONS.",
+            )
+        ]
+    return []
+
+
+def _cluster_problem(values: dict[str, Any]) -> tuple[str, str] | None:
+    """Why ``REDIS_CLUSTER`` cannot work with the other settings, and what to do."""
+    url = values["REDIS_URL"]
+    if not url:
+        return (
+            "TILESTATUS['REDIS_CLUSTER'] needs REDIS_URL: django-redis has no cluster client.",
+            "Set REDIS_URL to the URL of one node of the cluster, e.g. "
+            "'redis://redis-cluster.internal:6379'.",
+        )
+    if values["REDIS_SENTINELS"]:
+        return (
+            "TILESTATUS['REDIS_CLUSTER'] and REDIS_SENTINELS are both set.",
+            "A Redis Cluster fails over by itself: remove REDIS_SENTINELS.",
+        )
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme == "unix":
+        return (
+            "A Redis Cluster cannot be reached through a unix:// socket.",
+            "Use a redis:// or rediss:// URL naming one node of the cluster.",
+        )
+    from redis.connection import parse_url
+
+    try:
+        database = parse_url(url).get("db", 0)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None  # not a Redis URL: tilestatus.E006 says so
+    if database != 0:
+        return (
+            f"TILESTATUS['REDIS_URL'] selects database {database}; a Redis Cluster has "
+            "only database 0.",
+            "Drop the database from the URL, and give the site its own KEY_PREFIX instead.",
+        )
+    if isinstance(values["KEY_PREFIX"], str) and values["KEY_PREFIX"]:
+        store = RedisStore(None, values["KEY_PREFIX"])
+        keys = (store.registry_key(), store.log_key("a", 1), store.log_key("b", 2))
+        if len({key_slot(key.encode()) for key in keys}) > 1:
+            return (
+                f"With TILESTATUS['KEY_PREFIX'] {values['KEY_PREFIX']!r} the app's keys would "
+                "not share one cluster hash slot.",
+                "Remove '{' and '}' from KEY_PREFIX: the app adds the hash tag itself.",
+            )
+    return None
+
+
+def _check_cluster(values: dict[str, Any]) -> list[CheckMessage]:
+    if values["REDIS_CLUSTER"] is not True:
+        return []
+    problem = _cluster_problem(values)
+    if problem is None:
+        return []
+    return [Error(problem[0], hint=problem[1], id="tilestatus.E021")]
 
 
 def _check_numbers(values: dict[str, Any]) -> list[CheckMessage]:
@@ -141,6 +275,10 @@ def _check_types(values: dict[str, Any]) -> list[CheckMessage]:
         problems.append(("ENABLED", "True or False"))
     if not isinstance(values["CACHE_ALIAS"], str):
         problems.append(("CACHE_ALIAS", "a cache alias (a string)"))
+    if not isinstance(values["REDIS_CLUSTER"], bool):
+        problems.append(("REDIS_CLUSTER", "True or False"))
+    if not isinstance(values["REDIS_SENTINEL_KWARGS"], (dict, type(None))):
+        problems.append(("REDIS_SENTINEL_KWARGS", "a dict of redis-py options or None"))
     return [
         Error(
             f"TILESTATUS[{key!r}] must be {expected}, not {values[key]!r}.",

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "CONFIG": None,
     "CACHE_ALIAS": "default",
     "REDIS_URL": None,
+    "REDIS_SENTINELS": None,
+    "REDIS_SENTINEL_KWARGS": None,
+    "REDIS_CLUSTER": False,
     "KEY_PREFIX": "tilestatus",
     "KEEP": 20,
     "TTL": 3600,
@@ -41,6 +44,11 @@ class Config:
     config: Any
     cache_alias: str
     redis_url: str | None
+    #: ``(host, port)`` of each sentinel; REDIS_URL then names the service.
+    redis_sentinels: tuple[tuple[str, int], ...] | None
+    redis_sentinel_kwargs: dict[str, Any] | None
+    #: REDIS_URL names a node of a Redis Cluster.
+    redis_cluster: bool
     key_prefix: str
     keep: int
     ttl: float
@@ -79,6 +87,9 @@ def get_config() -> Config:
             config=raw["CONFIG"],
             cache_alias=raw["CACHE_ALIAS"],
             redis_url=raw["REDIS_URL"] or None,
+            redis_sentinels=_pairs(raw["REDIS_SENTINELS"]),
+            redis_sentinel_kwargs=raw["REDIS_SENTINEL_KWARGS"] or None,
+            redis_cluster=bool(raw["REDIS_CLUSTER"]),
             key_prefix=str(raw["KEY_PREFIX"]),
             keep=raw["KEEP"],
             ttl=raw["TTL"],
@@ -90,6 +101,20 @@ def get_config() -> Config:
             enabled=bool(raw["ENABLED"]),
         )
     return _cached
+
+
+def _pairs(sentinels: Any) -> tuple[tuple[str, int], ...] | None:
+    """``REDIS_SENTINELS`` as ``(host, port)`` tuples, or None when unset.
+
+    A malformed value is reported by ``tilestatus.E020``; until it is fixed,
+    it counts as unset rather than raising on every request.
+    """
+    if not sentinels:
+        return None
+    try:
+        return tuple((str(host), int(port)) for host, port in sentinels)
+    except (TypeError, ValueError):
+        return None
 
 
 def reset() -> None:

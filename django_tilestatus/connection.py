@@ -1,12 +1,15 @@
 """The Redis client the app uses: its own from ``REDIS_URL``, or a django-redis cache's.
 
-One client per process, built on first use and reused, so recording never
-opens a connection per request; redis-py's pool notices a fork by itself.
+The app's own client talks to one server, to the master that Redis Sentinel
+names (``REDIS_SENTINELS``), or to a Redis Cluster (``REDIS_CLUSTER``). One
+client per process, built on first use and reused, so recording never opens a
+connection per request; redis-py's pools notice a fork by themselves.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from . import conf
@@ -19,22 +22,70 @@ _lock = threading.Lock()
 _client: Any = None
 
 
-def client_from_url(url: str) -> Any:
-    """A client for ``url`` with short timeouts and redis-py's retries off.
+def _own_options() -> dict[str, Any]:
+    """Short timeouts and redis-py's retries off, for every client of the app's own.
 
     Retrying a dead server only lengthens the outage as seen by a reader;
     the writer retries on its own schedule.
     """
-    import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
+    return {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
+def client_from_url(url: str, **options: Any) -> Any:
+    """A client for the server at ``url``; ``options`` go to redis-py as they are."""
+    import redis
+
+    return redis.Redis.from_url(url, **{**_own_options(), **options})
+
+
+def cluster_client_from_url(url: str, **options: Any) -> Any:
+    """A ``RedisCluster`` client that finds the whole cluster from the node at ``url``.
+
+    It connects on creation, to learn which node serves which slot. Every key
+    of the app carries one hash tag (see ``store.py``), so each pipeline of
+    the app goes to one node in one round trip.
+    """
+    from redis.cluster import RedisCluster
+
+    return RedisCluster.from_url(url, **{**_own_options(), **options})
+
+
+def client_from_sentinels(
+    url: str,
+    sentinels: Sequence[tuple[str, int]],
+    sentinel_kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
+    """A client for the master that the sentinels name, following it through failovers.
+
+    ``url`` is written as for django-redis's Sentinel client: its host is
+    the service name (``redis://mymaster/0``), and its password, database
+    and scheme apply to the master. Each new connection asks the sentinels
+    where the master is, so after a failover the next write reaches the
+    promoted replica by itself.
+    """
+    from redis.connection import parse_url
+    from redis.sentinel import Sentinel
+
+    params: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    service = params.pop("host")
+    params.pop("port", None)
+    # rediss:// gives an SSL connection class; the sentinel pool picks its own from ``ssl``.
+    if params.pop("connection_class", None) is not None:
+        params["ssl"] = True
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        [(host, int(port)) for host, port in sentinels],
+        sentinel_kwargs={**_own_options(), **(sentinel_kwargs or {})},
     )
+    master_options = {**_own_options(), **params, **options}
+    return sentinel.master_for(service, **master_options)  # type: ignore[no-untyped-call]
 
 
 def client_from_cache(alias: str) -> Any:
@@ -44,17 +95,27 @@ def client_from_cache(alias: str) -> Any:
     return get_redis_connection(alias)
 
 
+def client_for(config: conf.Config, **options: Any) -> Any:
+    """A new client for ``config``; ``options`` go to redis-py (not to a cache's client)."""
+    url = config.redis_url
+    if not url:
+        return client_from_cache(config.cache_alias)
+    if config.redis_cluster:
+        return cluster_client_from_url(url, **options)
+    if config.redis_sentinels:
+        return client_from_sentinels(
+            url, config.redis_sentinels, config.redis_sentinel_kwargs, **options
+        )
+    return client_from_url(url, **options)
+
+
 def get_client() -> Any:
     """The process's Redis client for the settings in force."""
     global _client
     if _client is None:
         with _lock:
             if _client is None:
-                config = conf.get_config()
-                if config.redis_url:
-                    _client = client_from_url(config.redis_url)
-                else:
-                    _client = client_from_cache(config.cache_alias)
+                _client = client_for(conf.get_config())
     return _client
 
 

@@ -14,6 +14,13 @@ Core module: imports the standard library, redis-py, ``liveness`` (its PID
 range) and ``vocabulary`` only.
 This module and ``connection`` are the only ones that import redis; callers
 see ``StoreUnavailable`` instead of redis-py's errors.
+
+Every key carries one Redis Cluster hash tag, so in a cluster all of them hash
+to one slot and live on one node: a process's write and a status read each
+stay one pipeline to one node, and a delete of many processes is one too.
+The data is small (KEEP short strings per process) and written at most a few
+times a second per process, well within what one node serves.
+The client is any redis-py ``Redis`` or ``RedisCluster``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .liveness import MAX_PID
 from .vocabulary import MAX_MESSAGE_LENGTH, clean
@@ -37,6 +44,9 @@ logger = logging.getLogger(__name__)
 Events = Sequence[tuple[float, str]]
 
 T = TypeVar("T")
+#: What redis-py raises when Redis cannot be reached or refuses: a cluster's own
+#: errors (``RedisClusterException``) are not ``RedisError``s.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 
 class StoreUnavailable(Exception):  # noqa: N818 - named for what happened, as ImproperlyConfigured
@@ -212,8 +222,12 @@ def describe_failure(exc: BaseException, what: str = "command") -> str:
 def _unavailable_as_store_error(what: str = "command") -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         raise StoreUnavailable(describe_failure(exc, what)) from exc
+
+
+#: What a clean-up on a read may meet and carry on after.
+CLEANUP_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, StoreUnavailable)
 
 
 class _OnceLogger:
@@ -225,7 +239,7 @@ class _OnceLogger:
     def run(self, what: str, action: Callable[[], T]) -> T | None:
         try:
             result = action()
-        except (RedisError, OSError, StoreUnavailable) as exc:
+        except CLEANUP_ERRORS as exc:
             if not self.failing:
                 self.failing = True
                 reason = str(exc) if isinstance(exc, StoreUnavailable) else describe_failure(exc)
@@ -254,14 +268,18 @@ class RedisStore:
         self.keep = int(keep)
         self.ttl = max(1, int(ttl))
         self._cleanup = _OnceLogger()
+        # The prefix, then the hash tag: keys still start with the prefix, the
+        # tag comes before the host name (free text), and sites sharing a
+        # cluster under different prefixes land on different slots.
+        self._namespace = f"{self.prefix}:{{{self.prefix}}}"
 
     # -- key names: the only place they are built -----------------------------
 
     def registry_key(self) -> str:
-        return f"{self.prefix}:processes"
+        return f"{self._namespace}:processes"
 
     def log_key(self, host: str, pid: int) -> str:
-        return f"{self.prefix}:log:{host}:{pid}"
+        return f"{self._namespace}:log:{host}:{pid}"
 
     # -- writing ------------------------------------------------------------------
 

@@ -3,6 +3,16 @@
 Environment:
 - ``TILESTATUS_REDIS_URL``: the Redis to record into. Without it an in-process
   fakeredis store stands in (one process only), and the log says so.
+- ``TILESTATUS_REDIS_SENTINELS``: ``host:port,host:port,...`` of Redis Sentinels;
+  ``TILESTATUS_REDIS_URL`` then names the service as its host
+  (``redis://mymaster/0``).
+- ``TILESTATUS_REDIS_CLUSTER=1``: ``TILESTATUS_REDIS_URL`` names a node of a Redis
+  Cluster; the app's own client (``REDIS_CLUSTER``) talks to it, and Django's
+  cache is local memory (django-redis has no cluster client).
+- ``TILESTATUS_REDIS_CLIENT``: ``cache`` (default) records through the
+  django-redis cache ``default`` made from the variables above, the way most
+  projects do (with Sentinel: ``SentinelClient``); ``own`` gives them to the
+  app's own client instead (``REDIS_URL``, ``REDIS_SENTINELS``).
 - ``TILESTATUS_ENABLED=0``: serve tiles without recording, to compare.
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
@@ -84,7 +94,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 REDIS_URL = os.environ.get("TILESTATUS_REDIS_URL", "")
-if REDIS_URL:
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (
+        item.strip().rpartition(":")
+        for item in os.environ.get("TILESTATUS_REDIS_SENTINELS", "").split(",")
+        if item.strip()
+    )
+]
+REDIS_CLUSTER = os.environ.get("TILESTATUS_REDIS_CLUSTER", "0") == "1"
+OWN_REDIS_CLIENT = REDIS_CLUSTER or os.environ.get("TILESTATUS_REDIS_CLIENT") == "own"
+
+if REDIS_URL and OWN_REDIS_CLIENT:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -96,6 +119,14 @@ if REDIS_URL:
             },
         }
     }
+    if REDIS_SENTINELS:
+        CACHES["default"]["OPTIONS"].update(
+            {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+            }
+        )
 else:
     import fakeredis
 
@@ -117,6 +148,14 @@ TILESTATUS = {
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
 }
+if REDIS_URL and OWN_REDIS_CLIENT:
+    TILESTATUS.update(
+        {
+            "REDIS_URL": REDIS_URL,
+            "REDIS_SENTINELS": REDIS_SENTINELS or None,
+            "REDIS_CLUSTER": REDIS_CLUSTER,
+        }
+    )
 
 LOGGING = {
     "version": 1,

@@ -98,10 +98,111 @@ def test_bad_redis_url_is_e006(settings: Any) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("ENABLED", "no"), ("HOST", 5), ("HOST", ""), ("KEY_PREFIX", ""), ("CACHE_ALIAS", 3)],
+    [
+        ("ENABLED", "no"),
+        ("HOST", 5),
+        ("HOST", ""),
+        ("KEY_PREFIX", ""),
+        ("CACHE_ALIAS", 3),
+        ("REDIS_CLUSTER", "yes"),
+        ("REDIS_SENTINEL_KWARGS", [("password", "x")]),
+    ],
 )
 def test_wrong_types_are_e007(settings: Any, key: str, value: Any) -> None:
     assert "tilestatus.E007" in ids(settings, **{key: value})
+
+
+SENTINELS = [("127.0.0.1", 26379), ("127.0.0.1", 26380)]
+
+
+def test_sentinels_with_a_service_url_pass(settings: Any) -> None:
+    assert ids(settings, REDIS_URL="redis://mymaster/0", REDIS_SENTINELS=SENTINELS) == []
+    assert (
+        ids(
+            settings,
+            REDIS_URL="rediss://:secret@mymaster/2",
+            REDIS_SENTINELS=[tuple(pair) for pair in SENTINELS],
+            REDIS_SENTINEL_KWARGS={"password": "sentinel-secret"},
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "sentinels",
+    [[], "127.0.0.1:26379", [("127.0.0.1", "26379")], [("127.0.0.1",)], [("", 26379)], [5]],
+)
+def test_malformed_sentinels_are_e020(settings: Any, sentinels: Any) -> None:
+    assert ids(settings, REDIS_URL="redis://mymaster/0", REDIS_SENTINELS=sentinels) == [
+        "tilestatus.E020"
+    ]
+
+
+@pytest.mark.parametrize("url", [None, "unix:///run/redis.sock", "redis:///0"])
+def test_sentinels_without_a_service_url_are_e020(settings: Any, url: Any) -> None:
+    assert ids(settings, REDIS_URL=url, REDIS_SENTINELS=SENTINELS) == ["tilestatus.E020"]
+
+
+def test_a_django_redis_sentinel_cache_passes(settings: Any) -> None:
+    settings.CACHES = {
+        **settings.CACHES,
+        "sentinel": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": SENTINELS,
+            },
+        },
+    }
+    assert ids(settings, CACHE_ALIAS="sentinel") == []
+
+
+def test_a_sentinel_cache_without_its_connection_factory_is_e020(settings: Any) -> None:
+    settings.CACHES = {
+        **settings.CACHES,
+        "sentinel": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://mymaster/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.SentinelClient"},
+        },
+    }
+    assert ids(settings, CACHE_ALIAS="sentinel") == ["tilestatus.E020"]
+
+
+def test_a_cluster_url_passes(settings: Any) -> None:
+    assert ids(settings, REDIS_URL="redis://127.0.0.1:7000", REDIS_CLUSTER=True) == []
+    assert ids(settings, REDIS_URL="rediss://:pw@node-1:7000/0", REDIS_CLUSTER=True) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"REDIS_URL": None},  # django-redis has no cluster client
+        {"REDIS_URL": "redis://127.0.0.1:7000/1"},  # a cluster has database 0 only
+        {"REDIS_URL": "redis://127.0.0.1:7000?db=3"},
+        {"REDIS_URL": "unix:///run/redis.sock"},
+        {"REDIS_URL": "redis://mymaster/0", "REDIS_SENTINELS": SENTINELS},
+        {"KEY_PREFIX": "a{}b"},  # the keys' hash tag would be empty: slots differ
+    ],
+)
+def test_a_cluster_configuration_that_cannot_work_is_e021(
+    settings: Any, changes: dict[str, Any]
+) -> None:
+    changes = {"REDIS_URL": "redis://127.0.0.1:7000", "REDIS_CLUSTER": True, **changes}
+    assert ids(settings, **changes) == ["tilestatus.E021"]
+
+
+def test_the_cluster_check_explains_itself(settings: Any) -> None:
+    settings.TILESTATUS = {
+        **settings.TILESTATUS,
+        "REDIS_URL": "redis://127.0.0.1:7000/1",
+        "REDIS_CLUSTER": True,
+    }
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check")
+    assert "selects database 1; a Redis Cluster has only database 0." in str(raised.value)
 
 
 def test_tilestatus_not_a_dict_is_e007(settings: Any) -> None:

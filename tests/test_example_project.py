@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from tests.support.providers import require_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,3 +111,42 @@ def test_without_mapnik_the_example_starts_without_the_world_layer(tmp_path: Pat
     assert "mapnik hidden by the test" in checked.stderr
     assert served.returncode == 0, served.stderr
     assert served.stdout.strip() == "ok"
+
+
+SENTINELS = "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (  # the django-redis way: the cache's SentinelClient, reused by the app
+            {"TILESTATUS_REDIS_SENTINELS": SENTINELS},
+            "None None False django_redis.client.SentinelClient",
+        ),
+        (  # the app's own client
+            {"TILESTATUS_REDIS_SENTINELS": SENTINELS, "TILESTATUS_REDIS_CLIENT": "own"},
+            "redis://mymaster/0 (('127.0.0.1', 26379), ('127.0.0.1', 26380), "
+            "('127.0.0.1', 26381)) False LocMemCache",
+        ),
+        (
+            {"TILESTATUS_REDIS_CLUSTER": "1"},
+            "redis://mymaster/0 None True LocMemCache",
+        ),
+    ],
+    ids=["sentinel-cache", "sentinel-own", "cluster"],
+)
+def test_sentinel_and_cluster_from_the_environment_pass_the_checks(
+    env: dict[str, str], expected: str
+) -> None:
+    code = (
+        "from django.conf import settings; from django.core.management import call_command; "
+        "from django_tilestatus.conf import get_config; call_command('check'); c = get_config(); "
+        "cache = settings.CACHES['default']; "
+        "kind = cache.get('OPTIONS', {}).get('CLIENT_CLASS') or cache['BACKEND'].split('.')[-1]; "
+        "print(c.redis_url, c.redis_sentinels, c.redis_cluster, kind)"
+    )
+    result = manage(
+        "shell", "--verbosity", "0", "-c", code, TILESTATUS_REDIS_URL="redis://mymaster/0", **env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected

@@ -4,6 +4,11 @@ A command-counting connection (``tests/support/counting.py``) sits under the app
 Redis client, so a change that puts Redis back on the request path, opens
 connections per request, splits the writer's batch or makes reads grow with
 the number of processes fails here, in CI, whatever the machine's speed.
+
+Each test runs on the shared Redis through a django-redis cache, and on a
+three-master Redis Cluster of its own through the app's ``RedisCluster``
+client: there too a batch and a read stay one round trip each, because every
+key of the app lives in one slot.
 """
 
 from __future__ import annotations
@@ -12,28 +17,78 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 from django_redis import get_redis_connection
 
-from django_tilestatus import recorder
-from django_tilestatus.status import get_recent
+from django_tilestatus import conf, connection, recorder
+from django_tilestatus.status import get_recent, get_store
 from django_tilestatus.store import RedisStore
 
 from .support.counting import Counts, counting_connection
-from .support.real_redis import REAL_REDIS_URL
+from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
+from .support.redis_topology import ClusterGroup, cluster_group
 
 pytestmark = pytest.mark.redis
 
 WARM = "/tiles/solid/3/1/2.png"
 
 
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
+    """One three-master cluster for this module's cluster runs."""
+    workdir: Path = tmp_path_factory.mktemp("cluster")
+    with cluster_group(workdir) as group:
+        yield group
+
+
+@pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.reliability)])
+def real_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The shared Redis, or a Redis Cluster started for this module (a client to seed it)."""
+    if request.param == "cluster":
+        client = request.getfixturevalue("redis_cluster").client()
+    else:
+        client = real_redis_client()
+    yield client
+    client.close()
+
+
 @pytest.fixture
-def counts(settings: Any, real_redis: Any, real_prefix: str) -> Iterator[Counts]:
-    """Point the app at the real Redis through a counting connection."""
+def real_prefix(real_redis: Any) -> Iterator[str]:
+    prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    delete_prefixed(real_redis, prefix)
+
+
+@pytest.fixture
+def counts(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    real_redis: Any,
+    real_prefix: str,
+) -> Iterator[Counts]:
+    """Point the app at the real Redis (or cluster) through a counting connection."""
     counts = Counts()
+    if hasattr(real_redis, "get_nodes"):  # a RedisCluster: the app's own client
+        cluster = request.getfixturevalue("redis_cluster")
+        settings.TILESTATUS = {
+            **settings.TILESTATUS,
+            "REDIS_URL": cluster.url,
+            "REDIS_CLUSTER": True,
+            "KEY_PREFIX": real_prefix,
+        }
+        client = connection.client_for(
+            conf.get_config(), connection_class=counting_connection(counts)
+        )
+        monkeypatch.setattr(connection, "get_client", lambda: client)  # the app's, counted
+        yield counts
+        recorder.discard_recorder(flush=False)
+        client.close()
+        return
     # django-redis keeps one pool per URL: a URL of this test's own gets a fresh one.
     separator = "&" if "?" in REAL_REDIS_URL else "?"
     url = f"{REAL_REDIS_URL}{separator}client_name=tilestatus-counting-{uuid.uuid4().hex[:8]}"
@@ -136,3 +191,17 @@ def test_a_stale_registry_entry_costs_one_more_round_trip_once(
         trips.append(counts.round_trips)
     assert len(found) == 2
     assert trips == [3, 2]  # the first read drops the entry from the registry
+
+
+def test_deleting_many_processes_is_one_round_trip(
+    counts: Counts, real_redis: Any, real_prefix: str
+) -> None:
+    """What the purge command and the status page do with dead processes."""
+    _register(RedisStore(real_redis, real_prefix), 20)
+    store = get_store()
+    assert len(store.registry().entries) == 20  # connects
+    counts.reset()
+    assert store.delete([("tiles-1", pid) for pid in range(1000, 1015)]) == 15
+    assert counts.round_trips == 1
+    assert len(RedisStore(real_redis, real_prefix).registry().entries) == 5
+    assert not real_redis.exists(store.log_key("tiles-1", 1000))

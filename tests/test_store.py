@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from redis.crc import key_slot
+
 from django_tilestatus.store import RedisStore
 
 
@@ -77,6 +80,21 @@ def test_registry_entry_whose_list_is_gone_is_dropped(store: RedisStore) -> None
     store.client.delete(store.log_key("web1", 1))
     assert store.read(now=now) == []
     assert store.client.zcard(store.registry_key()) == 0
+
+
+@pytest.mark.parametrize("prefix", ["tilestatus", "site-b", "{site}", "a:b"])
+def test_every_key_starts_with_the_prefix_and_shares_one_cluster_slot(prefix: str) -> None:
+    """So in a Redis Cluster each pipeline of the app goes to one node."""
+    store = RedisStore(None, prefix)
+    keys = [store.registry_key()]
+    keys += [store.log_key(host, pid) for host, pid in [("web1", 1), ("{x}", 2), ("a}{b", 3)]]
+    assert all(key.startswith(prefix + ":") for key in keys)
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def test_sites_with_other_prefixes_use_other_slots() -> None:
+    slots = {key_slot(RedisStore(None, f"site-{n}").registry_key().encode()) for n in range(8)}
+    assert len(slots) > 1
 
 
 def test_reading_ignores_unrelated_keys(store: RedisStore) -> None:

@@ -1,0 +1,308 @@
+"""Production Redis shapes on loopback: a master with a replica behind three sentinels,
+and a three-master Redis Cluster, each process in a private directory.
+
+Every process binds 127.0.0.1 on free ports, keeps nothing on disk
+(``--save "" --appendonly no``) and is stopped, with SIGKILL if it will not
+stop, by ``stop()``, which the tests call in a ``finally``. The binaries are
+Debian's ``redis-server`` (which is also the sentinel, with ``--sentinel``) and
+``redis-cli`` (``--cluster create``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from redis.cluster import RedisCluster
+
+from . import free_port
+
+#: Seconds a server may take to start or stop, or a cluster to agree, before the test fails.
+START_TIMEOUT = 20.0
+#: Seconds the sentinels or cluster nodes may take to agree once started.
+AGREE_TIMEOUT = 60.0
+#: The Sentinel service name the tests use.
+SERVICE = "tilestatus-test"
+#: Milliseconds without an answer before a sentinel calls the master down. Short, so a
+#: test's failover happens within seconds (yet a busy machine does not trigger one);
+#: production keeps the default (30 s) or so.
+DOWN_AFTER_MS = 2000
+
+T = TypeVar("T")
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (Debian package redis-server)")
+    return path
+
+
+def poll(check: Callable[[], T], seconds: float, interval: float = 0.05) -> T:
+    """Call ``check`` until it returns something truthy or ``seconds`` pass; return the last."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            result = check()
+        except (redis.RedisError, OSError):
+            result = None  # type: ignore[assignment]
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+class RedisProcess:
+    """One ``redis-server`` (or sentinel) on a free loopback port, in its own directory."""
+
+    def __init__(self, workdir: Path, *options: str, config: str | None = None):
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.options = list(options)
+        self.config = config
+        self.log = workdir / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def client(self, **options: Any) -> redis.Redis:
+        """A client for the test, with timeouts so a dead server cannot hang it."""
+        return redis.Redis(
+            "127.0.0.1", self.port, socket_timeout=2, socket_connect_timeout=2, **options
+        )
+
+    def start(self) -> None:
+        command = [binary("redis-server")]
+        if self.config is not None:  # a sentinel rewrites its config file: one of its own
+            path = self.workdir / "sentinel.conf"
+            path.write_text(self.config)
+            command += [str(path), "--sentinel"]
+        command += [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.log),
+            *self.options,
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        with self.client() as client:
+            if not poll(client.ping, START_TIMEOUT) or self.process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start: {self.log_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a lost machine would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=START_TIMEOUT)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not gone in a few seconds."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=START_TIMEOUT)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+
+def stop_all(processes: list[RedisProcess]) -> None:
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.stop()
+    for process in processes:  # whatever a failed stop left behind
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
+class SentinelGroup:
+    """A master, one replica and three sentinels watching them as ``SERVICE``."""
+
+    def __init__(self, workdir: Path):
+        self.master = RedisProcess(workdir / "master")
+        self.replica = RedisProcess(
+            workdir / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
+        )
+        config = (
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SERVICE} 10000\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n"
+        )
+        self.sentinels = [RedisProcess(workdir / f"sentinel-{n}", config=config) for n in range(3)]
+
+    @property
+    def processes(self) -> list[RedisProcess]:
+        return [self.master, self.replica, *self.sentinels]
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [sentinel.address for sentinel in self.sentinels]
+
+    def start(self) -> None:
+        try:
+            self.master.start()
+            self.replica.start()
+            for sentinel in self.sentinels:
+                sentinel.start()
+            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
+                raise RuntimeError("the sentinels never saw the replica and each other")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        """Replication is up, and each sentinel knows the replica and the two others."""
+        with self.replica.client() as client:
+            if client.info("replication").get("master_link_status") != "up":
+                return False
+        for sentinel in self.sentinels:
+            with sentinel.client() as client:
+                state = client.sentinel_master(SERVICE)
+            if int(state["num-slaves"]) < 1 or int(state["num-other-sentinels"]) < 2:
+                return False
+        return True
+
+    def master_port(self) -> int | None:
+        """The master's port as the first sentinel that answers names it."""
+        ports = self.master_ports()
+        return ports[0] if ports else None
+
+    def master_ports(self) -> list[int]:
+        """The master's port as each sentinel that answers names it. The sentinel that led
+        a failover knows of it first; the others learn it within a few seconds."""
+        ports = []
+        for sentinel in self.sentinels:
+            try:
+                with sentinel.client() as client:
+                    _, port = client.sentinel_get_master_addr_by_name(SERVICE)
+            except (redis.RedisError, OSError, TypeError):
+                continue
+            ports.append(int(port))
+        return ports
+
+    def stop(self) -> None:
+        stop_all(self.processes)
+
+
+class ClusterGroup:
+    """Three masters (no replicas) made into one Redis Cluster by ``redis-cli``."""
+
+    def __init__(self, workdir: Path, masters: int = 3):
+        self.nodes = [
+            RedisProcess(
+                workdir / f"node-{n}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                # The cluster bus port defaults to port + 10000, which may be taken.
+                "--cluster-port",
+                str(free_port()),
+                # Generous, so a node starved of CPU on a busy machine is not failed.
+                "--cluster-node-timeout",
+                "15000",
+            )
+            for n in range(masters)
+        ]
+        #: What each node said last, for the error if they never agree.
+        self.seen: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def client(self) -> RedisCluster:
+        return RedisCluster(
+            "127.0.0.1", self.nodes[0].port, socket_timeout=2, socket_connect_timeout=2
+        )
+
+    def start(self) -> None:
+        try:
+            for node in self.nodes:
+                node.start()
+            create = [
+                binary("redis-cli"),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{node.port}" for node in self.nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ]
+            result = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout}")
+            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
+                raise RuntimeError(
+                    f"the cluster never reached cluster_state:ok on every node: {self.seen}; "
+                    + " | ".join(node.log_text()[-800:] for node in self.nodes)
+                )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        self.seen = []
+        for node in self.nodes:
+            with node.client() as client:
+                info = client.cluster("info")
+            self.seen.append(
+                {key: info.get(key) for key in ("cluster_state", "cluster_known_nodes")}
+            )
+            if (
+                info.get("cluster_state") != "ok"
+                or int(info.get("cluster_known_nodes", 0)) != len(self.nodes)
+                or int(info.get("cluster_slots_ok", 0)) != 16384
+            ):
+                return False
+        return True
+
+    def stop(self) -> None:
+        stop_all(self.nodes)
+
+
+@contextlib.contextmanager
+def sentinel_group(workdir: Path) -> Iterator[SentinelGroup]:
+    group = SentinelGroup(workdir)
+    group.start()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@contextlib.contextmanager
+def cluster_group(workdir: Path) -> Iterator[ClusterGroup]:
+    group = ClusterGroup(workdir)
+    group.start()
+    try:
+        yield group
+    finally:
+        group.stop()
