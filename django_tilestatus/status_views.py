@@ -25,6 +25,7 @@ from .recorder import existing_recorder
 from .report import STATE_HEAD, Report, ReportSettings, build_report
 from .runtime import get_store
 from .store import StoreUnavailable
+from .tile_stats import MINUTES, build_tiles
 from .vocabulary import nice_time
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ def current_report(host: str | None = None) -> Report:
     report, purge = build_report(snapshot, settings)
     if purge:
         store.delete_quietly(purge)
-    return replace(report, host=host)
+    tile_root = reverse("tilestatus:tile").rstrip("/")
+    tiles = build_tiles(store.stat_minutes(snapshot.now, MINUTES), snapshot.now, tile_root)
+    return replace(report, host=host, tiles=tiles)
 
 
 def _nosniff(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
