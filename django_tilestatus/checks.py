@@ -17,6 +17,8 @@ from . import conf
 from .tilestache import ConfigError, build_configuration
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: Paths under the include that are not tiles, so no layer may take their names.
+RESERVED_LAYER_NAMES = ("status", "metrics")
 
 
 @register()
@@ -38,6 +40,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_redis(values)
     messages += _check_numbers(values)
     messages += _check_types(values)
+    messages += _check_metrics_token(values["METRICS_TOKEN"])
     return messages
 
 
@@ -64,13 +67,24 @@ def _check_tilestache_config(source: Any) -> list[CheckMessage]:
             )
         ]
     try:
-        build_configuration(source)
+        configuration = build_configuration(source)
     except ConfigError as exc:
         return [
             Error(
                 f"The TileStache config in TILESTATUS['CONFIG'] cannot be loaded: {exc}",
                 hint="Fix the file or dict; it needs a 'layers' object of TileStache layers.",
                 id="tilestatus.E002",
+            )
+        ]
+    reserved = sorted(set(RESERVED_LAYER_NAMES) & set(configuration.layers))
+    if reserved:
+        return [
+            Error(
+                f"The TileStache config names a layer {', '.join(map(repr, reserved))}, "
+                "a path the app answers itself.",
+                hint="Rename the layer: 'status/' is the status page and 'metrics' the "
+                "Prometheus metrics under the same include.",
+                id="tilestatus.E009",
             )
         ]
     return []
@@ -149,3 +163,18 @@ def _check_types(values: dict[str, Any]) -> list[CheckMessage]:
         )
         for key, expected in problems
     ]
+
+
+def _check_metrics_token(token: Any) -> list[CheckMessage]:
+    if token is None:
+        return []
+    if not isinstance(token, str) or len(token) < conf.MIN_TOKEN_LENGTH or token != token.strip():
+        return [
+            Error(
+                "TILESTATUS['METRICS_TOKEN'] must be None or a string of at least "
+                f"{conf.MIN_TOKEN_LENGTH} characters without surrounding spaces.",
+                hint="Make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="tilestatus.E008",
+            )
+        ]
+    return []

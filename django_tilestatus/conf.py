@@ -26,7 +26,11 @@ DEFAULTS: dict[str, Any] = {
     "BUSY_AFTER": 10,
     "HOST": None,
     "ENABLED": True,
+    "METRICS_TOKEN": None,
 }
+
+#: Fewest characters a ``METRICS_TOKEN`` may have (checked by ``tilestatus.E008``).
+MIN_TOKEN_LENGTH = 32
 
 #: Keys whose value must be a positive number (checked by ``tilestatus.E005``).
 POSITIVE_KEYS = ("KEEP", "TTL", "HIDE_AFTER", "PURGE_AFTER", "MESSAGES", "BUSY_AFTER")
@@ -50,6 +54,8 @@ class Config:
     busy_after: float
     host: str
     enabled: bool
+    #: The bearer token the metrics endpoint takes besides a staff session (None: staff only).
+    metrics_token: str | None = None
 
 
 _cached: Config | None = None
@@ -88,6 +94,7 @@ def get_config() -> Config:
             busy_after=raw["BUSY_AFTER"],
             host=str(raw["HOST"] or socket.gethostname()),
             enabled=bool(raw["ENABLED"]),
+            metrics_token=raw["METRICS_TOKEN"] if isinstance(raw["METRICS_TOKEN"], str) else None,
         )
     return _cached
 

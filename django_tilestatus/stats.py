@@ -76,11 +76,13 @@ def tile_of(path: str, layers: Container[str], max_zoom: int) -> tuple[str, int]
     """``(layer, zoom)`` of a path like ``layer/z/x/y.ext``, as labels.
 
     The layer is ``OTHER_LAYER`` unless configured; the zoom ``NO_ZOOM`` unless
-    whole and within ``0..max_zoom``; labels are bounded whatever the path.
+    the layer is configured and the zoom whole and within ``0..max_zoom``;
+    labels are bounded whatever the path.
     """
     parts = path.lstrip("/").split("/", 2)
-    layer = parts[0] if parts[0] in layers else OTHER_LAYER
-    zoom = NO_ZOOM
+    if parts[0] not in layers:
+        return OTHER_LAYER, NO_ZOOM
+    layer, zoom = parts[0], NO_ZOOM
     if len(parts) > 1 and parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 3:
         number = int(parts[1])
         zoom = number if number <= max_zoom else NO_ZOOM
