@@ -4,7 +4,7 @@ Adapter: checks who asks, reads the store through ``runtime`` and the status
 report, and renders with ``metrics``. A request is let in with
 ``Authorization: Bearer <METRICS_TOKEN>`` (compared in constant time) or a
 session the admin site accepts; anything else gets 401 (no credentials) or
-403 (wrong ones) and no figures. Answers are never cached.
+403 (a wrong token, a user who is not staff) and no figures. Answers are never cached.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     bearer = scheme.lower() == "bearer"
     if bearer and token and hmac.compare_digest(credentials.strip().encode(), token.encode()):
         return None
-    if hasattr(request, "user") and admin.site.has_permission(request):
+    user = getattr(request, "user", None)
+    if user is not None and admin.site.has_permission(request):
         return None
-    if bearer:
-        return HttpResponse("Forbidden: wrong token.\n", status=403, content_type=TEXT)
+    if bearer or (user is not None and user.is_authenticated):
+        return HttpResponse(
+            "Forbidden: a wrong token, or a user who is not staff.\n", status=403, content_type=TEXT
+        )
     response = HttpResponse(
         "Unauthorized: send Authorization: Bearer <METRICS_TOKEN> or log in as staff.\n",
         status=401,
