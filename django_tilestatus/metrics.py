@@ -37,7 +37,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from .report import BUSY, STATES, Report
-from .stats import BUCKET_COUNT, BUCKETS, COUNT, LOCK_COUNT, LOCK_SECONDS, SECONDS
+from .stats import BUCKET, BUCKET_COUNT, BUCKETS, COUNT, LOCK_COUNT, LOCK_SECONDS, SECONDS
 from .store import StatTotals
 from .tile_stats import zoom_text
 
@@ -73,8 +73,10 @@ class ClusterCollector(Collector):
         for key, value in self.totals.fields.items():
             kind = key[0]
             if kind == COUNT:
-                _, layer, zoom, outcome, bucket = key
+                _, layer, zoom, outcome = key
                 requests[layer, zoom_text(zoom), outcome] += value
+            elif kind == BUCKET:
+                _, layer, outcome, bucket = key
                 response[layer, outcome][bucket] += value
             elif kind == SECONDS:
                 response_sum[key[1], key[2]] += value

@@ -54,8 +54,12 @@ NO_ZOOM = -1
 #: Slowest tiles kept per minute.
 SLOWEST = 10
 
-#: Field kinds in the statistics hashes (see ``field_name``).
-COUNT, SECONDS, LOCK_COUNT, LOCK_SECONDS = "n", "s", "w", "ws"
+#: Field kinds in the statistics hashes (see ``field_name``): requests by layer, zoom and
+#: outcome; requests by layer, outcome and response bucket; response seconds summed by
+#: layer and outcome; lock waits by layer and bucket; lock wait seconds summed by layer.
+#: Zoom and bucket are never crossed: that keeps the fields per layer at
+#: ``zooms x outcomes + outcomes x buckets`` rather than their product.
+COUNT, BUCKET, SECONDS, LOCK_COUNT, LOCK_SECONDS = "n", "b", "s", "w", "ws"
 
 
 def bucket_of(seconds: float) -> int:
@@ -263,7 +267,8 @@ def parse_field(name: Any) -> tuple[Any, ...] | None:
     if not isinstance(value, list) or not value:
         return None
     shapes = {
-        COUNT: (str, int, str, int),
+        COUNT: (str, int, str),
+        BUCKET: (str, str, int),
         SECONDS: (str, str),
         LOCK_COUNT: (str, int),
         LOCK_SECONDS: (str,),
@@ -274,7 +279,9 @@ def parse_field(name: Any) -> tuple[Any, ...] | None:
         return None
     if not all(type(label) is kind for label, kind in zip(labels, shape, strict=True)):
         return None
-    if value[0] == COUNT and not (0 <= labels[3] < BUCKET_COUNT and labels[2] in OUTCOMES):
+    if value[0] == COUNT and labels[2] not in OUTCOMES:
+        return None
+    if value[0] == BUCKET and not (labels[1] in OUTCOMES and 0 <= labels[2] < BUCKET_COUNT):
         return None
     if value[0] == LOCK_COUNT and not 0 <= labels[1] < BUCKET_COUNT:
         return None

@@ -382,7 +382,12 @@ class _RedisStatistics:
         maxima: dict[int, dict[str, float]] = defaultdict(dict)
         slowest: dict[int, dict[str, float]] = defaultdict(dict)
         for (minute, layer, zoom, outcome, bucket), count in deltas.counts.items():
-            counts[minute][field_name(tile_stats.COUNT, layer, zoom, outcome, bucket)] = count
+            fields = counts[minute]
+            for name in (
+                field_name(tile_stats.COUNT, layer, zoom, outcome),
+                field_name(tile_stats.BUCKET, layer, outcome, bucket),
+            ):
+                fields[name] = fields.get(name, 0) + count
         for (minute, layer, bucket), count in deltas.lock_counts.items():
             counts[minute][field_name(tile_stats.LOCK_COUNT, layer, bucket)] = count
         for (minute, layer, outcome), (summed, slowest_seconds) in deltas.seconds.items():

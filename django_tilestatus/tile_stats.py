@@ -3,7 +3,7 @@
 ``build_tiles`` turns one read of the last hour (``StatMinutes``) into a
 ``TilesReport``: per layer, for the last 5 and 60 minutes, requests per
 minute, the cache hit ratio, p50 / p95 / max response seconds for hits and
-for renders, errors and the p95 cache-lock wait; per zoom, the hour's figures;
+for renders, errors and the p95 cache-lock wait; per zoom, the hour's requests by outcome;
 the hour's slowest tiles; and sparklines (SVG polyline points) of requests per
 minute and p95 over the hour. Every format (HTML, JSON, text, the terminal
 view) shows these values as computed here.
@@ -18,12 +18,13 @@ classes) and ``vocabulary`` only.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .stats import (
+    BUCKET,
     BUCKET_COUNT,
     BUCKETS,
     CLIENT_ERROR,
@@ -183,6 +184,48 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class ZoomFigures:
+    """One zoom of a layer over the hour: requests by outcome (no timings: the statistics
+    do not cross zoom with response time, to bound their size)."""
+
+    zoom: int
+    requests: int
+    hits: int
+    rendered: int
+    client_errors: int
+    server_errors: int
+
+    @classmethod
+    def of(cls, zoom: int, counts: Counter[str]) -> ZoomFigures:
+        return cls(
+            zoom,
+            sum(counts.values()),
+            counts[HIT],
+            counts[RENDERED],
+            counts[CLIENT_ERROR],
+            counts[SERVER_ERROR],
+        )
+
+    @property
+    def hit_ratio(self) -> float | None:
+        served = self.hits + self.rendered
+        return self.hits / served if served else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "zoom": zoom_text(self.zoom),
+            "requests": self.requests,
+            "hits": self.hits,
+            "rendered": self.rendered,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "errors": self.client_errors + self.server_errors,
+            "hit_ratio": None if self.hit_ratio is None else round(self.hit_ratio, 4),
+            "hit_ratio_text": ratio_text(self.hit_ratio),
+        }
+
+
+@dataclass(frozen=True)
 class Sparkline:
     """Per-minute values over the hour as SVG polyline points, oldest first."""
 
@@ -208,7 +251,7 @@ class LayerTiles:
 
     layer: str
     windows: list[Figures]
-    zooms: list[tuple[int, Figures]]
+    zooms: list[ZoomFigures]
     requests_line: Sparkline
     p95_line: Sparkline
 
@@ -216,9 +259,7 @@ class LayerTiles:
         return {
             "layer": self.layer,
             "windows": [figures.as_dict() for figures in self.windows],
-            "zooms": [
-                {"zoom": zoom_text(zoom), **figures.as_dict()} for zoom, figures in self.zooms
-            ],
+            "zooms": [figures.as_dict() for figures in self.zooms],
             "sparkline": {
                 "width": SPARK_WIDTH,
                 "height": SPARK_HEIGHT,
@@ -309,9 +350,10 @@ class TilesReport:
 def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesReport:
     """The Tiles section from the last ``MINUTES`` minutes of statistics."""
     current = int(now // 60)
-    # layer -> window -> tally; layer -> zoom -> tally (the hour); layer -> minute -> tally.
+    # layer -> window -> tally; layer -> zoom -> outcome counts (the hour); layer -> minute
+    # -> tally.
     windows: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
-    zooms: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+    zooms: dict[str, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     per_minute: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
     for minute, fields in data.fields.items():
         age = current - minute
@@ -319,8 +361,11 @@ def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesRepo
             continue
         for key, value in fields.items():
             if key[0] == COUNT:
-                _, layer, zoom, outcome, bucket = key
-                targets = [zooms[layer][zoom], per_minute[layer][minute]]
+                _, layer, zoom, outcome = key
+                zooms[layer][zoom][outcome] += int(value)
+            elif key[0] == BUCKET:
+                _, layer, outcome, bucket = key
+                targets = [per_minute[layer][minute]]
                 targets += [windows[layer][span] for span in WINDOWS if age < span]
                 for tally in targets:
                     tally.add_count(outcome, bucket, value)
@@ -342,7 +387,7 @@ def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesRepo
             LayerTiles(
                 layer=layer,
                 windows=[windows[layer][span].figures(span) for span in WINDOWS],
-                zooms=[(zoom, zooms[layer][zoom].figures(MINUTES)) for zoom in sorted(zooms[layer])],
+                zooms=[ZoomFigures.of(zoom, zooms[layer][zoom]) for zoom in sorted(zooms[layer])],
                 requests_line=Sparkline([float(t.requests()) if t else 0.0 for t in series]),
                 p95_line=Sparkline([_p95_all(t) for t in series]),
             )

@@ -166,20 +166,21 @@ def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: Redi
 def test_what_another_program_wrote_under_the_prefix_is_skipped(store: RedisStore) -> None:
     minute = int(time.time() // 60)
     client = store.client
-    good = stats.field_name(stats.COUNT, "solid", 3, "hit", 0)
+    good = stats.field_name(stats.COUNT, "solid", 3, "hit")
     client.hset(
         store.stats_total_key(),
         mapping={
             good: 2,
             "not json": 1,
-            '["n","solid",3,"nope",0]': 1,
-            '["n","solid",3,"hit",99]': 1,
-            stats.field_name(stats.COUNT, "solid", 4, "hit", 0): "many",
+            '["n","solid",3,"nope"]': 1,
+            '["b","solid","hit",99]': 1,
+            '["n","solid","3","hit"]': 1,
+            stats.field_name(stats.COUNT, "solid", 4, "hit"): "many",
             stats.field_name(stats.SECONDS, "solid", "hit"): "nan",
         },
     )
     client.zadd(store.stats_slow_key(minute), {"{]": 3, json.dumps({"seconds": "x"}): 2})
-    assert store.stat_totals().fields == {("n", "solid", 3, "hit", 0): 2}
+    assert store.stat_totals().fields == {("n", "solid", 3, "hit"): 2}
     assert store.stat_minutes(time.time(), 60).slowest == []
 
 
@@ -203,7 +204,10 @@ def test_the_tiles_section_has_windows_zooms_slowest_and_sparklines(store: Redis
     assert hour.render.max == pytest.approx(0.2)
     assert 0.1 < (hour.render.p95 or 0) <= 0.2 and (hour.hit.p50 or 1) <= 0.003
     assert hour.lock_waits == 10 and 0.005 < (hour.lock_p95 or 0) <= 0.01
-    assert [zoom for zoom, _ in layer.zooms] == [3, 5]
+    assert [(zoom.zoom, zoom.requests, zoom.hit_ratio) for zoom in layer.zooms] == [
+        (3, 30, 1.0),
+        (5, 11, 0.0),
+    ]
     assert section.slowest[0].url == "/tiles/solid/5/1/1.png"
     data = section.as_dict()
     json.dumps(data, allow_nan=False)
