@@ -42,7 +42,7 @@ from .store import StatTotals
 from .tile_stats import zoom_text
 
 #: The ``le`` labels of the buckets, +Inf last.
-LE = [floatToGoString(bound) for bound in BUCKETS] + ["+Inf"]
+LE = [str(floatToGoString(bound)) for bound in BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
 
 
 class ClusterCollector(Collector):
@@ -65,11 +65,11 @@ class ClusterCollector(Collector):
         yield dropped
 
     def _tile_metrics(self) -> Iterator[Metric]:
-        requests: Counter[tuple[str, str, str]] = Counter()
+        requests: dict[tuple[str, str, str], float] = defaultdict(float)
         response: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
-        response_sum: Counter[tuple[str, str]] = Counter()
+        response_sum: dict[tuple[str, str], float] = defaultdict(float)
         lock: dict[tuple[str], list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
-        lock_sum: Counter[tuple[str]] = Counter()
+        lock_sum: dict[tuple[str], float] = defaultdict(float)
         for key, value in self.totals.fields.items():
             kind = key[0]
             if kind == COUNT:
@@ -87,8 +87,7 @@ class ClusterCollector(Collector):
 
         family = CounterMetricFamily(
             "tilestatus_tile_requests",
-            "Tile requests by layer, zoom and outcome (hit, rendered, client_error, "
-            "server_error).",
+            "Tile requests by layer, zoom and outcome (hit, rendered, client_error, server_error).",
             labels=["layer", "zoom", "outcome"],
         )
         for labels, count in sorted(requests.items()):
@@ -115,7 +114,7 @@ class ClusterCollector(Collector):
         documentation: str,
         labels: list[str],
         buckets: dict[Any, list[float]],
-        sums: Counter[Any],
+        sums: dict[Any, float],
     ) -> HistogramMetricFamily:
         family = HistogramMetricFamily(name, documentation, labels=labels)
         for key in sorted(buckets):

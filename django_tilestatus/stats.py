@@ -178,8 +178,8 @@ class Deltas:
         """Add ``other`` (deltas a failed send gives back) into these."""
         for key, count in other.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
-        for key, (total, slowest) in other.seconds.items():
-            mine = self.seconds.setdefault(key, [0.0, 0.0])
+        for seconds_key, (total, slowest) in other.seconds.items():
+            mine = self.seconds.setdefault(seconds_key, [0.0, 0.0])
             mine[0] += total
             mine[1] = max(mine[1], slowest)
         for lock_key, count in other.lock_counts.items():

@@ -277,7 +277,6 @@ def _raiser(exc: Exception) -> Callable[[], None]:
     return action
 
 
-
 # -- statistics: keys, writing, reading ------------------------------------------
 
 #: Seconds the cumulative statistics outlive the last request counted. A
@@ -633,4 +632,3 @@ class RedisStore(_RedisStatistics):
     def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
         """``delete`` as clean-up on a read: a refusal (a read-only replica) is logged once."""
         self._cleanup.run("delete long-silent processes", lambda: self.delete(processes))
-

@@ -51,10 +51,12 @@ def test_the_token_opens_the_metrics_and_they_count_what_was_served(
     response = client.get(URL, headers={"Authorization": f"Bearer {with_token}"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert NEVER_CACHED <= set(response["Cache-Control"].replace(" ", "").split(","))
+    assert set(response["Cache-Control"].replace(" ", "").split(",")) >= NEVER_CACHED
     found = samples(response.content)
     requests = {
-        labels: value for (name, labels), value in found.items() if name == "tilestatus_tile_requests_total"
+        labels: value
+        for (name, labels), value in found.items()
+        if name == "tilestatus_tile_requests_total"
     }
     assert sum(v for labels, v in requests.items() if ("layer", "solid") in labels) == 3
     assert requests[(("layer", "(other)"), ("outcome", "client_error"), ("zoom", "none"))] == 1
@@ -64,7 +66,11 @@ def test_the_token_opens_the_metrics_and_they_count_what_was_served(
         if name == "tilestatus_tile_response_seconds_count"
     }
     assert sum(v for labels, v in count.items() if ("layer", "solid") in labels) == 3
-    idle = [v for (name, labels), v in found.items() if name == "tilestatus_processes" and ("state", "idle") in labels]
+    idle = [
+        v
+        for (name, labels), v in found.items()
+        if name == "tilestatus_processes" and ("state", "idle") in labels
+    ]
     assert idle == [1]
 
 
@@ -101,7 +107,7 @@ def test_only_the_token_or_a_staff_session_sees_figures(
     headers = {"Authorization": authorization} if authorization else {}
     response = client.get(URL, headers=headers)
     assert response.status_code == status
-    assert NEVER_CACHED <= set(response["Cache-Control"].replace(" ", "").split(","))
+    assert set(response["Cache-Control"].replace(" ", "").split(",")) >= NEVER_CACHED
     if status != 200:
         assert b"tilestatus_" not in response.content
     if status == 401:

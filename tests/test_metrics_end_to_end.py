@@ -218,7 +218,7 @@ def test_prometheus_scrapes_the_known_mix_with_the_token(
     assert 1 <= int(float(idle[0]["value"][1])) <= 2
 
     def refused() -> str | None:
-        status, body = get(f"{prometheus}/api/v1/targets")
+        _, body = get(f"{prometheus}/api/v1/targets")
         for target in json.loads(body)["data"]["activeTargets"]:
             if target["labels"]["job"] == "tiles-without-token" and target["lastError"]:
                 return str(target["lastError"])
@@ -276,7 +276,7 @@ def test_the_page_the_json_and_tilestatus_top_show_the_same_counts(
     opener = staff_opener(served)
 
     def tiles() -> dict[str, Any] | None:
-        status, body = get(served + "/tiles/status/?format=json", opener=opener)
+        _, body = get(served + "/tiles/status/?format=json", opener=opener)
         data = json.loads(body)["tiles"]
         hour = {layer["layer"]: layer["windows"][-1] for layer in data["layers"]}
         done = sum(figures["requests"] for name, figures in hour.items() if name != "(other)")

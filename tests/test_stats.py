@@ -54,7 +54,9 @@ def test_a_request_is_a_render_then_a_hit_and_errors_are_counted_by_status(clien
         ("broken", 3, "server_error"): 1,
     }
     lock_waits = [
-        value for key, value in app_store().stat_totals().fields.items() if key[0] == stats.LOCK_COUNT
+        value
+        for key, value in app_store().stat_totals().fields.items()
+        if key[0] == stats.LOCK_COUNT
     ]
     assert sum(lock_waits) == 1  # only the render took the cache lock
 
@@ -143,7 +145,11 @@ def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: Redi
     totals = store.stat_totals()
     assert totals.dropped == {"tiles-1": 7, "tiles-2": 2}
     counts = {key[1:4]: value for key, value in totals.fields.items() if key[0] == stats.COUNT}
-    assert counts == {("solid", 3, "hit"): 12, ("solid", 4, "rendered"): 1, ("sol|id\n", 4, "rendered"): 1}
+    assert counts == {
+        ("solid", 3, "hit"): 12,
+        ("solid", 4, "rendered"): 1,
+        ("sol|id\n", 4, "rendered"): 1,
+    }
 
     now = time.time()
     minutes = store.stat_minutes(now, 60)

@@ -82,9 +82,9 @@ class Command(BaseCommand):
                     if options["json"]:
                         self.stdout.write(json.dumps(report.as_dict(), allow_nan=False))
                     else:
-                        self.stdout.write((CLEAR if live and terminal else "") + screen(
-                            report, self._paint
-                        ))
+                        self.stdout.write(
+                            (CLEAR if live and terminal else "") + screen(report, self._paint)
+                        )
                 if not live:
                     return
                 time.sleep(interval)
