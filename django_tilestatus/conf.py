@@ -94,9 +94,16 @@ def get_config() -> Config:
             busy_after=raw["BUSY_AFTER"],
             host=str(raw["HOST"] or socket.gethostname()),
             enabled=bool(raw["ENABLED"]),
-            metrics_token=raw["METRICS_TOKEN"] if isinstance(raw["METRICS_TOKEN"], str) else None,
+            metrics_token=_usable_token(raw["METRICS_TOKEN"]),
         )
     return _cached
+
+
+def _usable_token(token: Any) -> str | None:
+    """The metrics token, or None (staff only) for one the checks refuse (E008)."""
+    if isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH and token == token.strip():
+        return token
+    return None
 
 
 def reset() -> None:

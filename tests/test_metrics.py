@@ -132,6 +132,11 @@ def test_a_weak_metrics_token_is_an_error(settings: Any, token: Any) -> None:
     assert "tilestatus.E008" in [message.id for message in run_checks()]
 
 
+def test_a_short_token_opens_nothing(client: Client, settings: Any) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "METRICS_TOKEN": "short"}
+    assert client.get(URL, headers={"Authorization": "Bearer short"}).status_code == 403
+
+
 def test_a_good_token_passes_the_checks(settings: Any, with_token: str) -> None:
     assert not [m for m in run_checks() if m.id.startswith("tilestatus.")]
 
