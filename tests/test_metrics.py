@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -163,6 +164,35 @@ def test_tilestatus_top_once_shows_processes_and_layers_in_80_columns(client: Cl
     assert "1 idle" in lines[0]
     assert any(line.startswith("solid") and " 60m " in line for line in lines)
     assert any(line.startswith("points") for line in lines)
+
+
+def test_tilestatus_top_colours_only_on_a_terminal() -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TILESTATUS_")}
+    command = [sys.executable, "example_project/manage.py", "tilestatus_top", "--once"]
+    env = {**environment, "DJANGO_SETTINGS_MODULE": "example_project.settings", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    main, child = pty.openpty()
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=child, timeout=60, check=True)
+        os.close(child)
+        child = -1
+        output = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(main)
+        if child >= 0:
+            os.close(child)
+    assert done.returncode == 0
+    assert b"\x1b[" in output and b"tilestatus_top " in output
+    piped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert b"tilestatus_top " in piped.stdout and b"\x1b" not in piped.stdout
 
 
 def test_tilestatus_top_json_is_the_pages_json(client: Client) -> None:

@@ -21,11 +21,16 @@ MAX_ROWS = 20
 CLEAR = "\x1b[H\x1b[2J"
 
 
+#: What ``screen`` asks its painter to colour besides process states.
+HEADING = "heading"
+
+
 def screen(report: Report, paint: Callable[[str, str], str]) -> str:
-    """One screen, at most 80 columns wide; ``paint(text, state)`` colours a row."""
+    """One screen, at most 80 columns wide; ``paint(text, kind)`` colours a line."""
     counts = "  ".join(f"{report.counts.get(state, 0)} {state}" for state in STATES)
-    lines = [f"tilestatus_top  {report.read_at:%H:%M:%S} UTC  processes: {counts}", ""]
-    lines.append(f"{'HOST':<14} {'PID':>7}  {'STATE':<36} {'LAST EVENT':>18}")
+    title = f"tilestatus_top  {report.read_at:%H:%M:%S} UTC  processes: {counts}"
+    lines = [paint(title, HEADING), ""]
+    lines.append(paint(f"{'HOST':<14} {'PID':>7}  {'STATE':<36} {'LAST EVENT':>18}", HEADING))
     for row in report.processes[:MAX_ROWS]:
         text = row.state_text + (" SLOW" if row.slow else "")
         line = f"{clean(row.host, 14):<14} {row.pid:>7}  {clean(text, 36):<36} {row.ago:>14} ago"
@@ -92,8 +97,9 @@ class Command(BaseCommand):
             self.stdout.write("")  # leave the prompt on a line of its own
 
     def _paint(self, text: str, state: str) -> str:
-        """Colour a row by state; Django's styles are plain off a terminal or with --no-color."""
+        """Colour a line by kind; Django's styles are plain off a terminal or with --no-color."""
         style = {
+            HEADING: self.style.MIGRATE_HEADING,
             "slow": self.style.ERROR,
             GONE: self.style.ERROR,
             BUSY: self.style.WARNING,
