@@ -18,6 +18,7 @@ classes) and ``vocabulary`` only.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -395,6 +396,12 @@ def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesRepo
     return TilesReport(WINDOWS, layers, _slowest(data.slowest, now, tile_root))
 
 
+def tile_url(tile_root: str, path: str) -> str:
+    """The link to a recorded tile path: always under the tile URLs' root, even for a
+    path like ``//elsewhere.example/...`` (which alone would name another host)."""
+    return tile_root + "/" + urllib.parse.quote(path.lstrip("/"), safe="/")
+
+
 def _p95_all(tally: _Tally | None) -> float:
     if tally is None:
         return 0.0
@@ -415,7 +422,7 @@ def _slowest(entries: Iterable[dict[str, Any]], now: float, tile_root: str) -> l
                 host=clean(str(entry["host"])),
                 pid=int(entry["pid"]),
                 elapsed=max(0.0, now - float(entry["when"])),
-                url=tile_root + path,
+                url=tile_url(tile_root, path),
             )
         )
     return slow

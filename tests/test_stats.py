@@ -14,7 +14,7 @@ from django.test import Client
 from django_tilestatus import recorder, stats
 from django_tilestatus.stats import BUCKETS, OTHER_LAYER, TileStats
 from django_tilestatus.store import MINUTE_TTL, STATS_TTL, RedisStore
-from django_tilestatus.tile_stats import build_tiles, quantile
+from django_tilestatus.tile_stats import build_tiles, quantile, tile_url
 
 from .conftest import flush_events
 
@@ -188,6 +188,18 @@ def test_what_another_program_wrote_under_the_prefix_is_skipped(store: RedisStor
     client.zadd(store.stats_slow_key(minute), {"{]": 3, json.dumps({"seconds": "x"}): 2})
     assert store.stat_totals().fields == {("n", "solid", 3, "hit"): 2}
     assert store.stat_minutes(time.time(), 60).slowest == []
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "url"),
+    [
+        ("/tiles", "/solid/5/1/1.png", "/tiles/solid/5/1/1.png"),
+        ("", "//evil.example/x.png", "/evil.example/x.png"),
+        ("", '/a"><script>/1/1/1.png', "/a%22%3E%3Cscript%3E/1/1/1.png"),
+    ],
+)
+def test_a_slow_tile_links_under_the_tile_root_only(root: str, path: str, url: str) -> None:
+    assert tile_url(root, path) == url
 
 
 def test_the_tiles_section_has_windows_zooms_slowest_and_sparklines(store: RedisStore) -> None:
