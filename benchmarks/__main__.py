@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"Redis at {url}; load generator: {results.environment['load']}")
         memory_client = redis.Redis.from_url(db_url(url, 13))
         results.memory_per_process = redis_usage.memory_per_process(memory_client)
+        results.statistics_memory = redis_usage.statistics_memory(memory_client)
         memory_client.close()
 
         servers = make_servers()

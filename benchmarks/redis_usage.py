@@ -13,7 +13,8 @@ from typing import Any
 
 import redis
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus import stats
+from django_tilestatus.store import MINUTE_TTL, RedisStore
 from tests.support.http import request
 
 from .load import cold_path, warm_path
@@ -124,3 +125,66 @@ def memory_per_process(client: Any, processes: int = 1000, keep: int = 20) -> fl
     after = int(client.info("memory")["used_memory"])
     client.flushdb()
     return (after - before) / processes
+
+
+@dataclass
+class StatisticsMemory:
+    """Redis memory the tile statistics hold at their bound (see docs/metrics.md)."""
+
+    layers: int
+    zooms: int
+    #: Fields in the cumulative hash (and in each minute's hash, at most).
+    fields: int
+    cumulative_bytes: int
+    minute_bytes: int
+    #: The cumulative hash and MINUTE_TTL / 60 minutes of per-minute keys.
+    total_bytes: int
+
+
+def statistics_memory(client: Any, layers: int = 10, zooms: int = 21) -> StatisticsMemory:
+    """``MEMORY USAGE`` of a day of traffic on ``layers`` layers, every field present.
+
+    A day's cumulative hash, and the per-minute keys the TTL keeps (61 minutes),
+    each minute with requests on every layer x zoom (0..zooms-1 and none) x
+    outcome in every response and lock-wait bucket, maxima and 10 slowest
+    tiles: the bound, whatever the request rate.
+    """
+    client.flushdb()
+    store = RedisStore(client, prefix="tilestatus")
+    now = time.time()
+    current = int(now // 60)
+    names = [f"layer-{index:02d}" for index in range(layers)]
+    zoom_values = [*range(zooms), stats.NO_ZOOM]
+    for minute in range(current - MINUTE_TTL // 60, current + 1):
+        deltas = stats.Deltas()
+        for layer in names:
+            for zoom in zoom_values:
+                for outcome in stats.OUTCOMES:
+                    for bucket in range(stats.BUCKET_COUNT):
+                        deltas.counts[minute, layer, zoom, outcome, bucket] = 1000
+            for outcome in stats.OUTCOMES:
+                deltas.seconds[minute, layer, outcome] = [123.456, 12.5]
+            for bucket in range(stats.BUCKET_COUNT):
+                deltas.lock_counts[minute, layer, bucket] = 10
+            deltas.lock_seconds[minute, layer] = 4.5
+        for index in range(stats.SLOWEST):
+            path = f"/{names[0]}/18/{131000 + index}/87000.png"
+            when = minute * 60 + index
+            deltas.slowest.append(stats.SlowTile(20.0 + index, when, names[0], 18, path))
+        store.write("tiles-1.example.org", 12345, [], stats=deltas)
+
+    def usage(key: str) -> int:
+        return int(client.memory_usage(key, samples=0) or 0)
+
+    cumulative = usage(store.stats_total_key())
+    minute = sum(
+        usage(key(current))
+        for key in (store.stats_minute_key, store.stats_max_key, store.stats_slow_key)
+    )
+    total = sum(usage(key.decode()) for key in client.scan_iter(match="tilestatus:*:stats:*"))
+    client.flushdb()
+    outcomes, buckets = len(stats.OUTCOMES), stats.BUCKET_COUNT
+    # Per layer: requests by zoom and outcome, by outcome and bucket, seconds by outcome,
+    # lock waits by bucket, lock seconds.
+    fields = layers * (len(zoom_values) * outcomes + outcomes * buckets + outcomes + buckets + 1)
+    return StatisticsMemory(layers, zooms, fields, cumulative, minute, total)

@@ -32,6 +32,7 @@ class Results:
     usage: list[Usage] = field(default_factory=list)
     visibility: list[float] = field(default_factory=list)
     memory_per_process: float = 0.0
+    statistics_memory: Any = None
     reads: list[ReadRow] = field(default_factory=list)
     scale: list[ScaleRow] = field(default_factory=list)
     seconds: float = 0.0
@@ -265,6 +266,7 @@ def markdown(results: Results) -> str:
         f"Redis memory per recorded process at KEEP=20: {results.memory_per_process:,.0f} bytes "
         "(`used_memory` delta over 1000 processes of 20 typical messages).",
         "",
+        *statistics_memory_lines(results.statistics_memory),
         "## Reading the status log",
         "",
         "Milliseconds per read (each timing the fastest of 5 reads in a row, 10 for 10 and 100 "
@@ -353,3 +355,17 @@ def markdown(results: Results) -> str:
     ]
     out += ["```", ""]
     return "\n".join(out)
+
+
+def statistics_memory_lines(memory: Any) -> list[str]:
+    """The tile statistics' Redis memory at their bound (``redis_usage.statistics_memory``)."""
+    if memory is None:
+        return []
+    return [
+        f"Redis memory of the tile statistics for a day of traffic on {memory.layers} layers "
+        f"(zooms 0-{memory.zooms - 1}, every outcome in every bucket every minute: the bound): "
+        f"{memory.total_bytes / 2**20:,.1f} MiB (`MEMORY USAGE` of every key: the cumulative hash "
+        f"of {memory.fields:,} fields, {memory.cumulative_bytes:,} bytes, and 61 minutes of "
+        f"{memory.minute_bytes:,} bytes each).",
+        "",
+    ]

@@ -4,7 +4,11 @@ TileStache takes the cache lock only when a tile is not cached, so a warm tile
 records nothing here. Waiting on that lock is where a busy tile server stalls
 (another worker renders the same metatile), which is why it is recorded.
 
-Core module: imports the standard library and ``events`` only.
+For the tile statistics it also notes, for the request under way, whether
+``read`` returned a body (the tile was served from the cache) and how long the
+lock took (see ``stats``).
+
+Core module: imports the standard library, ``events`` and ``stats`` only.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import events
+from . import events, stats
 
 
 class InstrumentedCache:
@@ -33,14 +37,19 @@ class InstrumentedCache:
         events.lock_attempted(recorder)
         start = time.perf_counter()
         result = self.inner.lock(layer, coord, format)
-        events.lock_acquired(recorder, time.perf_counter() - start)
+        waited = time.perf_counter() - start
+        events.lock_acquired(recorder, waited)
+        stats.noted_lock_wait(waited)
         return result
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
         return self.inner.unlock(layer, coord, format)
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
-        return self.inner.read(layer, coord, format)
+        body = self.inner.read(layer, coord, format)
+        if body is not None:
+            stats.noted_from_cache()
+        return body
 
     def save(self, body: Any, layer: Any, coord: Any, format: str) -> Any:
         return self.inner.save(body, layer, coord, format)

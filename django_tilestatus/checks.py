@@ -22,6 +22,8 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: django-redis's Sentinel pieces, which only work together.
 SENTINEL_CLIENT = "django_redis.client.SentinelClient"
 SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+#: Paths under the include that are not tiles, so no layer may take their names.
+RESERVED_LAYER_NAMES = ("status", "metrics")
 
 
 @register()
@@ -45,6 +47,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_cluster(values)
     messages += _check_numbers(values)
     messages += _check_types(values)
+    messages += _check_metrics_token(values["METRICS_TOKEN"])
     return messages
 
 
@@ -71,13 +74,24 @@ def _check_tilestache_config(source: Any) -> list[CheckMessage]:
             )
         ]
     try:
-        build_configuration(source)
+        configuration = build_configuration(source)
     except ConfigError as exc:
         return [
             Error(
                 f"The TileStache config in TILESTATUS['CONFIG'] cannot be loaded: {exc}",
                 hint="Fix the file or dict; it needs a 'layers' object of TileStache layers.",
                 id="tilestatus.E002",
+            )
+        ]
+    reserved = sorted(set(RESERVED_LAYER_NAMES) & set(configuration.layers))
+    if reserved:
+        return [
+            Error(
+                f"The TileStache config names a layer {', '.join(map(repr, reserved))}, "
+                "a path the app answers itself.",
+                hint="Rename the layer: 'status/' is the status page and 'metrics' the "
+                "Prometheus metrics under the same include.",
+                id="tilestatus.E009",
             )
         ]
     return []
@@ -287,3 +301,18 @@ def _check_types(values: dict[str, Any]) -> list[CheckMessage]:
         )
         for key, expected in problems
     ]
+
+
+def _check_metrics_token(token: Any) -> list[CheckMessage]:
+    if token is None:
+        return []
+    if not isinstance(token, str) or len(token) < conf.MIN_TOKEN_LENGTH or token != token.strip():
+        return [
+            Error(
+                "TILESTATUS['METRICS_TOKEN'] must be None or a string of at least "
+                f"{conf.MIN_TOKEN_LENGTH} characters without surrounding spaces.",
+                hint="Make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="tilestatus.E008",
+            )
+        ]
+    return []

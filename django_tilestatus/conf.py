@@ -29,7 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "BUSY_AFTER": 10,
     "HOST": None,
     "ENABLED": True,
+    "METRICS_TOKEN": None,
 }
+
+#: Fewest characters a ``METRICS_TOKEN`` may have (checked by ``tilestatus.E008``).
+MIN_TOKEN_LENGTH = 32
 
 #: Keys whose value must be a positive number (checked by ``tilestatus.E005``).
 POSITIVE_KEYS = ("KEEP", "TTL", "HIDE_AFTER", "PURGE_AFTER", "MESSAGES", "BUSY_AFTER")
@@ -58,6 +62,8 @@ class Config:
     busy_after: float
     host: str
     enabled: bool
+    #: The bearer token the metrics endpoint takes besides a staff session (None: staff only).
+    metrics_token: str | None = None
 
 
 _cached: Config | None = None
@@ -99,6 +105,7 @@ def get_config() -> Config:
             busy_after=raw["BUSY_AFTER"],
             host=str(raw["HOST"] or socket.gethostname()),
             enabled=bool(raw["ENABLED"]),
+            metrics_token=_usable_token(raw["METRICS_TOKEN"]),
         )
     return _cached
 
@@ -115,6 +122,13 @@ def _pairs(sentinels: Any) -> tuple[tuple[str, int], ...] | None:
         return tuple((str(host), int(port)) for host, port in sentinels)
     except (TypeError, ValueError):
         return None
+
+
+def _usable_token(token: Any) -> str | None:
+    """The metrics token, or None (staff only) for one the checks refuse (E008)."""
+    if isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH and token == token.strip():
+        return token
+    return None
 
 
 def reset() -> None:

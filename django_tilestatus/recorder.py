@@ -13,7 +13,10 @@ adapter installed (``install_factory``; the Django app installs one built from
 its settings). Without a factory, or when the factory returns None (recording
 disabled), ``active()`` is None and nothing is recorded.
 
-Core module: imports the standard library, ``store`` and ``vocabulary`` only.
+Each recorder also holds its process's tile statistics (``stats``), which its
+sends add to the same pipeline as the events, with the count of dropped events.
+
+Core module: imports the standard library, ``stats``, ``store`` and ``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 
 from . import vocabulary
+from .stats import Deltas, TileStats
 from .store import StatusStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,9 @@ class Recorder:
         self.max_queue = MAX_QUEUE if max_queue is None else max_queue
         #: Events lost because the queue was full while Redis was away.
         self.dropped = 0
+        self._dropped_written = 0
+        #: Tile statistics counted since the last send (see ``stats``).
+        self.stats = TileStats()
         self.created = False
         self._store_factory = store_factory
         self._queue: deque[tuple[float, str]] = deque()
@@ -124,6 +131,16 @@ class Recorder:
                 return
             self.dropped += 1
 
+    def _take_stats(self) -> Deltas:
+        """The statistics to send with this batch, dropped events included."""
+        deltas = self.stats.take()
+        deltas.dropped = self.dropped - self._dropped_written
+        return deltas
+
+    def _give_back_stats(self, deltas: Deltas) -> None:
+        deltas.dropped = 0  # counted again from ``dropped`` at the next send
+        self.stats.give_back(deltas)
+
     def _send(self) -> bool:
         queue = self._queue
         batch = []
@@ -131,9 +148,11 @@ class Recorder:
             batch.append(queue.popleft())
         if not batch:
             return True
+        deltas = self._take_stats()
         try:
-            self._store_factory().write(self.host, self.pid, batch)
+            self._store_factory().write(self.host, self.pid, batch, stats=deltas)
         except Exception as exc:  # noqa: BLE001 - recording must never break serving
+            self._give_back_stats(deltas)
             queue.extendleft(reversed(batch))
             if len(queue) > self.max_queue:
                 self._drop_oldest(len(queue) - self.max_queue)
@@ -146,6 +165,7 @@ class Recorder:
                     reason,
                 )
             return False
+        self._dropped_written += deltas.dropped
         if self._outage:
             self._outage = False
             logger.warning(

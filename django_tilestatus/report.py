@@ -8,8 +8,11 @@ text cannot drift apart, and the page's script only renders. It also names
 the processes to delete on read, by the one ``DeathPolicy``; the view does the
 deleting.
 
+The tile statistics ("Tiles") are computed by ``tile_stats``; a report carries
+them as they come.
+
 Core module: imports the standard library, ``policy``, ``store`` (its data
-classes) and ``vocabulary`` only.
+classes), ``tile_stats`` and ``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from .policy import DeathPolicy
 from .store import Snapshot
+from .tile_stats import TilesReport
 from .vocabulary import Kind, clean, nice_time, parse
 
 #: A process's state on the page: requests under way, none, died without a
@@ -160,6 +164,8 @@ class Report:
     host: str | None = None
     #: Active processes per state, listed or not.
     counts: dict[str, int] = field(default_factory=dict)
+    #: The tile statistics of the last hour, when read (see ``tile_stats``).
+    tiles: TilesReport | None = None
 
     @property
     def several_hosts(self) -> bool:
@@ -187,6 +193,7 @@ class Report:
             "hidden": [item.as_dict() for item in self.hidden],
             "clock_ahead": self.clock_ahead,
             "messages": [line.as_dict() for line in self.messages],
+            "tiles": self.tiles.as_dict() if self.tiles is not None else None,
         }
 
     def as_text(self) -> str:
@@ -201,6 +208,8 @@ class Report:
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]
             lines.append(" ".join(words))
+        if self.tiles is not None and self.tiles.layers:  # else exactly the original
+            lines += ["----------", *self.tiles.text_lines()]
         return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Container
 
 from . import conf, connection, recorder
 from .recorder import Recorder
@@ -53,6 +54,12 @@ def get_server() -> TileServer:
             if _server is None:
                 _server = load_server(conf.get_config().config)
     return _server
+
+
+def layer_names() -> Container[str]:
+    """The configured layers' names (none before the tile server is built)."""
+    server = _server
+    return server.configuration.layers if server is not None else ()
 
 
 def install() -> None:

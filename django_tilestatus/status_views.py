@@ -25,6 +25,7 @@ from .recorder import existing_recorder
 from .report import STATE_HEAD, Report, ReportSettings, build_report
 from .runtime import get_store
 from .store import StoreUnavailable
+from .tile_stats import MINUTES, build_tiles
 from .vocabulary import nice_time
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,12 @@ UNAVAILABLE = "Tile status is unavailable: Redis cannot be reached. Tiles are st
 MAX_HOST_LENGTH = 255
 
 
-def current_report(host: str | None = None) -> Report:
+def current_report(host: str | None = None, tiles: bool = True) -> Report:
     """Read the statuses and build the report, deleting long-silent dead processes.
 
     The read is bounded (see ``StatusStore.snapshot``); the deletions are
-    best effort, so a read-only replica still serves the page. Raises
+    best effort, so a read-only replica still serves the page. With ``tiles``
+    the report carries the Tiles section (one more round trip). Raises
     ``StoreUnavailable`` when the store cannot be reached.
     """
     config = conf.get_config()
@@ -69,7 +71,11 @@ def current_report(host: str | None = None) -> Report:
     report, purge = build_report(snapshot, settings)
     if purge:
         store.delete_quietly(purge)
-    return replace(report, host=host)
+    if not tiles:
+        return replace(report, host=host)
+    tile_root = reverse("tilestatus:tile").rstrip("/")
+    section = build_tiles(store.stat_minutes(snapshot.now, MINUTES), snapshot.now, tile_root)
+    return replace(report, host=host, tiles=section)
 
 
 def _nosniff(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

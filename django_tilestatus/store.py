@@ -10,8 +10,12 @@ Everything the app reads from Redis is treated as untrusted: another program,
 an older version or a bug may have written anything under the prefix. What does
 not parse is skipped and, where it is the app's own registry, removed.
 
+Tile statistics (see ``stats``) live in hashes of their own, written in the
+same pipeline as the messages and read in one round trip; their keys and
+commands are in the "statistics" sections below.
+
 Core module: imports the standard library, redis-py, ``liveness`` (its PID
-range) and ``vocabulary`` only.
+range), ``stats`` (its field names) and ``vocabulary`` only.
 This module and ``connection`` are the only ones that import redis; callers
 see ``StoreUnavailable`` instead of redis-py's errors.
 
@@ -25,9 +29,11 @@ The client is any redis-py ``Redis`` or ``RedisCluster``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from . import stats as tile_stats
 from .liveness import MAX_PID
 from .vocabulary import MAX_MESSAGE_LENGTH, clean
 
@@ -88,14 +95,42 @@ class Snapshot:
     malformed: int = 0
 
 
+@dataclass(frozen=True)
+class StatTotals:
+    """Cumulative statistics: ``stats.parse_field`` tuples to totals, and drops per host."""
+
+    fields: dict[tuple[Any, ...], float]
+    dropped: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StatMinutes:
+    """Per-minute statistics (minute = unix time // 60), newest minute last."""
+
+    #: minute -> ``stats.parse_field`` tuple -> total.
+    fields: dict[int, dict[tuple[Any, ...], float]]
+    #: minute -> ``(layer, outcome)`` -> slowest seconds.
+    maxima: dict[int, dict[tuple[str, str], float]]
+    #: The slowest requests of the minutes read, as written (``SlowTile.as_json``), slowest first.
+    slowest: list[dict[str, Any]]
+
+
 class StatusStore(Protocol):
     """What the app needs from wherever the status log lives."""
 
     keep: int
     ttl: int
 
-    def write(self, host: str, pid: int, events: Events) -> None:
-        """Append events (oldest first) for one process."""
+    def write(
+        self, host: str, pid: int, events: Events, stats: tile_stats.Deltas | None = None
+    ) -> None:
+        """Append events (oldest first) for one process, and add its statistics."""
+
+    def stat_totals(self) -> StatTotals:
+        """The cumulative statistics of every process (for counters)."""
+
+    def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
+        """The statistics of each of the last ``minutes`` minutes, and their slowest tiles."""
 
     def snapshot(
         self, now: float, *, active_within: float, recent: int, head: int, host: str | None = None
@@ -256,11 +291,195 @@ def _raiser(exc: Exception) -> Callable[[], None]:
     return action
 
 
+# -- statistics: keys, writing, reading ------------------------------------------
+
+#: Seconds the cumulative statistics outlive the last request counted. A
+#: counter that expires restarts from zero, which Prometheus takes as a reset.
+STATS_TTL = 30 * 86400
+#: Seconds a minute's statistics are kept: the page's hour, and a margin.
+MINUTE_TTL = 3600 + 120
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _parse_stat_hash(raw: dict[Any, Any]) -> dict[tuple[Any, ...], float]:
+    """What parses in a statistics hash; fields this app did not write are skipped."""
+    parsed = {}
+    for name, value in raw.items():
+        key = tile_stats.parse_field(name)
+        number = _number(value)
+        if key is not None and number is not None:
+            parsed[key] = number
+    return parsed
+
+
+def _parse_maxima(raw: list[tuple[Any, Any]]) -> dict[tuple[str, str], float]:
+    maxima = {}
+    for member, score in raw:
+        key = tile_stats.parse_field(member)
+        number = _number(score)
+        if key is not None and key[0] == tile_stats.SECONDS and number is not None:
+            maxima[key[1], key[2]] = number
+    return maxima
+
+
+_SLOW_SHAPE = {
+    "seconds": (int, float),
+    "when": (int, float),
+    "layer": (str,),
+    "zoom": (int,),
+    "path": (str,),
+    "host": (str,),
+    "pid": (int,),
+}
+
+
+def _parse_slow(member: Any) -> dict[str, Any] | None:
+    text = _text(member)
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    for name, kinds in _SLOW_SHAPE.items():
+        if type(value.get(name)) not in kinds:
+            return None
+    if _number(value["seconds"]) is None or _number(value["when"]) is None:
+        return None
+    return {name: value[name] for name in _SLOW_SHAPE}
+
+
+class _RedisStatistics:
+    """The statistics half of ``RedisStore``: its keys, writes and reads.
+
+    One cumulative hash (for counters), and per minute a hash of the same
+    fields, a sorted set of each layer and outcome's slowest seconds
+    (``ZADD GT``) and one of the slowest requests; every key has a TTL.
+    """
+
+    #: The prefix and its cluster hash tag (see ``RedisStore``): statistics
+    #: share the messages' slot, so they go in the same pipeline.
+    _namespace: str
+    client: Any
+
+    def stats_total_key(self) -> str:
+        return f"{self._namespace}:stats:total"
+
+    def stats_dropped_key(self) -> str:
+        return f"{self._namespace}:stats:dropped"
+
+    def stats_minute_key(self, minute: int) -> str:
+        return f"{self._namespace}:stats:minute:{minute}"
+
+    def stats_max_key(self, minute: int) -> str:
+        return f"{self._namespace}:stats:max:{minute}"
+
+    def stats_slow_key(self, minute: int) -> str:
+        return f"{self._namespace}:stats:slow:{minute}"
+
+    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: tile_stats.Deltas) -> None:
+        """Queue the commands adding ``deltas`` on ``pipe`` (the write's own pipeline).
+
+        Per minute touched: an ``HINCRBY``/``HINCRBYFLOAT`` per field (and the
+        same on the cumulative hash), one ``ZADD GT`` of the maxima, one
+        ``ZADD`` and trim of the slowest tiles, and an ``EXPIRE`` per key.
+        """
+        field_name = tile_stats.field_name
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        sums: dict[int, dict[str, float]] = defaultdict(dict)
+        maxima: dict[int, dict[str, float]] = defaultdict(dict)
+        slowest: dict[int, dict[str, float]] = defaultdict(dict)
+        for (minute, layer, zoom, outcome, bucket), count in deltas.counts.items():
+            fields = counts[minute]
+            for name in (
+                field_name(tile_stats.COUNT, layer, zoom, outcome),
+                field_name(tile_stats.BUCKET, layer, outcome, bucket),
+            ):
+                fields[name] = fields.get(name, 0) + count
+        for (minute, layer, bucket), count in deltas.lock_counts.items():
+            counts[minute][field_name(tile_stats.LOCK_COUNT, layer, bucket)] = count
+        for (minute, layer, outcome), (summed, slowest_seconds) in deltas.seconds.items():
+            name = field_name(tile_stats.SECONDS, layer, outcome)
+            sums[minute][name] = summed
+            maxima[minute][name] = slowest_seconds
+        for (minute, layer), summed in deltas.lock_seconds.items():
+            sums[minute][field_name(tile_stats.LOCK_SECONDS, layer)] = summed
+        for slow in deltas.slowest:
+            slowest[int(slow.when // 60)][slow.as_json(host, pid)] = slow.seconds
+
+        total = self.stats_total_key()
+        for minute in sorted(counts.keys() | sums.keys()):
+            key = self.stats_minute_key(minute)
+            for name, count in counts[minute].items():
+                pipe.hincrby(total, name, count)
+                pipe.hincrby(key, name, count)
+            for name, summed in sums[minute].items():
+                pipe.hincrbyfloat(total, name, summed)
+                pipe.hincrbyfloat(key, name, summed)
+            pipe.expire(key, MINUTE_TTL)
+        for minute, members in maxima.items():
+            pipe.zadd(self.stats_max_key(minute), members, gt=True)
+            pipe.expire(self.stats_max_key(minute), MINUTE_TTL)
+        for minute, members in slowest.items():
+            key = self.stats_slow_key(minute)
+            pipe.zadd(key, members)
+            pipe.zremrangebyrank(key, 0, -tile_stats.SLOWEST - 1)
+            pipe.expire(key, MINUTE_TTL)
+        if deltas.counts:
+            pipe.expire(total, STATS_TTL)
+        if deltas.dropped:
+            pipe.hincrby(self.stats_dropped_key(), host, deltas.dropped)
+            pipe.expire(self.stats_dropped_key(), STATS_TTL)
+
+    def stat_totals(self) -> StatTotals:
+        """The cumulative statistics and drops per host, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.stats_total_key())
+        pipe.hgetall(self.stats_dropped_key())
+        with _unavailable_as_store_error():
+            fields, dropped = pipe.execute()
+        drops = {}
+        for host, value in dropped.items():
+            name, number = _text(host), _number(value)
+            if name and number is not None:
+                drops[name] = number
+        return StatTotals(_parse_stat_hash(fields), drops)
+
+    def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
+        """The last ``minutes`` minutes' statistics and slowest tiles, in one round trip."""
+        current = int(now // 60)
+        wanted = list(range(current - minutes + 1, current + 1))
+        pipe = self.client.pipeline(transaction=False)
+        for minute in wanted:
+            pipe.hgetall(self.stats_minute_key(minute))
+            pipe.zrange(self.stats_max_key(minute), 0, -1, withscores=True)
+            pipe.zrevrange(self.stats_slow_key(minute), 0, tile_stats.SLOWEST - 1)
+        with _unavailable_as_store_error():
+            replies = pipe.execute()
+        fields, maxima, slowest = {}, {}, []
+        for index, minute in enumerate(wanted):
+            raw, top, slow = replies[3 * index : 3 * index + 3]
+            if raw:
+                fields[minute] = _parse_stat_hash(raw)
+            if top:
+                maxima[minute] = _parse_maxima(top)
+            slowest += [entry for entry in map(_parse_slow, slow) if entry is not None]
+        slowest.sort(key=lambda entry: -float(entry["seconds"]))
+        return StatMinutes(fields, maxima, slowest[: tile_stats.SLOWEST])
+
+
 # -- the Redis store ----------------------------------------------------------
 
 
-class RedisStore:
-    """The status log in Redis, under one key prefix."""
+class RedisStore(_RedisStatistics):
+    """The status log and tile statistics in Redis, under one key prefix."""
 
     def __init__(self, client: Any, prefix: str = "tilestatus", keep: int = 20, ttl: float = 3600):
         self.client = client
@@ -283,17 +502,22 @@ class RedisStore:
 
     # -- writing ------------------------------------------------------------------
 
-    def write(self, host: str, pid: int, events: Events) -> None:
-        """Append events (oldest first) for one process in one round trip."""
-        if not events:
+    def write(
+        self, host: str, pid: int, events: Events, stats: tile_stats.Deltas | None = None
+    ) -> None:
+        """Append events (oldest first) for one process, and add ``stats``, in one round trip."""
+        if not events and not stats:
             return
-        key = self.log_key(host, pid)
         pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in events])
-        pipe.ltrim(key, 0, self.keep - 1)
-        pipe.expire(key, self.ttl)
-        pipe.zadd(self.registry_key(), {_member(host, pid): events[-1][0]})
-        pipe.expire(self.registry_key(), self.ttl)
+        if events:
+            key = self.log_key(host, pid)
+            pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in events])
+            pipe.ltrim(key, 0, self.keep - 1)
+            pipe.expire(key, self.ttl)
+            pipe.zadd(self.registry_key(), {_member(host, pid): events[-1][0]})
+            pipe.expire(self.registry_key(), self.ttl)
+        if stats:
+            self._add_stats(pipe, host, pid, stats)
         with _unavailable_as_store_error("write"):
             pipe.execute()
 

@@ -1,4 +1,4 @@
-"""The tile view: TileStache behind a catch-all URL, recording each request."""
+"""The tile view: TileStache behind a catch-all URL, recording and counting each request."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.encoding import iri_to_uri
 from django.views.decorators.csrf import csrf_exempt
 
-from . import events, runtime, tiles
+from . import events, runtime, stats, tiles
+from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ def _http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:
     return response
 
 
+def _count(recorder: Recorder, path: str, status: int, seconds: float) -> None:
+    """Add the request to the process's statistics (memory only; see ``stats``)."""
+    from_cache, lock_wait = stats.request_noted()
+    layer, zoom = stats.tile_of(path, runtime.layer_names(), tiles.MAX_ZOOM)
+    outcome = stats.outcome_of(status, from_cache)
+    recorder.stats.count(layer, zoom, outcome, seconds, lock_wait, path)
+
+
 def _script_name(request: HttpRequest, path: str) -> str:
     """The URL prefix the tile URLs are mounted under, for redirects."""
     full = request.path
@@ -48,6 +57,7 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
     start = time.perf_counter()
     if recorder is not None:
         events.started(recorder, label)
+        stats.request_began()
     head = request.method == "HEAD"
     try:
         if request.method not in ALLOWED_METHODS:
@@ -59,12 +69,16 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
             response = _http_response(result, head)
     except Exception as exc:  # answered briefly, logged in full
         elapsed = time.perf_counter() - start
+        failed = tiles.error_response(exc)
         if recorder is not None:
             events.error(recorder, exc, elapsed)
+            _count(recorder, label, failed.status, elapsed)
         logger.exception(
             "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
         )
-        return _http_response(tiles.error_response(exc), head)
+        return _http_response(failed, head)
     if recorder is not None:
-        events.finished(recorder, label, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        events.finished(recorder, label, elapsed)
+        _count(recorder, label, response.status_code, elapsed)
     return response

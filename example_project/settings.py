@@ -20,6 +20,8 @@ Environment:
   the demo's ``tilestache.cfg`` (whose Mapnik ``world`` layer is served only
   where the ``mapnik`` extra is installed) (the reliability tests serve a slow layer and a
   tile cache of their own with it).
+- ``TILESTATUS_METRICS_TOKEN``: the bearer token of the Prometheus metrics
+  (``/tiles/metrics``); without it only staff sessions see them.
 - ``DJANGO_DEBUG=0``: turn DEBUG off.
 - ``DJANGO_SQLITE_PATH``: the SQLite database file (default ``var/db.sqlite3``),
   so a test can run the example against a database of its own.
@@ -147,6 +149,7 @@ TILESTATUS = {
     "KEY_PREFIX": os.environ.get("TILESTATUS_KEY_PREFIX", "tilestatus"),
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
+    "METRICS_TOKEN": os.environ.get("TILESTATUS_METRICS_TOKEN") or None,
 }
 if REDIS_URL and OWN_REDIS_CLIENT:
     TILESTATUS.update(

@@ -22,6 +22,9 @@ CORE = [
     "django_tilestatus.cache",
     "django_tilestatus.tiles",
     "django_tilestatus.tilestache",
+    "django_tilestatus.stats",
+    "django_tilestatus.tile_stats",
+    "django_tilestatus.metrics",
 ]
 
 PROGRAM = """

@@ -29,7 +29,7 @@ class FlakyStore:
         self.up = True
         self.batches: list[list[str]] = []
 
-    def write(self, host: str, pid: int, events: Any) -> None:
+    def write(self, host: str, pid: int, events: Any, stats: Any = None) -> None:
         if not self.up:
             raise StoreUnavailable(describe_failure(redis.ConnectionError("Connection refused")))
         self.batches.append([message for _, message in events])

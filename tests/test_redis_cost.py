@@ -24,7 +24,7 @@ import pytest
 from django.test import Client
 from django_redis import get_redis_connection
 
-from django_tilestatus import conf, connection, recorder
+from django_tilestatus import conf, connection, recorder, stats
 from django_tilestatus.status import get_recent, get_store
 from django_tilestatus.store import RedisStore
 
@@ -119,6 +119,8 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     writer = recorder.existing_recorder()
     assert writer is not None
     writer.stop()  # flushes; from here the test sends the batch itself, so counts are exact
+    store = RedisStore(real_redis, real_prefix)
+    before = _request_totals(store)
     counts.reset()
 
     for _ in range(25):
@@ -130,10 +132,29 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     assert writer.pending == 25 * 2 + 5 * 4
 
     assert writer.flush()
+    # The messages and the statistics of all 30 requests: one round trip.
     assert (counts.connections, counts.round_trips) == (0, 1)
-    assert counts.names == Counter({"LPUSH": 1, "LTRIM": 1, "EXPIRE": 2, "ZADD": 1})
-    newest = RedisStore(real_redis, real_prefix).read()[0].entries[0][1]
+    for name, count in {"LPUSH": 1, "LTRIM": 1}.items():
+        assert counts.names[name] == count
+    assert set(counts.names) == {
+        *("LPUSH", "LTRIM", "EXPIRE", "ZADD"),  # the messages and the registry
+        *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # the statistics
+    }
+    newest = store.read()[0].entries[0][1]
     assert newest.startswith("Finished /solid/9/4/")
+    added = _request_totals(store) - before
+    assert added == {"solid 3 hit": 25, "solid 9 rendered": 5, "lock waits": 5}
+
+
+def _request_totals(store: RedisStore) -> Counter[str]:
+    """Cumulative requests by layer, zoom and outcome, and lock waits."""
+    totals = Counter[str]()
+    for key, value in store.stat_totals().fields.items():
+        if key[0] == stats.COUNT:
+            totals[f"{key[1]} {key[2]} {key[3]}"] += int(value)
+        if key[0] == stats.LOCK_COUNT:
+            totals["lock waits"] += int(value)
+    return totals
 
 
 def test_the_writer_reuses_its_connection(client: Client, counts: Counts) -> None:

@@ -235,6 +235,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
         "hidden": [],
         "clock_ahead": [],
         "messages": [line],
+        "tiles": None,  # set by the view, from the statistics (tile_stats)
     }
 
 

@@ -151,6 +151,7 @@ def test_json_schema(staff: Client) -> None:
         "counts",
         "hidden",
         "clock_ahead",
+        "tiles",
     }
     assert before - 1 <= data["now"] <= time.time() + 1
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}

@@ -73,7 +73,12 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
     for log in logs:
         assert len(log.entries) == KEEP
         assert unmatched_finishes(log) == [], [m for _, m in reversed(log.entries)]
-    assert client.dbsize() == 3  # two lists and the registry, however many requests
+    keys = {key.decode() for key in client.scan_iter(count=100)}
+    statistics = {key for key in keys if ":stats:" in key}
+    assert len(keys - statistics) == 3  # two lists and the registry, however many requests
+    # The tile statistics: the cumulative hash and, per minute the run touched, a hash,
+    # the maxima and the slowest tiles.
+    assert len(statistics) <= 1 + 3 * (SECONDS // 60 + 2)
     memory_after = redis_server.info("memory")["used_memory"]
     # What the app keeps is a few KEEP-long lists, whatever the number of requests.
     kept_bytes = sum(client.memory_usage(key) or 0 for key in client.scan_iter(count=100))

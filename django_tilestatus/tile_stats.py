@@ -1,0 +1,428 @@
+"""The status page's "Tiles" section, computed from the per-minute statistics.
+
+``build_tiles`` turns one read of the last hour (``StatMinutes``) into a
+``TilesReport``: per layer, for the last 5 and 60 minutes, requests per
+minute, the cache hit ratio, p50 / p95 / max response seconds for hits and
+for renders, errors and the p95 cache-lock wait; per zoom, the hour's requests by outcome;
+the hour's slowest tiles; and sparklines (SVG polyline points) of requests per
+minute and p95 over the hour. Every format (HTML, JSON, text, the terminal
+view) shows these values as computed here.
+
+Percentiles are estimated from the fixed buckets of ``stats.BUCKETS`` as
+Prometheus's ``histogram_quantile`` does (linear within the bucket), and never
+exceed the slowest request seen.
+
+Core module: imports the standard library, ``stats`` and ``store`` (its data
+classes) and ``vocabulary`` only.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .stats import (
+    BUCKET,
+    BUCKET_COUNT,
+    BUCKETS,
+    CLIENT_ERROR,
+    COUNT,
+    HIT,
+    LOCK_COUNT,
+    NO_ZOOM,
+    OTHER_LAYER,
+    RENDERED,
+    SERVER_ERROR,
+)
+from .store import StatMinutes
+from .vocabulary import clean, nice_time
+
+#: The windows of the Tiles section, in minutes.
+WINDOWS = (5, 60)
+#: Minutes read: the longest window.
+MINUTES = max(WINDOWS)
+#: Sparkline size in SVG user units.
+SPARK_WIDTH, SPARK_HEIGHT = 120, 24
+
+
+def quantile(q: float, buckets: Sequence[float], slowest: float | None = None) -> float | None:
+    """The ``q`` quantile of bucket counts (``BUCKET_COUNT`` of them), or None if empty."""
+    total = sum(buckets)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0.0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            if index >= len(BUCKETS):  # +Inf: the highest finite bound, as Prometheus
+                estimate = BUCKETS[-1]
+            else:
+                lower = BUCKETS[index - 1] if index else 0.0
+                estimate = lower + (BUCKETS[index] - lower) * (rank - seen) / count
+            return min(estimate, slowest) if slowest is not None else estimate
+        seen += count
+    return None
+
+
+def seconds_text(seconds: float | None) -> str:
+    """A duration as the page shows it: ``12 ms``, ``1.25 s``, or ``-`` for none."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.0f} %"
+
+
+class _Tally:
+    """Bucket counts per outcome and lock waits, summed over some minutes."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
+        self.lock: list[float] = [0.0] * BUCKET_COUNT
+        self.slowest: dict[str, float] = {}
+
+    def add_count(self, outcome: str, bucket: int, count: float) -> None:
+        self.buckets[outcome][bucket] += count
+
+    def add_max(self, outcome: str, seconds: float) -> None:
+        self.slowest[outcome] = max(self.slowest.get(outcome, 0.0), seconds)
+
+    def requests(self, outcome: str | None = None) -> int:
+        if outcome is not None:
+            return int(sum(self.buckets[outcome])) if outcome in self.buckets else 0
+        return int(sum(sum(counts) for counts in self.buckets.values()))
+
+    def figures(self, minutes: int) -> Figures:
+        hits, rendered = self.requests(HIT), self.requests(RENDERED)
+        served = hits + rendered
+        requests = self.requests()
+
+        def timing(outcome: str) -> Timing:
+            counts = self.buckets.get(outcome, [0.0] * BUCKET_COUNT)
+            slowest = self.slowest.get(outcome)
+            return Timing(quantile(0.5, counts, slowest), quantile(0.95, counts, slowest), slowest)
+
+        return Figures(
+            minutes=minutes,
+            requests=requests,
+            per_minute=requests / minutes,
+            hits=hits,
+            rendered=rendered,
+            client_errors=self.requests(CLIENT_ERROR),
+            server_errors=self.requests(SERVER_ERROR),
+            hit_ratio=hits / served if served else None,
+            hit=timing(HIT),
+            render=timing(RENDERED),
+            lock_waits=int(sum(self.lock)),
+            lock_p95=quantile(0.95, self.lock),
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Response seconds of one outcome: estimated p50 and p95, and the slowest seen."""
+
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: None if value is None else round(value, 6)
+            for name, value in (("p50", self.p50), ("p95", self.p95), ("max", self.max))
+        } | {
+            "p50_text": seconds_text(self.p50),
+            "p95_text": seconds_text(self.p95),
+            "max_text": seconds_text(self.max),
+        }
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One layer (or one zoom of it) over one window."""
+
+    minutes: int
+    requests: int
+    per_minute: float
+    hits: int
+    rendered: int
+    client_errors: int
+    server_errors: int
+    #: Hits over hits and renders (errors left out); None when neither happened.
+    hit_ratio: float | None
+    hit: Timing
+    render: Timing
+    lock_waits: int
+    lock_p95: float | None
+
+    @property
+    def errors(self) -> int:
+        return self.client_errors + self.server_errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "minutes": self.minutes,
+            "requests": self.requests,
+            "per_minute": round(self.per_minute, 2),
+            "hits": self.hits,
+            "rendered": self.rendered,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "errors": self.errors,
+            "hit_ratio": None if self.hit_ratio is None else round(self.hit_ratio, 4),
+            "hit_ratio_text": ratio_text(self.hit_ratio),
+            "hit": self.hit.as_dict(),
+            "render": self.render.as_dict(),
+            "lock_waits": self.lock_waits,
+            "lock_p95": None if self.lock_p95 is None else round(self.lock_p95, 6),
+            "lock_p95_text": seconds_text(self.lock_p95),
+        }
+
+
+@dataclass(frozen=True)
+class ZoomFigures:
+    """One zoom of a layer over the hour: requests by outcome (no timings: the statistics
+    do not cross zoom with response time, to bound their size)."""
+
+    zoom: int
+    requests: int
+    hits: int
+    rendered: int
+    client_errors: int
+    server_errors: int
+
+    @classmethod
+    def of(cls, zoom: int, counts: Counter[str]) -> ZoomFigures:
+        return cls(
+            zoom,
+            sum(counts.values()),
+            counts[HIT],
+            counts[RENDERED],
+            counts[CLIENT_ERROR],
+            counts[SERVER_ERROR],
+        )
+
+    @property
+    def hit_ratio(self) -> float | None:
+        served = self.hits + self.rendered
+        return self.hits / served if served else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "zoom": zoom_text(self.zoom),
+            "requests": self.requests,
+            "hits": self.hits,
+            "rendered": self.rendered,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "errors": self.client_errors + self.server_errors,
+            "hit_ratio": None if self.hit_ratio is None else round(self.hit_ratio, 4),
+            "hit_ratio_text": ratio_text(self.hit_ratio),
+        }
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """Per-minute values over the hour as SVG polyline points, oldest first."""
+
+    values: list[float]
+
+    @property
+    def peak(self) -> float:
+        return max(self.values, default=0.0)
+
+    @property
+    def points(self) -> str:
+        peak = self.peak or 1.0
+        step = SPARK_WIDTH / max(1, len(self.values) - 1)
+        return " ".join(
+            f"{index * step:.1f},{SPARK_HEIGHT - value / peak * (SPARK_HEIGHT - 2) - 1:.1f}"
+            for index, value in enumerate(self.values)
+        )
+
+
+@dataclass(frozen=True)
+class LayerTiles:
+    """One layer's figures: per window, per zoom (over the hour), and sparklines."""
+
+    layer: str
+    windows: list[Figures]
+    zooms: list[ZoomFigures]
+    requests_line: Sparkline
+    p95_line: Sparkline
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "windows": [figures.as_dict() for figures in self.windows],
+            "zooms": [figures.as_dict() for figures in self.zooms],
+            "sparkline": {
+                "width": SPARK_WIDTH,
+                "height": SPARK_HEIGHT,
+                "requests": self.requests_line.points,
+                "requests_peak": round(self.requests_line.peak, 2),
+                "p95": self.p95_line.points,
+                "p95_peak_text": seconds_text(self.p95_line.peak or None),
+            },
+        }
+
+
+def zoom_text(zoom: int) -> str:
+    return "none" if zoom == NO_ZOOM else str(zoom)
+
+
+@dataclass(frozen=True)
+class SlowTile:
+    """One of the hour's slowest requests."""
+
+    layer: str
+    path: str
+    seconds: float
+    when: float
+    host: str
+    pid: int
+    elapsed: float
+    #: The tile's URL (the tile URLs' root + path).
+    url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "path": self.path,
+            "url": self.url,
+            "seconds": round(self.seconds, 6),
+            "seconds_text": seconds_text(self.seconds),
+            "when": round(self.when, 3),
+            "ago": nice_time(self.elapsed) + " ago",
+            "host": self.host,
+            "pid": self.pid,
+        }
+
+
+@dataclass(frozen=True)
+class TilesReport:
+    """The Tiles section."""
+
+    windows: tuple[int, ...] = WINDOWS
+    layers: list[LayerTiles] = field(default_factory=list)
+    slowest: list[SlowTile] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "windows": list(self.windows),
+            "layers": [layer.as_dict() for layer in self.layers],
+            "slowest": [slow.as_dict() for slow in self.slowest],
+        }
+
+    def text_lines(self) -> list[str]:
+        """The section as text lines of at most 80 columns (text format, terminal view)."""
+        lines = []
+        header = (
+            f"{'layer':<16} {'win':>4} {'req/min':>8} {'hit %':>6} "
+            f"{'hit p95':>8} {'rnd p50':>8} {'rnd p95':>8} {'errors':>6} {'lock p95':>8}"
+        )
+        lines.append(header)
+        for layer in self.layers:
+            for figures in layer.windows:
+                lines.append(
+                    f"{clean(layer.layer, 16):<16} {str(figures.minutes) + 'm':>4} "
+                    f"{figures.per_minute:>8.1f} {ratio_text(figures.hit_ratio):>6} "
+                    f"{seconds_text(figures.hit.p95):>8} {seconds_text(figures.render.p50):>8} "
+                    f"{seconds_text(figures.render.p95):>8} {figures.errors:>6} "
+                    f"{seconds_text(figures.lock_p95):>8}"
+                )
+        if not self.layers:
+            lines.append("(no tile requests in the last hour)")
+        if self.slowest:
+            lines.append("slowest tiles of the hour:")
+            for slow in self.slowest:
+                lines.append(
+                    f"  {seconds_text(slow.seconds):>8}  {clean(slow.path, 40):<40} "
+                    f"{clean(slow.host, 12)}:{slow.pid}"
+                )
+        return lines
+
+
+def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesReport:
+    """The Tiles section from the last ``MINUTES`` minutes of statistics."""
+    current = int(now // 60)
+    # layer -> window -> tally; layer -> zoom -> outcome counts (the hour); layer -> minute
+    # -> tally.
+    windows: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+    zooms: dict[str, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    per_minute: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+    for minute, fields in data.fields.items():
+        age = current - minute
+        if not 0 <= age < MINUTES:
+            continue
+        for key, value in fields.items():
+            if key[0] == COUNT:
+                _, layer, zoom, outcome = key
+                zooms[layer][zoom][outcome] += int(value)
+            elif key[0] == BUCKET:
+                _, layer, outcome, bucket = key
+                targets = [per_minute[layer][minute]]
+                targets += [windows[layer][span] for span in WINDOWS if age < span]
+                for tally in targets:
+                    tally.add_count(outcome, bucket, value)
+            elif key[0] == LOCK_COUNT:
+                _, layer, bucket = key
+                for span in WINDOWS:
+                    if age < span:
+                        windows[layer][span].lock[bucket] += value
+        for (layer, outcome), seconds in data.maxima.get(minute, {}).items():
+            for span in WINDOWS:
+                if age < span:
+                    windows[layer][span].add_max(outcome, seconds)
+            per_minute[layer][minute].add_max(outcome, seconds)
+    layers = []
+    for layer in sorted(windows, key=lambda name: (name == OTHER_LAYER, name)):
+        minutes = range(current - MINUTES + 1, current + 1)
+        series = [per_minute[layer].get(minute) for minute in minutes]
+        layers.append(
+            LayerTiles(
+                layer=layer,
+                windows=[windows[layer][span].figures(span) for span in WINDOWS],
+                zooms=[ZoomFigures.of(zoom, zooms[layer][zoom]) for zoom in sorted(zooms[layer])],
+                requests_line=Sparkline([float(t.requests()) if t else 0.0 for t in series]),
+                p95_line=Sparkline([_p95_all(t) for t in series]),
+            )
+        )
+    return TilesReport(WINDOWS, layers, _slowest(data.slowest, now, tile_root))
+
+
+def tile_url(tile_root: str, path: str) -> str:
+    """The link to a recorded tile path: always under the tile URLs' root, even for a
+    path like ``//elsewhere.example/...`` (which alone would name another host)."""
+    return tile_root + "/" + urllib.parse.quote(path.lstrip("/"), safe="/")
+
+
+def _p95_all(tally: _Tally | None) -> float:
+    if tally is None:
+        return 0.0
+    counts = [sum(column) for column in zip(*tally.buckets.values(), strict=True)]
+    return quantile(0.95, counts, max(tally.slowest.values(), default=None)) or 0.0
+
+
+def _slowest(entries: Iterable[dict[str, Any]], now: float, tile_root: str) -> list[SlowTile]:
+    slow = []
+    for entry in entries:
+        path = clean(str(entry["path"]))
+        slow.append(
+            SlowTile(
+                layer=clean(str(entry["layer"])),
+                path=path,
+                seconds=float(entry["seconds"]),
+                when=float(entry["when"]),
+                host=clean(str(entry["host"])),
+                pid=int(entry["pid"]),
+                elapsed=max(0.0, now - float(entry["when"])),
+                url=tile_url(tile_root, path),
+            )
+        )
+    return slow

@@ -1,0 +1,233 @@
+"""Tile statistics: what a request counts, what Redis keeps, what the Tiles section shows."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from django_tilestatus import recorder, stats
+from django_tilestatus.stats import BUCKETS, OTHER_LAYER, TileStats
+from django_tilestatus.store import MINUTE_TTL, STATS_TTL, RedisStore
+from django_tilestatus.tile_stats import build_tiles, quantile, tile_url
+
+from .support.status import flush_events
+
+pytestmark = pytest.mark.django_db
+
+
+def totals_by_outcome(store: RedisStore) -> Counter[tuple[str, int, str]]:
+    found: Counter[tuple[str, int, str]] = Counter()
+    for key, value in store.stat_totals().fields.items():
+        if key[0] == stats.COUNT:
+            found[key[1], key[2], key[3]] += int(value)
+    return found
+
+
+def app_store() -> RedisStore:
+    from django_tilestatus import runtime
+
+    store = runtime.get_store()
+    assert isinstance(store, RedisStore)
+    return store
+
+
+def test_a_request_is_a_render_then_a_hit_and_errors_are_counted_by_status(client: Client) -> None:
+    row = uuid.uuid4().int % 4096
+    tile = f"/tiles/solid/12/7/{row}.png"
+    assert client.get(tile).status_code == 200  # cold: the provider draws it
+    assert client.get(tile).status_code == 200  # warm: cache.read gives the body
+    assert client.get("/tiles/nowhere/12/7/1.png").status_code == 404
+    assert client.get("/tiles/solid/zz/7/1.png").status_code == 400
+    assert client.get("/tiles/broken/3/1/1.png").status_code == 500
+    flush_events()
+    assert totals_by_outcome(app_store()) == {
+        ("solid", 12, "rendered"): 1,
+        ("solid", 12, "hit"): 1,
+        (OTHER_LAYER, stats.NO_ZOOM, "client_error"): 1,
+        ("solid", stats.NO_ZOOM, "client_error"): 1,
+        ("broken", 3, "server_error"): 1,
+    }
+    lock_waits = [
+        value
+        for key, value in app_store().stat_totals().fields.items()
+        if key[0] == stats.LOCK_COUNT
+    ]
+    assert sum(lock_waits) == 1  # only the render took the cache lock
+
+
+def test_nothing_is_counted_when_recording_is_off(client: Client, settings: Any) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
+    assert client.get("/tiles/solid/3/1/2.png").status_code == 200
+    assert recorder.existing_recorder() is None
+    assert app_store().stat_totals().fields == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("solid/3/1/2.png", ("solid", 3)),
+        ("/solid/32/1/2.png", ("solid", 32)),
+        ("solid/33/1/2.png", ("solid", stats.NO_ZOOM)),
+        ("solid/²/1/2.png", ("solid", stats.NO_ZOOM)),
+        ("solid/99999999999999999999/1/2.png", ("solid", stats.NO_ZOOM)),
+        ("solid/preview.html", ("solid", stats.NO_ZOOM)),
+        ("<script>/3/1/2.png", (OTHER_LAYER, stats.NO_ZOOM)),
+        ("unknown/3/1/2.png", (OTHER_LAYER, stats.NO_ZOOM)),
+        ("", (OTHER_LAYER, stats.NO_ZOOM)),
+    ],
+)
+def test_labels_come_from_the_configuration_never_from_the_path(
+    path: str, expected: tuple[str, int]
+) -> None:
+    assert stats.tile_of(path, {"solid"}, 32) == expected
+
+
+def test_outcomes_follow_the_status_and_the_cache() -> None:
+    assert stats.outcome_of(200, True) == "hit"
+    assert stats.outcome_of(200, False) == "rendered"
+    assert stats.outcome_of(302, False) == "rendered"
+    assert stats.outcome_of(404, True) == "client_error"
+    assert stats.outcome_of(502, False) == "server_error"
+
+
+def test_buckets_hold_their_upper_bound() -> None:
+    assert stats.bucket_of(0.005) == 0
+    assert stats.bucket_of(0.0051) == 1
+    assert stats.bucket_of(30.0) == len(BUCKETS) - 1
+    assert stats.bucket_of(31.0) == len(BUCKETS)  # +Inf
+
+
+def test_a_failed_send_gives_its_counts_back_and_the_slowest_stay_ten() -> None:
+    counted = TileStats()
+    for index in range(25):
+        counted.count("solid", 3, "hit", index / 100, 0.0, f"/solid/3/{index}/0.png")
+    counted.count("solid", 3, "rendered", 2.0, 0.5, "/solid/3/99/0.png")
+    first = counted.take()
+    assert sum(first.counts.values()) == 26
+    assert sorted(slow.path for slow in first.slowest)[-1] == "/solid/3/99/0.png"
+    assert len(first.slowest) == 10
+    counted.count("solid", 3, "hit", 0.001, 0.0, "/solid/3/0/0.png")
+    counted.give_back(first)
+    again = counted.take()
+    assert sum(again.counts.values()) == 27
+    assert len(again.slowest) == 10 and max(again.slowest).seconds == 2.0
+    assert sum(again.lock_counts.values()) == 1
+    assert not counted.take()
+
+
+def test_quantiles_interpolate_within_buckets_and_never_pass_the_slowest() -> None:
+    counts = [0.0] * stats.BUCKET_COUNT
+    counts[stats.bucket_of(0.03)] = 100  # all between 25 and 50 ms
+    assert quantile(0.5, counts) == pytest.approx(0.0375)
+    assert quantile(0.95, counts, slowest=0.04) == pytest.approx(0.04)
+    assert quantile(0.5, [0.0] * stats.BUCKET_COUNT) is None
+    counts[-1] = 1000  # beyond 30 s: reported as 30 s, as Prometheus does
+    assert quantile(0.95, counts) == BUCKETS[-1]
+
+
+def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: RedisStore) -> None:
+    counted = TileStats()
+    for index in range(12):
+        counted.count("solid", 3, "hit", 0.002, 0.0, f"/solid/3/{index}/0.png")
+    counted.count("solid", 4, "rendered", 0.3, 0.02, "/solid/4/0/0.png")
+    counted.count("sol|id\n", 4, "rendered", 0.1, 0.0, "/sol|id\n/4/0/0.png")
+    deltas = counted.take()
+    deltas.dropped = 7
+    store.write("tiles-1", 42, [(time.time(), "Finished /solid/4/0/0.png")], stats=deltas)
+    store.write("tiles-2", 43, [], stats=stats.Deltas(dropped=2))
+
+    totals = store.stat_totals()
+    assert totals.dropped == {"tiles-1": 7, "tiles-2": 2}
+    counts = {key[1:4]: value for key, value in totals.fields.items() if key[0] == stats.COUNT}
+    assert counts == {
+        ("solid", 3, "hit"): 12,
+        ("solid", 4, "rendered"): 1,
+        ("sol|id\n", 4, "rendered"): 1,
+    }
+
+    now = time.time()
+    minutes = store.stat_minutes(now, 60)
+    assert sum(1 for key in minutes.fields[int(now // 60)] if key[0] == stats.COUNT) == 3
+    assert minutes.maxima[int(now // 60)][("solid", "rendered")] == pytest.approx(0.3)
+    assert len(minutes.slowest) == 10
+    assert minutes.slowest[0]["path"] == "/solid/4/0/0.png"
+    assert minutes.slowest[0]["host"] == "tiles-1" and minutes.slowest[0]["pid"] == 42
+
+    client = store.client
+    keys = list(client.scan_iter(match=f"{store.prefix}:*:stats:*"))
+    assert len(keys) == 5  # total, dropped, and the minute's hash, maxima and slowest
+    for key in keys:
+        ttl = client.ttl(key)
+        assert 0 < ttl <= STATS_TTL
+        if b":minute:" in key or b":max:" in key or b":slow:" in key:
+            assert ttl <= MINUTE_TTL
+
+
+def test_what_another_program_wrote_under_the_prefix_is_skipped(store: RedisStore) -> None:
+    minute = int(time.time() // 60)
+    client = store.client
+    good = stats.field_name(stats.COUNT, "solid", 3, "hit")
+    client.hset(
+        store.stats_total_key(),
+        mapping={
+            good: 2,
+            "not json": 1,
+            '["n","solid",3,"nope"]': 1,
+            '["b","solid","hit",99]': 1,
+            '["n","solid","3","hit"]': 1,
+            stats.field_name(stats.COUNT, "solid", 4, "hit"): "many",
+            stats.field_name(stats.SECONDS, "solid", "hit"): "nan",
+        },
+    )
+    client.zadd(store.stats_slow_key(minute), {"{]": 3, json.dumps({"seconds": "x"}): 2})
+    assert store.stat_totals().fields == {("n", "solid", 3, "hit"): 2}
+    assert store.stat_minutes(time.time(), 60).slowest == []
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "url"),
+    [
+        ("/tiles", "/solid/5/1/1.png", "/tiles/solid/5/1/1.png"),
+        ("", "//evil.example/x.png", "/evil.example/x.png"),
+        ("", '/a"><script>/1/1/1.png', "/a%22%3E%3Cscript%3E/1/1/1.png"),
+    ],
+)
+def test_a_slow_tile_links_under_the_tile_root_only(root: str, path: str, url: str) -> None:
+    assert tile_url(root, path) == url
+
+
+def test_the_tiles_section_has_windows_zooms_slowest_and_sparklines(store: RedisStore) -> None:
+    now = time.time()
+    counted = TileStats()
+    for _ in range(30):
+        counted.count("solid", 3, "hit", 0.003, 0.0, "/solid/3/1/1.png")
+    for _ in range(10):
+        counted.count("solid", 5, "rendered", 0.2, 0.01, "/solid/5/1/1.png")
+    counted.count("solid", 5, "client_error", 0.001, 0.0, "/solid/5/x/1.png")
+    store.write("tiles-1", 42, [(now, "Finished")], stats=counted.take())
+
+    section = build_tiles(store.stat_minutes(now, 60), now, tile_root="/tiles")
+    (layer,) = section.layers
+    five, hour = layer.windows
+    assert (five.minutes, hour.minutes) == (5, 60)
+    assert (hour.requests, hour.hits, hour.rendered, hour.errors) == (41, 30, 10, 1)
+    assert hour.hit_ratio == pytest.approx(0.75)
+    assert hour.per_minute == pytest.approx(41 / 60) and five.per_minute == pytest.approx(41 / 5)
+    assert hour.render.max == pytest.approx(0.2)
+    assert 0.1 < (hour.render.p95 or 0) <= 0.2 and (hour.hit.p50 or 1) <= 0.003
+    assert hour.lock_waits == 10 and 0.005 < (hour.lock_p95 or 0) <= 0.01
+    assert [(zoom.zoom, zoom.requests, zoom.hit_ratio) for zoom in layer.zooms] == [
+        (3, 30, 1.0),
+        (5, 11, 0.0),
+    ]
+    assert section.slowest[0].url == "/tiles/solid/5/1/1.png"
+    data = section.as_dict()
+    json.dumps(data, allow_nan=False)
+    assert len(data["layers"][0]["sparkline"]["requests"].split()) == 60
+    assert all(len(line) <= 80 for line in section.text_lines())
