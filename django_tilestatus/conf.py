@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "BUSY_AFTER": 10,
     "HOST": None,
     "ENABLED": True,
+    "FAST_PATH": True,
 }
 
 #: Keys whose value must be a positive number (checked by ``tilestatus.E005``).
@@ -50,6 +51,7 @@ class Config:
     busy_after: float
     host: str
     enabled: bool
+    fast_path: bool
 
 
 _cached: Config | None = None
@@ -88,6 +90,7 @@ def get_config() -> Config:
             busy_after=raw["BUSY_AFTER"],
             host=str(raw["HOST"] or socket.gethostname()),
             enabled=bool(raw["ENABLED"]),
+            fast_path=bool(raw["FAST_PATH"]),
         )
     return _cached
 

@@ -5,6 +5,8 @@ Environment:
   fakeredis store stands in (one process only), and the log says so.
 - ``TILESTATUS_ENABLED=0``: serve tiles without recording, to compare.
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
+- ``TILESTATUS_FAST_PATH=0``: serve tiles through Django's middleware and URL
+  resolution instead of the fast path ``wsgi.py`` wires (to compare).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
 - ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
   the demo's ``tilestache.cfg`` (the reliability tests serve a slow layer and a
@@ -112,6 +114,7 @@ TILESTATUS = {
     "KEY_PREFIX": os.environ.get("TILESTATUS_KEY_PREFIX", "tilestatus"),
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
+    "FAST_PATH": os.environ.get("TILESTATUS_FAST_PATH", "1") != "0",
 }
 
 LOGGING = {
