@@ -141,13 +141,11 @@ class FastPath:
         self._routes = _Routes(urlconf)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        routes = self._routes.get()
-        if (
-            routes is not None
-            and environ.get("PATH_INFO", "").startswith(routes.wsgi_prefix)
-            and conf.get_config().fast_path
-        ):
-            path_info = get_path_info(environ)  # decoded as Django decodes it
+        routes = self._routes.get() if conf.get_config().fast_path else None
+        if routes is not None and environ.get("PATH_INFO", "").startswith(routes.wsgi_prefix):
+            raw = environ["PATH_INFO"]
+            # Decoded as Django decodes it; ASCII, the usual case, decodes to itself.
+            path_info = raw if raw.isascii() else get_path_info(environ)
             path = routes.tile_path(path_info)
             if path is not None:
                 return self._serve(environ, start_response, path_info, path)
@@ -167,7 +165,7 @@ class FastPath:
         )
         head = method == "HEAD"
         headers = result.http_headers()
-        if not all(_plain(value) for _, value in headers):
+        if not _plain("".join([value for _, value in headers])):
             # Rare (a layer's header beyond ASCII): let Django encode it, or refuse it, as
             # the view's response would.
             headers = list(views.http_response(result, head).items())
@@ -176,9 +174,9 @@ class FastPath:
         return [b"" if head else result.body]
 
 
-def _plain(value: str) -> bool:
-    """Whether a header value goes out as it is: printable ASCII."""
-    return value.isascii() and value.isprintable()
+def _plain(values: str) -> bool:
+    """Whether header values go out as they are: printable ASCII."""
+    return values.isascii() and values.isprintable()
 
 
 class FastPathMiddleware:
@@ -192,8 +190,8 @@ class FastPathMiddleware:
         self._routes = _Routes(None)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        routes = self._routes.get()
-        if routes is not None and conf.get_config().fast_path:
+        routes = self._routes.get() if conf.get_config().fast_path else None
+        if routes is not None:
             path = routes.tile_path(request.path_info)
             if path is not None:
                 return views.tile(request, path)
