@@ -19,6 +19,8 @@ import redis
 from django_tilestatus import connection, recorder, runtime
 from django_tilestatus.store import RedisStore
 
+from .clients import PATHS, make_client
+
 REAL_REDIS_URL = os.environ.get("TILESTATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -96,6 +98,17 @@ def store(redis_client: Any) -> Iterator[RedisStore]:
     prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
     yield RedisStore(redis_client, prefix=prefix, keep=5, ttl=600)
     delete_prefixed(redis_client, prefix)
+
+
+@pytest.fixture(params=PATHS)
+def tile_client(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """Make test clients for one way of serving tiles: Django, the fast path's middleware
+    or its WSGI wrapper; every test using it runs on all three."""
+
+    def make(**kwargs: Any) -> Any:
+        return make_client(request.param, settings, **kwargs)
+
+    return make
 
 
 def flush_events() -> None:
