@@ -187,9 +187,7 @@ def in_process_markdown(rows: list[CpuRow]) -> list[str]:
     names = [name for name in VARIANTS if any(r.variant == name for r in rows)]
     for name in names:
         micros = Spread.of(r.micros for r in rows if r.variant == name)
-        table.append(
-            [VARIANTS[name][0], micros.format(0), cpu_ratio(rows, name, "bare").format()]
-        )
+        table.append([VARIANTS[name][0], micros.format(0), cpu_ratio(rows, name, "bare").format()])
     pairs = [
         ("fast_on", "fast_off", "fast path: recording / `ENABLED: False`"),
         ("django_on", "django_off", "through Django: recording / `ENABLED: False`"),

@@ -63,7 +63,9 @@ def http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:
 def script_name(full_path: str, path: str) -> str:
     """The URL prefix the tile URLs are mounted under (for redirects), from the request's
     full path (script name included) and the path under the include."""
-    prefix = full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else full_path
+    prefix = (
+        full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else full_path
+    )
     return prefix.rstrip("/")
 
 

@@ -160,4 +160,6 @@ def test_check_w002_a_project_view_shadows_a_tile_path(settings: Any) -> None:
 def test_check_e007_fast_path_must_be_a_bool(settings: Any) -> None:
     settings.TILESTATUS = {**settings.TILESTATUS, "FAST_PATH": "yes"}
     messages = [m for m in run_checks() if m.id == "tilestatus.E007"]
-    assert [m.msg for m in messages] == ["TILESTATUS['FAST_PATH'] must be True or False, not 'yes'."]
+    assert [m.msg for m in messages] == [
+        "TILESTATUS['FAST_PATH'] must be True or False, not 'yes'."
+    ]
