@@ -66,7 +66,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, str]]] = {
 #: Key prefix the recording processes write under.
 PREFIX = "bench-in-process"
 ROUNDS = 30
-REQUESTS = 300
+REQUESTS = 700
 
 
 @dataclass

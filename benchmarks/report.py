@@ -17,8 +17,9 @@ LABELS = {
     "bare": "TileStache `WSGITileServer`, nothing recorded",
     "original": "original StatusServer pattern (new client per event, 3 commands, KEYS)",
     "floor": "plain Django view calling the layer (the floor)",
-    "off": "tile view, `ENABLED: False`",
-    "on": "tile view, recording (this app)",
+    "django": "tile view through Django (`FAST_PATH: False`), recording",
+    "off": "fast path, `ENABLED: False`",
+    "on": "fast path, recording (this app, as the example project serves)",
 }
 
 
@@ -180,8 +181,8 @@ def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
     return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
 
 
-def in_process_markdown(rows: list[CpuRow]) -> list[str]:
-    """The in-process section: CPU µs per warm tile, × bare, and the paired pairs."""
+def in_process_markdown(rows: list[CpuRow], with_targets: bool = True) -> list[str]:
+    """The in-process section: CPU µs per warm tile, × bare, paired ratios (and its target)."""
     rounds = len({r.round for r in rows})
     table = []
     names = [name for name in VARIANTS if any(r.variant == name for r in rows)]
@@ -212,15 +213,19 @@ def in_process_markdown(rows: list[CpuRow]) -> list[str]:
                 if a in names and b in names
             ],
         ),
-        "",
-        *in_process_targets_table(rows),
-    ]
-
-
-def in_process_targets_table(rows: list[CpuRow]) -> list[str]:
-    return _table(
-        ["target", "measured", "met"],
-        [[t.text, t.measured, "yes" if t.met else "**no**"] for t in in_process_targets(rows)],
+    ] + (
+        [
+            "",
+            *_table(
+                ["target", "measured", "met"],
+                [
+                    [t.text, t.measured, "yes" if t.met else "**no**"]
+                    for t in in_process_targets(rows)
+                ],
+            ),
+        ]
+        if with_targets
+        else []
     )
 
 
@@ -242,8 +247,9 @@ def markdown(results: Results) -> str:
         f"- Servers: gunicorn, {params['workers']} sync workers each, the same TileStache "
         f"config (the example project's `demo` layer, Pillow-drawn PNGs, a Disk cache)",
         f"- Rounds: {params['rounds']} warm × {params['seconds']} s and "
-        f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; status reads "
-        f"{params['read_repeats']} alternating pairs per case",
+        f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; in-process "
+        f"{params['in_process_rounds']} rounds of {params['in_process_requests']} requests per "
+        f"application; status reads {params['read_repeats']} alternating pairs per case",
         "",
         f"## Targets: {'all met' if met else 'NOT ALL MET'}",
         "",
@@ -255,11 +261,11 @@ def markdown(results: Results) -> str:
         "## Warm tiles (cached), throughput",
         "",
     ]
-    out += _throughput_table(results.warm, ("bare", "original", "floor", "off", "on"))
+    out += _throughput_table(results.warm, ("bare", "original", "floor", "django", "off", "on"))
     pairs = [
         ("on", "off", "recording / `ENABLED: False`"),
-        ("off", "floor", "`ENABLED: False` / plain Django floor"),
-        ("on", "floor", "recording / plain Django floor"),
+        ("on", "django", "recording: fast path / through Django"),
+        ("django", "floor", "through Django / plain Django floor"),
     ]
     out += [
         "",
@@ -279,6 +285,7 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _throughput_table(results.cold, ("bare", "on"))
+    out += ["", *in_process_markdown(results.in_process, with_targets=False)]
     out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
     rows = []
     for usage in results.usage:
@@ -366,6 +373,17 @@ def markdown(results: Results) -> str:
         f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
         f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}"
         for r in results.warm + results.cold
+    ]
+    out += [
+        "```",
+        "",
+        "In-process blocks:",
+        "",
+        "```",
+        "round variant requests cpu_seconds cpu_us_per_request",
+    ]
+    out += [
+        f"{r.round} {r.variant} {r.requests} {r.cpu:.6f} {r.micros:.1f}" for r in results.in_process
     ]
     out += [
         "```",
