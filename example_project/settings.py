@@ -41,6 +41,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The tile fast path under ASGI; under WSGI, wsgi.py's FastPath answers tiles before
+    # this list is reached (see docs/fast-path.md).
+    "django_tilestatus.fastpath.FastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
