@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,37 @@ def purge(env: dict[str, str], *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def workers_recorded(store: RedisStore, count: int) -> set[int]:
-    """The PIDs of this host that have recorded, once there are ``count`` of them."""
-    deadline = time.monotonic() + 10
+def workers_recorded(store: RedisStore, count: int, load: Callable[[], object]) -> set[int]:
+    """The PIDs of this host that have recorded, once there are ``count`` of them.
+
+    ``load`` is run again while fewer have: a warm tile takes a worker so little time
+    that one worker may answer a whole batch before another accepts a connection.
+    """
+    deadline = time.monotonic() + 30
     while True:
-        pids = {pid for host, pid, _ in store.registry().entries if host == socket.gethostname()}
-        if len(pids) >= count or time.monotonic() > deadline:
-            return pids
-        time.sleep(0.1)
+        load()
+        settle = time.monotonic() + 1  # the writer sends within 200 ms
+        while True:
+            pids = {
+                pid for host, pid, _ in store.registry().entries if host == socket.gethostname()
+            }
+            if len(pids) >= count or time.monotonic() > deadline:
+                return pids
+            if time.monotonic() > settle:
+                break
+            time.sleep(0.1)
+
+
+def settled_registry(store: RedisStore) -> list[Any]:
+    """The registry once the writers have sent what they queued (unchanged for 0.5 s)."""
+    deadline = time.monotonic() + 10
+    listed = sorted(store.registry().entries)
+    while True:
+        time.sleep(0.5)  # more than two of the writer's 200 ms intervals
+        now = sorted(store.registry().entries)
+        if now == listed or time.monotonic() > deadline:
+            return now
+        listed = now
 
 
 def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
@@ -59,9 +83,12 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
     store = RedisStore(real_redis, prefix=real_prefix)
     with gunicorn(env, workers=2, log=tmp_path / "gunicorn.log") as base:
         urls = [f"{base}/tiles/demo/3/{x}/{y}.png" for x in range(8) for y in range(8)]
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(lambda url: urllib.request.urlopen(url, timeout=30).read(), urls))
-        workers = workers_recorded(store, 2)
+
+        def load() -> None:
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                list(pool.map(lambda url: urllib.request.urlopen(url, timeout=30).read(), urls))
+
+        workers = workers_recorded(store, 2, load)
         assert len(workers) == 2, workers
         killed, survivor = sorted(workers)
         os.kill(killed, signal.SIGKILL)
@@ -69,7 +96,7 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         while liveness.is_running(killed) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-        listed = sorted(store.registry().entries)
+        listed = settled_registry(store)
         lines = purge(env, "--dry-run")
         assert lines[0].startswith(f"Would delete {socket.gethostname()} PID {killed}: ")
         assert "no longer running" in lines[0]
