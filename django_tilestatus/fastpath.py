@@ -30,6 +30,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.wsgi import get_path_info, get_script_name
 from django.http import HttpRequest, HttpResponseBase
@@ -183,16 +184,35 @@ class FastPathMiddleware:
     """Django middleware handing tile paths to the tile view before the rest of the stack.
 
     List it first in ``MIDDLEWARE`` (or after middleware that should still see tiles).
+    Sync and async: under ASGI the stack below it stays async, and a tile goes
+    to the (synchronous) tile view in a thread, as Django runs any sync view.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]):
         self.get_response = get_response
         self._routes = _Routes(None)
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        routes = self._routes.get() if conf.get_config().fast_path else None
-        if routes is not None:
-            path = routes.tile_path(request.path_info)
-            if path is not None:
-                return views.tile(request, path)
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self._acall(request)
+        path = self._tile_path(request)
+        if path is not None:
+            return views.tile(request, path)
         return self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        path = self._tile_path(request)
+        if path is not None:
+            return await sync_to_async(views.tile)(request, path)
+        response: HttpResponseBase = await self.get_response(request)
+        return response
+
+    def _tile_path(self, request: HttpRequest) -> str | None:
+        routes = self._routes.get() if conf.get_config().fast_path else None
+        return routes.tile_path(request.path_info) if routes is not None else None

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.checks import run_checks
 from django.core.signals import request_started
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from .clients import MIDDLEWARE, FastPathClient
 from .helpers import recorded_messages
@@ -73,6 +74,24 @@ def test_middleware_before_it_still_sees_tiles(settings: Any) -> None:
         *settings.MIDDLEWARE,
     ]
     assert Client().get("/tiles/solid/1/0/0.png")["X-Frame-Options"] == "DENY"
+
+
+def test_the_middleware_serves_tiles_under_asgi_too(settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        MIDDLEWARE,
+        *settings.MIDDLEWARE,
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ]
+
+    async def requests() -> tuple[Any, Any]:
+        client = AsyncClient()
+        return await client.get("/tiles/solid/1/0/0.png"), await client.get("/tiles/status/")
+
+    tile, status = async_to_sync(requests)()
+    assert tile.status_code == 200 and tile["Content-Type"] == "image/png"
+    assert "X-Frame-Options" not in tile  # the middleware after it was skipped
+    assert status.status_code == 302 and status["X-Frame-Options"] == "DENY"
+    assert recorded_messages()[1] == "Started /solid/1/0/0.png"
 
 
 def test_fast_path_false_sends_tiles_through_django(
