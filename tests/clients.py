@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import Client
 
 from django_tilestatus.fastpath import FastPath
@@ -67,13 +69,21 @@ class FastPathClient(Client):
         def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
             started.append((status, list(headers)))
 
-        answer = self.application(environ, start_response)
+        # As Django's test client does: the test's database connection must survive
+        # the request signals.
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
         try:
-            content = b"".join(answer)
+            answer = self.application(environ, start_response)
+            try:
+                content = b"".join(answer)
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
         finally:
-            close = getattr(answer, "close", None)
-            if close is not None:
-                close()
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
         status, headers = started[-1]
         return WSGIAnswer(status, headers, content)
 
