@@ -113,18 +113,18 @@ class _Routes:
     """The routes, read at the first request (the URLconf is ready by then).
 
     If they cannot be read, every request goes to Django, and a warning says why
-    once (``manage.py check`` says it too, as ``tilestatus.E008``).
+    once (``manage.py check`` says it too, as ``tilestatus.E008``, when the
+    middleware is listed).
     """
 
-    def __init__(self, urlconf: str | None):
-        self.urlconf = urlconf
+    def __init__(self) -> None:
         self.routes: TileRoutes | None = None
         self.loaded = False
 
     def get(self) -> TileRoutes | None:
         if not self.loaded:
             try:
-                self.routes = TileRoutes.from_urlconf(self.urlconf)
+                self.routes = TileRoutes.from_urlconf()
             except ImproperlyConfigured as exc:
                 logger.warning("Tile fast path off: %s Tiles are served through Django.", exc)
             self.loaded = True
@@ -137,9 +137,9 @@ class FastPath:
     ``application = FastPath(get_wsgi_application())`` in the project's wsgi.py.
     """
 
-    def __init__(self, application: WSGIApplication, urlconf: str | None = None):
+    def __init__(self, application: WSGIApplication):
         self.application = application
-        self._routes = _Routes(urlconf)
+        self._routes = _Routes()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         routes = self._routes.get() if conf.get_config().fast_path else None
@@ -193,7 +193,7 @@ class FastPathMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]):
         self.get_response = get_response
-        self._routes = _Routes(None)
+        self._routes = _Routes()
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
