@@ -1,6 +1,7 @@
 """Run every benchmark, print the results and write ``benchmarks/RESULTS.md``.
 
     .venv/bin/python -m benchmarks [--quick] [--output PATH]
+    .venv/bin/python -m benchmarks --in-process-only   # under a minute; prints only
 
 Needs no network: it starts its own redis-server on a free loopback port
 (or uses ``TILESTATUS_BENCH_REDIS_URL``) and the servers under gunicorn on
@@ -25,7 +26,7 @@ import redis
 
 from tests.support.http import request
 
-from . import config
+from . import config, in_process
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
 from .report import Results, markdown, targets
@@ -49,7 +50,21 @@ def make_servers() -> list[Server]:
             "floor",
             django_app,
             "/tiles",
-            {"DJANGO_SETTINGS_MODULE": "benchmarks.apps.floor_settings"},
+            {
+                "DJANGO_SETTINGS_MODULE": "benchmarks.apps.floor_settings",
+                "TILESTATUS_FAST_PATH": "0",
+            },
+        ),
+        Server(
+            "django",
+            "django",
+            django_app,
+            "/tiles",
+            {
+                "DJANGO_SETTINGS_MODULE": "benchmarks.apps.settings",
+                "TILESTATUS_ENABLED": "1",
+                "TILESTATUS_FAST_PATH": "0",
+            },
         ),
         Server(
             "off",
@@ -140,6 +155,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="alternating pairs per status-read case (default 12)",
     )
     parser.add_argument(
+        "--in-process-rounds",
+        type=int,
+        default=in_process.ROUNDS,
+        help=f"in-process rounds (default {in_process.ROUNDS})",
+    )
+    parser.add_argument(
+        "--in-process-only",
+        action="store_true",
+        help="only the in-process CPU figure (under a minute); results go to stdout only",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a short smoke run (2 rounds); results go to stdout only",
@@ -154,13 +180,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds = args.cold_rounds = 2
         args.read_repeats = 4
-    elif args.output is None:
+        args.in_process_rounds = 4
+    elif args.output is None and not args.in_process_only:
         args.output = config.BENCH_DIR / "RESULTS.md"
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.in_process_only:
+        return in_process.main(["--rounds", str(args.in_process_rounds)])
     started = time.monotonic()
     shutil.rmtree(config.VAR_DIR / "tiles", ignore_errors=True)
     config.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -194,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cold_rounds": args.cold_rounds,
                 "cold_seconds": args.cold_seconds,
                 "read_repeats": args.read_repeats,
+                "in_process_rounds": args.in_process_rounds,
+                "in_process_requests": in_process.REQUESTS,
             },
         )
         progress(f"Redis at {url}; load generator: {results.environment['load']}")
@@ -243,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # Pairs that make targets run next to each other (recording beside recording
             # off and beside bare), and the order reverses every round.
-            compared = [by_name[n] for n in ("off", "on", "bare", "floor", "original")]
+            compared = [by_name[n] for n in ("off", "on", "bare", "django", "floor", "original")]
             results.warm = throughput.warm_rounds(compared, args.rounds, args.seconds, progress)
             results.cold = throughput.cold_rounds(
                 [by_name["bare"], by_name["on"]],
@@ -262,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 server.stop()
 
+        results.in_process = in_process.measure(
+            url, config_file, args.in_process_rounds, progress=progress
+        )
         status_reads.populate(url, progress)
         results.reads = status_reads.time_reads(url, args.read_repeats, progress)
         status_scale.populate(url, progress)

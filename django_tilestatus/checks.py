@@ -11,12 +11,13 @@ import urllib.parse
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from redis.crc import key_slot
 
 from . import conf
 from .store import RedisStore
-from .tilestache import ConfigError, build_configuration
+from .tilestache import ConfigError, build_configuration, read_config_source
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: django-redis's Sentinel pieces, which only work together.
@@ -287,6 +288,8 @@ def _check_types(values: dict[str, Any]) -> list[CheckMessage]:
         problems.append(("HOST", "a non-empty string or None"))
     if not isinstance(values["ENABLED"], bool):
         problems.append(("ENABLED", "True or False"))
+    if not isinstance(values["FAST_PATH"], bool):
+        problems.append(("FAST_PATH", "True or False"))
     if not isinstance(values["CACHE_ALIAS"], str):
         problems.append(("CACHE_ALIAS", "a cache alias (a string)"))
     if not isinstance(values["REDIS_CLUSTER"], bool):
@@ -316,3 +319,57 @@ def _check_metrics_token(token: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+#: The fast path's middleware, as listed in ``MIDDLEWARE``.
+FAST_PATH_MIDDLEWARE = "django_tilestatus.fastpath.FastPathMiddleware"
+
+
+@register(Tags.urls)
+def check_fast_path(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The fast path can find the tile URLs, and answers only what Django gives the tile view.
+
+    The WSGI wrapper cannot be seen from here (wsgi.py is not imported by
+    ``manage.py``), so a URLconf without the tile URLs is an error only when the
+    middleware is listed; the wrapper logs the same reason at its first request.
+    """
+    from .fastpath import TileRoutes
+
+    if conf.merged()["FAST_PATH"] is not True:
+        return []
+    listed = FAST_PATH_MIDDLEWARE in getattr(settings, "MIDDLEWARE", [])
+    try:
+        routes = TileRoutes.from_urlconf()
+    except ImproperlyConfigured as exc:
+        if not listed:
+            return []
+        return [
+            Error(
+                f"The tile fast path is wired but cannot serve: {exc}",
+                hint="Include django_tilestatus.urls once, e.g. path('tiles/', "
+                "include('django_tilestatus.urls')), or remove FastPathMiddleware.",
+                id="tilestatus.E010",
+            )
+        ]
+    probes = [f"{name}/0/0/0.png" for name in _layer_names()] + ["status/", "status", "metrics"]
+    shadowed = [routes.prefix + p for p in probes if routes.resolves_elsewhere(p)]
+    if not shadowed:
+        return []
+    return [
+        Warning(
+            f"Paths under the tile URLs go to another view: {', '.join(shadowed)}. The tile "
+            "fast path would answer them as tiles.",
+            hint="Route nothing of your own under the tile URLs' prefix, or set "
+            "TILESTATUS['FAST_PATH'] = False.",
+            id="tilestatus.W002",
+        )
+    ]
+
+
+def _layer_names() -> list[str]:
+    """The layers named in ``CONFIG`` (without building it: ``check_settings`` does)."""
+    try:
+        layers = read_config_source(conf.merged()["CONFIG"])[0].get("layers")
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        return []
+    return sorted(str(name) for name in layers) if isinstance(layers, dict) else []

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "HOST": None,
     "ENABLED": True,
     "METRICS_TOKEN": None,
+    "FAST_PATH": True,
 }
 
 #: Fewest characters a ``METRICS_TOKEN`` may have (checked by ``tilestatus.E008``).
@@ -62,6 +63,7 @@ class Config:
     busy_after: float
     host: str
     enabled: bool
+    fast_path: bool
     #: The bearer token the metrics endpoint takes besides a staff session (None: staff only).
     metrics_token: str | None = None
 
@@ -105,6 +107,7 @@ def get_config() -> Config:
             busy_after=raw["BUSY_AFTER"],
             host=str(raw["HOST"] or socket.gethostname()),
             enabled=bool(raw["ENABLED"]),
+            fast_path=bool(raw["FAST_PATH"]),
             metrics_token=_usable_token(raw["METRICS_TOKEN"]),
         )
     return _cached

@@ -511,7 +511,10 @@ class RedisStore(_RedisStatistics):
         pipe = self.client.pipeline(transaction=False)
         if events:
             key = self.log_key(host, pid)
-            pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in events])
+            # Only the newest ``keep`` survive the trim below: a busy process's batch holds
+            # thousands, and formatting and sending the rest would be CPU for nothing.
+            newest = events[-self.keep :]
+            pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in newest])
             pipe.ltrim(key, 0, self.keep - 1)
             pipe.expire(key, self.ttl)
             pipe.zadd(self.registry_key(), {_member(host, pid): events[-1][0]})

@@ -51,15 +51,39 @@ class TileResponse:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
 
+    def http_headers(self) -> list[tuple[str, str]]:
+        """Every header of the answer, in the order sent: the one place they are set.
+
+        ``Content-Length`` is the GET body's length, so a HEAD answer (an
+        empty body) carries the GET's headers, as TileStache's server does.
+        """
+        return [
+            ("Content-Type", self.content_type),
+            *self.headers,
+            ("Content-Length", str(len(self.body))),
+        ]
+
 
 def text_response(status: int, text: str) -> TileResponse:
     return TileResponse(status, "text/plain; charset=utf-8", (text + "\n").encode("utf-8"))
+
+
+def not_allowed(allowed: tuple[str, ...]) -> TileResponse:
+    """The 405 answer for a method other than ``allowed``."""
+    response = text_response(405, f"Method not allowed: tiles answer {' and '.join(allowed)}.")
+    response.headers.append(("Allow", ", ".join(allowed)))
+    return response
 
 
 def _as_bytes(content: Any) -> bytes:
     if content is None:
         return b""
     return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+
+
+def iri_to_uri(iri: str) -> str:
+    """Percent-encode what a header cannot carry, as Django's ``iri_to_uri`` does."""
+    return urllib.parse.quote(iri, safe="/#%[]=:;$&()+,!?*@'~")
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,6 +166,7 @@ class TileServer:
         location = script_name + self._ts.mergePathInfo(layer.name(), coord, other)
         if query_string:
             location += "?" + query_string
+        location = iri_to_uri(location)
         body = f"You are being redirected to {location}\n".encode()
         return TileResponse(302, "text/plain", body, [("Location", location)])
 

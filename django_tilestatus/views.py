@@ -1,4 +1,10 @@
-"""The tile view: TileStache behind a catch-all URL, recording and counting each request."""
+"""The tile view: TileStache behind a catch-all URL, recording and counting each request.
+
+``answer`` is everything a tile request does (recording, statistics, the
+answer, errors, 405) and touches no Django object, so the fast path
+(``fastpath.py``) serves a tile by calling it too; ``tile`` only adapts a
+Django request to it and its answer to an ``HttpResponse``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,7 @@ import logging
 import time
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.utils.encoding import iri_to_uri
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import events, runtime, stats, tiles
@@ -18,19 +23,39 @@ logger = logging.getLogger(__name__)
 ALLOWED_METHODS = ("GET", "HEAD")
 
 
-def _http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:
-    """The one place a tile answer's headers are set.
+def answer(method: str, path: str, query_string: str, script_name: str) -> tiles.TileResponse:
+    """Answer one tile request, recording Started/Finished/Error; never raises ``Exception``.
 
-    A HEAD answer keeps the GET's headers, Content-Length included, with an
-    empty body: gunicorn sends whatever body it is given.
+    ``path`` is under the tile URLs' root, ``script_name`` the URL prefix they
+    are mounted under (for redirects). The body is the GET's even for HEAD:
+    the HTTP adapters leave it out, after ``Content-Length`` is taken from it.
     """
-    response = HttpResponse(
-        b"" if head else result.body, status=result.status, content_type=result.content_type
-    )
-    for name, value in result.headers:
-        response[name] = iri_to_uri(value) if name.lower() == "location" else value
-    response["Content-Length"] = str(len(result.body))
-    return response
+    recorder = events.active()
+    label = events.path_label(path) if recorder is not None else ""
+    start = time.perf_counter()
+    if recorder is not None:
+        events.started(recorder, label)
+        stats.request_began()
+    try:
+        if method not in ALLOWED_METHODS:
+            result = tiles.not_allowed(ALLOWED_METHODS)
+        else:
+            result = runtime.get_server().handle(path, query_string, script_name)
+    except Exception as exc:  # answered briefly, logged in full
+        elapsed = time.perf_counter() - start
+        failed = tiles.error_response(exc)
+        if recorder is not None:
+            events.error(recorder, exc, elapsed)
+            _count(recorder, label, failed.status, elapsed)
+        logger.exception(
+            "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
+        )
+        return failed
+    if recorder is not None:
+        elapsed = time.perf_counter() - start
+        events.finished(recorder, label, elapsed)
+        _count(recorder, label, result.status, elapsed)
+    return result
 
 
 def _count(recorder: Recorder, path: str, status: int, seconds: float) -> None:
@@ -41,44 +66,31 @@ def _count(recorder: Recorder, path: str, status: int, seconds: float) -> None:
     recorder.stats.count(layer, zoom, outcome, seconds, lock_wait, path)
 
 
-def _script_name(request: HttpRequest, path: str) -> str:
-    """The URL prefix the tile URLs are mounted under, for redirects."""
-    full = request.path
-    prefix = full[: len(full) - len(path)] if path and full.endswith(path) else full
+def http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:
+    """The answer as an ``HttpResponse``; a HEAD answer has the GET's headers, no body."""
+    response = HttpResponse(b"" if head else result.body, status=result.status)
+    for name, value in result.http_headers():
+        response[name] = value
+    return response
+
+
+def script_name(full_path: str, path: str) -> str:
+    """The URL prefix the tile URLs are mounted under (for redirects), from the request's
+    full path (script name included) and the path under the include."""
+    prefix = (
+        full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else full_path
+    )
     return prefix.rstrip("/")
 
 
 @csrf_exempt  # GET and HEAD only; without this a POST would get 403, not 405.
 @login_not_required  # tiles are public even under LoginRequiredMiddleware
 def tile(request: HttpRequest, path: str = "") -> HttpResponse:
-    """Answer a tile path under the include, recording Started/Finished/Error."""
-    recorder = events.active()
-    label = events.path_label(path) if recorder is not None else ""
-    start = time.perf_counter()
-    if recorder is not None:
-        events.started(recorder, label)
-        stats.request_began()
-    head = request.method == "HEAD"
-    try:
-        if request.method not in ALLOWED_METHODS:
-            response: HttpResponse = HttpResponseNotAllowed(ALLOWED_METHODS)
-        else:
-            result = runtime.get_server().handle(
-                path, request.META.get("QUERY_STRING", ""), _script_name(request, path)
-            )
-            response = _http_response(result, head)
-    except Exception as exc:  # answered briefly, logged in full
-        elapsed = time.perf_counter() - start
-        failed = tiles.error_response(exc)
-        if recorder is not None:
-            events.error(recorder, exc, elapsed)
-            _count(recorder, label, failed.status, elapsed)
-        logger.exception(
-            "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
-        )
-        return _http_response(failed, head)
-    if recorder is not None:
-        elapsed = time.perf_counter() - start
-        events.finished(recorder, label, elapsed)
-        _count(recorder, label, response.status_code, elapsed)
-    return response
+    """Answer a tile path under the include (see ``answer``)."""
+    result = answer(
+        request.method or "GET",
+        path,
+        request.META.get("QUERY_STRING", ""),
+        script_name(request.path, path),
+    )
+    return http_response(result, request.method == "HEAD")

@@ -15,6 +15,8 @@ Environment:
   app's own client instead (``REDIS_URL``, ``REDIS_SENTINELS``).
 - ``TILESTATUS_ENABLED=0``: serve tiles without recording, to compare.
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
+- ``TILESTATUS_FAST_PATH=0``: serve tiles through Django's middleware and URL
+  resolution instead of the fast path ``wsgi.py`` wires (to compare).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
 - ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
   the demo's ``tilestache.cfg`` (whose Mapnik ``world`` layer is served only
@@ -54,6 +56,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The tile fast path under ASGI; under WSGI, wsgi.py's FastPath answers tiles before
+    # this list is reached (see docs/fast-path.md).
+    "django_tilestatus.fastpath.FastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,6 +155,7 @@ TILESTATUS = {
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
     "METRICS_TOKEN": os.environ.get("TILESTATUS_METRICS_TOKEN") or None,
+    "FAST_PATH": os.environ.get("TILESTATUS_FAST_PATH", "1") != "0",
 }
 if REDIS_URL and OWN_REDIS_CLIENT:
     TILESTATUS.update(

@@ -1,9 +1,18 @@
-"""WSGI entry point: ``gunicorn example_project.wsgi:application`` from the repository root."""
+"""WSGI entry point: ``gunicorn example_project.wsgi:application`` from the repository root.
+
+``FastPath`` answers tile requests before Django's middleware and URL
+resolution (see docs/fast-path.md); everything else goes to Django. To serve
+tiles through Django instead, drop the wrapper, or set ``TILESTATUS_FAST_PATH=0``
+(``TILESTATUS["FAST_PATH"] = False``).
+"""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+django_application = get_wsgi_application()
 
-application = get_wsgi_application()
+from django_tilestatus.fastpath import FastPath  # noqa: E402 - once Django is set up
+
+application = FastPath(django_application)

@@ -15,6 +15,7 @@ import redis
 from django_tilestatus import connection, runtime
 from django_tilestatus.store import RedisStore
 
+from .support.clients import PATHS, make_client
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
 
 
@@ -70,3 +71,14 @@ def store(redis_client: Any) -> Iterator[RedisStore]:
     prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
     yield RedisStore(redis_client, prefix=prefix, keep=5, ttl=600)
     delete_prefixed(redis_client, prefix)
+
+
+@pytest.fixture(params=PATHS)
+def tile_client(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """Make test clients for one way of serving tiles: Django, the fast path's middleware
+    or its WSGI wrapper; every test using it runs on all three."""
+
+    def make(**kwargs: Any) -> Any:
+        return make_client(request.param, settings, **kwargs)
+
+    return make

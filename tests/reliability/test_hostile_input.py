@@ -1,6 +1,7 @@
 """Hostile tile paths, property-based: no 5xx, no file outside the cache, bounded messages.
 
-In-process through Django's test client (fast, so many examples), with a
+In-process (fast, so many examples) through each way of serving tiles (Django,
+the fast path's middleware, its WSGI wrapper: ``tile_client``), with a
 Python audit hook that sees every file the request opens, creates, renames
 or deletes; then a smaller run over real HTTP against gunicorn, checking the
 filesystem from outside.
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -197,9 +197,9 @@ def hostile_setup(settings: Any, tmp_path: Path) -> Path:
     return cache
 
 
-def test_hostile_paths_in_process(hostile_setup: Path, figures: dict) -> None:
+def test_hostile_paths_in_process(hostile_setup: Path, tile_client: Any, figures: dict) -> None:
     cache = hostile_setup
-    client = Client()
+    client = tile_client()
     allowed_reads = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
     allowed_reads += [ROOT / "django_tilestatus", ROOT / "tests", Path("/dev/urandom")]
     seen = {
@@ -261,9 +261,9 @@ def test_hostile_paths_in_process(hostile_setup: Path, figures: dict) -> None:
 
 
 def test_any_jsonp_callback_is_wrapped_only_if_it_is_an_identifier(
-    hostile_setup: Path, figures: dict
+    hostile_setup: Path, tile_client: Any, figures: dict
 ) -> None:
-    client = Client()
+    client = tile_client()
     seen = {"examples": 0, "wrapped": 0, "rejected": 0}
 
     @hypothesis_settings(max_examples=300, deadline=None)
@@ -293,16 +293,18 @@ def test_any_jsonp_callback_is_wrapped_only_if_it_is_an_identifier(
 
 @pytest.mark.parametrize("callback", ["alert(1)", "a;b", "</script>", "1a", "a..b", "a" * 129, "é"])
 def test_a_callback_outside_the_identifier_pattern_is_refused(
-    hostile_setup: Path, callback: str
+    hostile_setup: Path, tile_client: Any, callback: str
 ) -> None:
-    response = Client().get("/tiles/points/1/0/0.json", {"callback": callback})
+    response = tile_client().get("/tiles/points/1/0/0.json", {"callback": callback})
     assert response.status_code == 400
     assert callback.encode() not in response.content
 
 
 @pytest.mark.parametrize("callback", ["cb", "jQuery.cb_1", "$x", "_"])
-def test_a_callback_inside_the_pattern_wraps_the_json(hostile_setup: Path, callback: str) -> None:
-    response = Client().get("/tiles/points/1/0/0.json", {"callback": callback})
+def test_a_callback_inside_the_pattern_wraps_the_json(
+    hostile_setup: Path, tile_client: Any, callback: str
+) -> None:
+    response = tile_client().get("/tiles/points/1/0/0.json", {"callback": callback})
     assert response.status_code == 200
     assert response.content.startswith(callback.encode() + b"({") and response.content.endswith(
         b")"
