@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -120,6 +121,20 @@ def test_tiles_status_page_and_purge_on_a_redis_cluster(
             text = page.content.decode()
             assert all(str(pid) in text for pid in workers), fmt
             assert f"Finished /demo/{ZOOM}/" in text, fmt
+
+        # The tile statistics reach the cluster with the messages: the metrics count every
+        # demo tile served, whichever worker served it.
+        def demo_requests() -> float:
+            body = staff.get(reverse("tilestatus:metrics")).content.decode()
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(body)
+                for sample in family.samples
+                if sample.name == "tilestatus_tile_requests_total"
+                and sample.labels.get("layer") == "demo"
+            )
+
+        assert wait_until(lambda: demo_requests() == len(answers), seconds=10), demo_requests()
 
         # A worker killed: the purge command names it and deletes its keys, and only its.
         victim = min(workers)
