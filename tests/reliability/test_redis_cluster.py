@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from prometheus_client.parser import text_string_to_metric_families
 
 from django_tilestatus.store import RedisStore
 
