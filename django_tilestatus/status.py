@@ -11,6 +11,7 @@ import contextlib
 import functools
 import gc
 import hashlib
+import math
 import operator
 import time
 from collections.abc import Iterator
@@ -135,21 +136,31 @@ def delete_statuses(pid: int, host: str | None = None) -> None:
     get_store().delete([(host or conf.get_config().host, int(pid))])
 
 
+#: The units of ``nice_time``: (below this many seconds, seconds per unit, unit name).
+#: The original's thresholds: a unit is used from 1.5 of it on.
+_TIME_UNITS = (
+    (90, 1, "second"),
+    (60 * 60 * 1.5, 60, "minute"),
+    (24 * 60 * 60 * 1.5, 3600, "hour"),
+    (7 * 24 * 60 * 60 * 1.5, 86400, "day"),
+    (30 * 24 * 60 * 60 * 1.5, 604800, "week"),
+    (math.inf, 2592000, "month"),
+)
+
+
 def nice_time(seconds: float) -> str:
-    """Format a time in seconds to a string like "5 minutes", as the original."""
+    """Format a time in seconds to a string like "5 minutes", as the original.
+
+    The count is truncated as the original's ``%d`` did; unlike the original, a
+    count of 1 takes the singular ("1 minute", not "1 minutes").
+    """
     if seconds < 15:
         return "moments"
-    if seconds < 90:
-        return "%d seconds" % seconds
-    if seconds < 60 * 60 * 1.5:
-        return "%d minutes" % (seconds / 60.0)
-    if seconds < 24 * 60 * 60 * 1.5:
-        return "%d hours" % (seconds / 3600.0)
-    if seconds < 7 * 24 * 60 * 60 * 1.5:
-        return "%d days" % (seconds / 86400.0)
-    if seconds < 30 * 24 * 60 * 60 * 1.5:
-        return "%d weeks" % (seconds / 604800.0)
-    return "%d months" % (seconds / 2592000.0)
+    for limit, size, unit in _TIME_UNITS:
+        if seconds < limit:
+            break
+    count = int(seconds / size)
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
 def pid_indent(pid: int) -> int:

@@ -66,17 +66,18 @@
 
     // "moments", "42 seconds", "5 minutes", ... as status.nice_time().
     function niceTime(seconds) {
-        var units = [[90, 1, "seconds"], [5400, 60, "minutes"], [129600, 3600, "hours"],
-                     [907200, 86400, "days"], [3888000, 604800, "weeks"]];
+        var units = [[90, 1, "second"], [5400, 60, "minute"], [129600, 3600, "hour"],
+                     [907200, 86400, "day"], [3888000, 604800, "week"],
+                     [Infinity, 2592000, "month"]];
         if (seconds < 15) {
             return "moments";
         }
         for (var i = 0; i < units.length; i++) {
             if (seconds < units[i][0]) {
-                return Math.floor(seconds / units[i][1]) + " " + units[i][2];
+                var count = Math.floor(seconds / units[i][1]);
+                return count + " " + units[i][2] + (count === 1 ? "" : "s");
             }
         }
-        return Math.floor(seconds / 2592000) + " months";
     }
 
     // As report.request_state(): busy from "Started <path>" until any message
