@@ -156,10 +156,8 @@ def nice_time(seconds: float) -> str:
     """
     if seconds < 15:
         return "moments"
-    for limit, size, unit in _TIME_UNITS:
-        if seconds < limit:
-            break
-    count = int(seconds / size)
+    size, unit = next((size, unit) for limit, size, unit in _TIME_UNITS if seconds < limit)
+    count = int(seconds / size)  # truncated, as the original's "%d"
     return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 

@@ -47,12 +47,23 @@ def raw_head(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def wait_for_finished(store: StatusStore, count: int, seconds: float = 5.0) -> list[Any]:
-    deadline = time.monotonic() + seconds
+def finishing_pids(logs: list[Any]) -> set[int]:
+    return {log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)}
+
+
+def wait_for_finished(store: StatusStore, count: int, workers: int) -> list[Any]:
+    """The logs, once ``workers`` processes have recorded ``count`` Finished in all.
+
+    The workers' writers send their events a moment after each answer: poll
+    for what the test asserts, with a deadline, rather than read once.
+    """
+    deadline = time.monotonic() + 30
     while True:
         logs = store.read()
         done = sum(1 for log in logs for _, m in log.entries if m.startswith("Finished "))
-        if done >= count or time.monotonic() > deadline:
+        if done >= count and len(finishing_pids(logs)) >= workers:
+            return logs
+        if time.monotonic() > deadline:
             return logs
         time.sleep(0.1)
 
@@ -82,15 +93,13 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
             assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
 
             store = StatusStore(real_redis, prefix=real_prefix, keep=KEEP)
-            logs = wait_for_finished(store, count=KEEP)
+            logs = wait_for_finished(store, count=KEEP, workers=2)
     finally:
         shutil.rmtree(
             ROOT / "example_project" / "var" / "tiles" / "demo" / str(ZOOM), ignore_errors=True
         )
 
-    finishing = {
-        log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)
-    }
+    finishing = finishing_pids(logs)
     assert len(finishing) == 2, f"Finished events from {finishing}"
     for log in logs:
         assert real_redis.llen(store.log_key(log.host, log.pid)) <= KEEP

@@ -429,8 +429,9 @@ def test_any_script_name_gives_a_redirect_on_the_site(figures: dict) -> None:
     seen = {"examples": 0}
     script_names = st.one_of(
         st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
-        st.lists(st.sampled_from(["/", "\\", "//", ":", "https:", "evil.example", "%2F", " "]))
-        .map("".join),
+        st.lists(st.sampled_from(["/", "\\", "//", ":", "https:", "evil.example", "%2F", " "])).map(
+            "".join
+        ),
         st.sampled_from(HOSTILE_SCRIPT_NAMES),
     )
 
