@@ -7,3 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
 application = get_wsgi_application()
+
+from example_project.apps import say_where_recording_goes  # noqa: E402 (needs settings)
+
+say_where_recording_goes()

@@ -1,8 +1,12 @@
-# Sourced by demo.sh and test.sh: make .venv and install the project into it.
+# Sourced by demo.sh, test.sh and lint.sh: make .venv and install the project into it.
 #
 # TileStache 1.51.14 builds only with setuptools < 81, which a package cannot
 # declare for pip, so the install passes constraints/build.txt as a build
 # constraint. That needs pip 25.3 or newer, which is installed first.
+#
+# The install is editable, so code changes need no reinstall; only a change to
+# pyproject.toml, the constraints or the extras does. A stamp in .venv holds a
+# hash of those, and the install is skipped while it matches.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +21,20 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "Creating $VENV with $("$PYTHON" --version)"
     "$PYTHON" -m venv "$VENV"
 fi
-echo "Installing django_tilestatus[$EXTRAS] into $VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.3"
-"$VENV/bin/python" -m pip install --quiet \
-    --build-constraint "$ROOT/constraints/build.txt" -e "$ROOT[$EXTRAS]"
+STAMP="$VENV/.django-tilestatus-installed-$(echo "$EXTRAS" | tr ',' '-')"
+WANTED=$("$PYTHON" - "$ROOT" "$EXTRAS" <<'PY'
+import hashlib, pathlib, sys
+root, extras = pathlib.Path(sys.argv[1]), sys.argv[2]
+digest = hashlib.sha256(extras.encode())
+for path in [root / "pyproject.toml", *sorted((root / "constraints").glob("*.txt"))]:
+    digest.update(path.name.encode() + b"\0" + path.read_bytes())
+print(digest.hexdigest())
+PY
+)
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANTED" ]; then
+    echo "Installing django_tilestatus[$EXTRAS] into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.3"
+    "$VENV/bin/python" -m pip install --quiet \
+        --build-constraint "$ROOT/constraints/build.txt" -e "$ROOT[$EXTRAS]"
+    echo "$WANTED" > "$STAMP"
+fi
