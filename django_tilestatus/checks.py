@@ -80,7 +80,7 @@ def _check_tilestache_config(source: Any) -> list[CheckMessage]:
         return [
             Error(
                 f"The TileStache config in TILESTATUS['CONFIG'] cannot be loaded: {exc}",
-                hint="Fix the file or dict; it needs a 'layers' object of TileStache layers.",
+                hint=exc.hint,
                 id="tilestatus.E002",
             )
         ]

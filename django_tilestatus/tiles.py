@@ -28,6 +28,27 @@ from .tilestache import TileNotFoundError, build_configuration, import_tilestach
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)
 MAX_CALLBACK_LENGTH = 128
 
+#: Characters a path keeps as they are in a ``Location``: RFC 3986 ``pchar`` and ``/``.
+#: Everything else (a backslash, ``?``, ``#``, spaces, controls, non-ASCII) is percent-encoded.
+PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
+def site_path(path: str) -> str:
+    """``path`` as an absolute path on this site, whatever the mount prefix holds.
+
+    The prefix comes from ``SCRIPT_NAME``, which a proxy may pass on unchecked: a
+    value such as ``//evil.example``, ``/\\evil.example`` or ``https:`` would
+    otherwise make a redirect leave the site. Percent-encoding turns a backslash
+    into ``%5C``; one leading slash, and ``%2F`` for any slash straight after it,
+    leave nothing for a browser to read as a host or a scheme (as Django's
+    ``escape_leading_slashes`` does for its own redirects).
+    """
+    quoted = urllib.parse.quote(path, safe=PATH_SAFE)
+    rest = quoted.lstrip("/")
+    more_slashes = max(len(quoted) - len(rest) - 1, 0)
+    return "/" + "%2F" * more_slashes + rest
+
+
 #: The deepest zoom served. A deeper zoom, or a column or row beyond
 #: 2**MAX_ZOOM either way, names no tile; TileStache would build cache paths
 #: too long for the filesystem from it, or a provider would work on it for ages.
@@ -163,7 +184,7 @@ class TileServer:
         self, layer: Any, coord: Any, extension: str, query_string: str, script_name: str
     ) -> TileResponse:
         other = layer.redirects[extension.lower()]
-        location = script_name + self._ts.mergePathInfo(layer.name(), coord, other)
+        location = site_path(script_name + self._ts.mergePathInfo(layer.name(), coord, other))
         if query_string:
             location += "?" + query_string
         location = iri_to_uri(location)

@@ -43,7 +43,38 @@ _module: types.ModuleType | None = None
 
 
 class ConfigError(Exception):
-    """The TileStache configuration cannot be read or built."""
+    """The TileStache configuration cannot be read or built.
+
+    ``hint`` says what to do about this cause, for the system check (E002).
+    """
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+#: What to do, per cause of a ConfigError.
+HINT_UNREADABLE = (
+    "CONFIG must name an existing JSON file that the server's user can read; a relative "
+    "path resolves against the working directory, so prefer BASE_DIR / 'tilestache.cfg'."
+)
+HINT_INVALID_JSON = (
+    "Fix the JSON at the line and column given (JSON allows no comments, no trailing "
+    "commas and only double quotes)."
+)
+HINT_NO_LAYERS = (
+    "The config needs a non-empty 'layers' object, e.g. "
+    '{"layers": {"osm": {"provider": {"name": "proxy", "provider": "OPENSTREETMAP"}}}}.'
+)
+HINT_PROVIDER_IMPORT = (
+    "A layer's provider (or cache) class could not be imported: check its 'module:Class' "
+    "path and that the module is installed, or lies beside the config file."
+)
+HINT_BUILD = (
+    "TileStache rejected the config: check its cache and each layer's provider against "
+    "TileStache's configuration documentation."
+)
+HINT_TYPE = "Set CONFIG to a path (str or pathlib.Path) to a JSON file, or to a dict."
 
 
 def import_tilestache() -> types.ModuleType:
@@ -168,17 +199,28 @@ def read_config_source(source: Any) -> tuple[dict[str, Any], str]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror or exc}", HINT_UNREADABLE
+            ) from exc
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+            raise ConfigError(f"{path} is not valid JSON: {exc}", HINT_INVALID_JSON) from exc
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a JSON object with a 'layers' key")
+            raise ConfigError(f"{path} must hold a JSON object with a 'layers' key", HINT_NO_LAYERS)
         return data, path.parent.as_uri() + "/"
     raise ConfigError(
-        f"CONFIG must be a path to a JSON file or a dict, not {type(source).__name__}"
+        f"CONFIG must be a path to a JSON file or a dict, not {type(source).__name__}", HINT_TYPE
     )
+
+
+def _is_import_failure(exc: BaseException) -> bool:
+    """Whether TileStache failed to import a ``module:Class`` named in the config.
+
+    TileStache's ``loadClassPath`` turns the ImportError or NameError into a
+    ``KnownUnknown("Tried to import <path>, but: ...")``.
+    """
+    return isinstance(exc, ImportError) or str(exc).startswith("Tried to import ")
 
 
 def build_configuration(source: Any) -> Any:
@@ -190,7 +232,7 @@ def build_configuration(source: Any) -> Any:
     """
     data, dirpath = read_config_source(source)
     if not isinstance(data.get("layers"), dict) or not data["layers"]:
-        raise ConfigError("the TileStache config needs a non-empty 'layers' object")
+        raise ConfigError("the TileStache config needs a non-empty 'layers' object", HINT_NO_LAYERS)
     if data.pop("logging", None) is not None:
         logger.info("Ignoring the TileStache config's 'logging' key; use Django's LOGGING.")
     ts = import_tilestache()
@@ -200,7 +242,8 @@ def build_configuration(source: Any) -> Any:
             warnings.simplefilter("ignore", ResourceWarning)
             config = ts.Config.buildConfiguration(data, dirpath)
     except Exception as exc:
-        raise ConfigError(f"TileStache could not build the config: {exc}") from exc
+        hint = HINT_PROVIDER_IMPORT if _is_import_failure(exc) else HINT_BUILD
+        raise ConfigError(f"TileStache could not build the config: {exc}", hint) from exc
     finally:
         sys.path[:] = saved_path
     local_dir = urllib.parse.urlparse(dirpath).path

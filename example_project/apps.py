@@ -23,9 +23,18 @@ class ExampleProjectConfig(AppConfig):
             logger.warning(
                 "Mapnik is not available, so the demo has no %r layer: %s", LAYER, reason
             )
-        if not settings.REDIS_URL:
-            logger.warning(
-                "TILESTATUS_REDIS_URL is not set: recording into an in-process fakeredis "
-                "store that only this process can see. Set it to a redis:// URL to run "
-                "several workers."
-            )
+
+
+def say_where_recording_goes() -> None:
+    """Warn that recording stays inside this process when no Redis URL is set.
+
+    Called where a process starts serving (``wsgi.py``), not in ``ready()``:
+    ``migrate``, ``shell`` and runserver's autoreloader parent set Django up too,
+    and would print the notice once each although they serve nothing.
+    """
+    if not settings.REDIS_URL:
+        logger.warning(
+            "TILESTATUS_REDIS_URL is not set: recording into an in-process fakeredis "
+            "store that only this process can see. Set it to a redis:// URL to run "
+            "several workers."
+        )

@@ -6,6 +6,10 @@
 # TileStache 1.51.14 builds only with setuptools < 81, which a package cannot
 # declare for pip, so the install passes constraints/build.txt as a build
 # constraint. That needs pip 25.3 or newer, which is installed first.
+#
+# The install is editable, so code changes need no reinstall; only a change to
+# pyproject.toml, the constraints or the extras does. A stamp in .venv holds a
+# hash of those, and the install is skipped while it matches.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +26,21 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 EXTRAS=${EXTRAS:-}
 GROUP=${GROUP:-}
-echo "Installing django_tilestatus${EXTRAS:+[$EXTRAS]}${GROUP:+ and the $GROUP group} into $VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.3"
-"$VENV/bin/python" -m pip install --quiet --build-constraint "$ROOT/constraints/build.txt" \
-    -e "$ROOT${EXTRAS:+[$EXTRAS]}" ${GROUP:+--group "$ROOT/pyproject.toml:$GROUP"}
+# A stamp of what was installed, so a restart with an up-to-date .venv installs nothing.
+STAMP="$VENV/.django-tilestatus-installed-$(echo "$EXTRAS-$GROUP" | tr ',' '-')"
+WANTED=$("$PYTHON" - "$ROOT" "$EXTRAS" "$GROUP" <<'PY'
+import hashlib, pathlib, sys
+root, extras, group = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+digest = hashlib.sha256(f"{extras}|{group}".encode())
+for path in [root / "pyproject.toml", *sorted((root / "constraints").glob("*.txt"))]:
+    digest.update(path.name.encode() + b"\0" + path.read_bytes())
+print(digest.hexdigest())
+PY
+)
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANTED" ]; then
+    echo "Installing django_tilestatus${EXTRAS:+[$EXTRAS]}${GROUP:+ and the $GROUP group} into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.3"
+    "$VENV/bin/python" -m pip install --quiet --build-constraint "$ROOT/constraints/build.txt" \
+        -e "$ROOT${EXTRAS:+[$EXTRAS]}" ${GROUP:+--group "$ROOT/pyproject.toml:$GROUP"}
+    echo "$WANTED" > "$STAMP"
+fi

@@ -50,6 +50,15 @@ PATIENCE = 20_000
 
 
 @pytest.fixture
+def expect() -> Any:
+    try:
+        from playwright.sync_api import expect
+    except ImportError:
+        require(False, "Playwright is not installed (pip install -e '.[test]')")
+    return expect
+
+
+@pytest.fixture
 def sync_playwright() -> Any:
     try:
         from playwright.sync_api import sync_playwright
@@ -83,9 +92,13 @@ def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, 
         "DJANGO_DEBUG": "0",
     }
     manage(env, "migrate", "--noinput", "--verbosity", "0")
+    # Staff, allowed to see the admin's user list (the page the look is compared with).
     create = (
         "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r}, is_staff=True)"
+        "from django.contrib.auth.models import Permission; "
+        f"user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r},"
+        " is_staff=True); "
+        "user.user_permissions.add(Permission.objects.get(codename='view_user'))"
     )
     manage(env, "shell", "--verbosity", "0", "-c", create)
     return env
@@ -107,6 +120,37 @@ def request_tiles(base: str, count: int, first: int = 0) -> None:
         assert {a.status for a in pool.map(lambda p: request(base, p, timeout=30), paths)} == {200}
 
 
+def serve_until_both_workers_recorded(base: str, store: RedisStore) -> set[int]:
+    """Cold tiles until both gunicorn workers of this host are in the registry.
+
+    Which worker accepts a connection is up to the kernel, and a worker's
+    events reach Redis a moment after its answer: poll, with a deadline.
+    """
+    deadline = time.monotonic() + 60
+    first = 400
+    while time.monotonic() < deadline:
+        settled = time.monotonic() + 2  # a writer sends within a second of the answer
+        while time.monotonic() < settled:
+            pids = {
+                pid for host, pid, _ in store.registry().entries if host == socket.gethostname()
+            }
+            if len(pids) >= 2:
+                return pids
+            time.sleep(0.1)
+        request_tiles(base, 6, first=first)
+        first += 6
+    raise AssertionError("both gunicorn workers never recorded a request")
+
+
+def sign_in(page: Any, base: str) -> None:
+    page.goto(base + "/admin/")
+    assert "/admin/login/" in page.url
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(base + "/admin/")
+
+
 @pytest.fixture
 def browser(sync_playwright: Any) -> Iterator[Any]:
     with sync_playwright() as playwright:
@@ -120,7 +164,7 @@ def browser(sync_playwright: Any) -> Iterator[Any]:
 @pytest.mark.e2e
 @pytest.mark.redis
 def test_staff_follow_the_admin_link_and_watch_events_arrive(
-    browser: Any, served: str, real_redis: Any, real_prefix: str
+    browser: Any, expect: Any, served: str, real_redis: Any, real_prefix: str
 ) -> None:
     base = served
     for query in ("", "?format=json", "?format=text"):
@@ -130,23 +174,19 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
             "/tiles/status/" + query
         )
     request_tiles(base, 40)
+    store = RedisStore(real_redis, prefix=real_prefix)
+    serve_until_both_workers_recorded(base, store)
+    # Last, so no later request pushes it out of its worker's KEEP newest messages.
     assert request(base, "/tiles/demo/9/1/" + urllib.parse.quote(HOSTILE) + ".png").status == 400
     # A worker of another host, stuck on one tile for 25 seconds: the page
     # must single it out.
-    RedisStore(real_redis, prefix=real_prefix).write(
-        "tiles-2", 4321, [(time.time() - 25, "Started /demo/12/2103/1361.png")]
-    )
+    store.write("tiles-2", 4321, [(time.time() - 25, "Started /demo/12/2103/1361.png")])
 
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
-    page.goto(base + "/admin/")
-    assert "/admin/login/" in page.url
-    page.fill("#id_username", USERNAME)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(base + "/admin/")
+    sign_in(page, base)
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-index.png"))
@@ -156,15 +196,18 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     page.wait_for_url(base + "/tiles/status/")
     assert page.title().startswith("Tile status")
 
+    # The workers' writers may still be sending their last events: what the page
+    # shows is awaited (it refreshes itself), not read once.
     workers = page.locator(f'#tilestatus-processes tr[data-host="{socket.gethostname()}"]')
-    assert workers.count() == 2  # both gunicorn workers
-    assert page.locator('#tilestatus-processes tr[data-host="tiles-2"]').count() == 1
+    expect(workers).to_have_count(2, timeout=PATIENCE)  # both gunicorn workers
+    expect(page.locator('#tilestatus-processes tr[data-host="tiles-2"]')).to_have_count(1)
     slow = page.locator("#tilestatus-processes tr.tilestatus-slow")
-    assert slow.count() == 1
-    assert "busy on /demo/12/2103/1361.png for" in slow.inner_text()
+    expect(slow).to_have_count(1)
+    expect(slow).to_contain_text("busy on /demo/12/2103/1361.png for")
     for pid in [row.get_attribute("data-pid") for row in workers.all()]:
-        assert page.locator("#tilestatus-messages li", has_text=f"{pid} Finished /demo/9/").count()
-    assert page.locator("#tilestatus-messages", has_text=HOSTILE).count() == 1
+        finished = page.locator("#tilestatus-messages li", has_text=f"{pid} Finished /demo/9/")
+        expect(finished.first).to_be_visible(timeout=PATIENCE)
+    expect(page.locator("#tilestatus-messages", has_text=HOSTILE)).to_have_count(1)
     assert page.locator("#tilestatus img").count() == 0
 
     # The same session gets the other two formats.
@@ -215,3 +258,124 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     assert shot.stat().st_size > 10_000
     if os.environ.get("TILESTATUS_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "status-page.png")
+
+
+#: Computed styles of the admin's breadcrumbs bar and page heading, whatever their markup.
+LOOK = """() => {
+    const style = selector => {
+        const element = document.querySelector(selector);
+        if (!element) return null;
+        const s = getComputedStyle(element);
+        return {background: s.backgroundColor, color: s.color, fontSize: s.fontSize,
+                padding: s.padding, display: s.display, listStyle: s.listStyleType};
+    };
+    return {breadcrumbs: style("nav .breadcrumbs"), heading: style("#content h1"),
+            page: getComputedStyle(document.body).backgroundColor};
+}"""
+
+#: Elements sticking out of the viewport, unless inside a box that scrolls sideways
+#: and itself fits; and whether the page itself scrolls sideways.
+OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const fits = r => r.left >= -0.5 && r.right <= width + 0.5;
+    const scroller = element => {
+        for (let a = element.parentElement; a; a = a.parentElement) {
+            const overflow = getComputedStyle(a).overflowX;
+            if (overflow === "auto" || overflow === "scroll") return a;
+        }
+        return null;
+    };
+    const out = [];
+    for (const element of document.body.querySelectorAll("*")) {
+        const r = element.getBoundingClientRect();
+        if ((!r.width && !r.height) || fits(r)) continue;
+        const box = scroller(element);
+        if (box && fits(box.getBoundingClientRect())) continue;
+        out.push(`${element.tagName}#${element.id}.${element.className} ` +
+                 `${Math.round(r.left)}..${Math.round(r.right)} of ${width}`);
+    }
+    return {out, pageWidth: document.documentElement.scrollWidth, width};
+}"""
+
+#: Words (letters and digits, not paths or other long tokens) drawn on more than one
+#: line: a word broken inside itself.
+SPLIT_WORDS = """() => {
+    const word = /^[\\p{L}\\p{N}][\\p{L}\\p{N}'.,:;()-]*$/u;
+    const split = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const range = document.createRange();
+    let checked = 0;
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        const tokens = /\\S+/g;
+        let match;
+        while ((match = tokens.exec(node.textContent))) {
+            if (!word.test(match[0])) continue;
+            range.setStart(node, match.index);
+            range.setEnd(node, match.index + match[0].length);
+            const rects = [...range.getClientRects()].filter(r => r.width > 0 && r.height > 0);
+            if (!rects.length) continue;
+            checked += 1;
+            if (new Set(rects.map(r => Math.round(r.top))).size > 1) split.push(match[0]);
+        }
+    }
+    return {split, checked};
+}"""
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
+def test_the_page_looks_like_the_admin_and_fits_a_phone(
+    browser: Any, expect: Any, served: str, real_redis: Any, real_prefix: str
+) -> None:
+    """Breadcrumbs and heading styled as on the admin's own pages of the running Django,
+    in light and dark; at 390 px no word broken inside itself and nothing sticking out."""
+    base = served
+    store = RedisStore(real_redis, prefix=real_prefix)
+    request_tiles(base, 6, first=300)
+    serve_until_both_workers_recorded(base, store)
+    now = time.time()
+    store.write("tiles-2", 4321, [(now - 25, "Started /demo/12/2103/1361.png")])
+    store.write("tiles-2", 4322, [(now - 40, "Started /demo/1/0/0.png"), (now - 39, "Destroyed")])
+    long_path = "/demo/19/" + "1" * 60 + "/" + "2" * 60 + ".png"
+    store.write("tiles-3", 4323, [(now - 3, f"Finished {long_path} in 0.724 seconds")])
+    store.write("tiles-3", 4324, [(now - 48, "Attempted cache lock")])
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base)
+    looks = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for name, path in (("admin", "/admin/auth/user/"), ("status", "/tiles/status/")):
+            page.goto(base + path)
+            looks[scheme, name] = page.evaluate(LOOK)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"status-page-{scheme}.png"))
+    for scheme in ("light", "dark"):
+        admin, status = looks[scheme, "admin"], looks[scheme, "status"]
+        assert admin["breadcrumbs"] and status["breadcrumbs"], looks
+        assert admin["breadcrumbs"]["background"] not in ("rgba(0, 0, 0, 0)", "transparent")
+        assert status["breadcrumbs"] == admin["breadcrumbs"], (scheme, looks)
+        assert status["heading"] == admin["heading"], (scheme, looks)
+    assert looks["light", "admin"]["page"] != looks["dark", "admin"]["page"]  # both were seen
+
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(base + "/tiles/status/")
+    gone_row = page.locator('#tilestatus-processes tr[data-pid="4322"]')
+    expect(gone_row).to_have_count(1, timeout=PATIENCE)
+    expect(page.locator('#tilestatus-processes tr[data-pid="4323"]')).to_have_count(1)
+    for _ in range(2):  # as first served, and as the script redraws it
+        overflow = page.evaluate(OVERFLOW)
+        assert overflow["out"] == [], overflow
+        assert overflow["pageWidth"] <= overflow["width"], overflow
+        words = page.evaluate(SPLIT_WORDS)
+        assert words["checked"] > 50 and words["split"] == [], words
+        page.wait_for_function("document.querySelector('#tilestatus-live').textContent")
+        page.locator("#tilestatus-read-at").evaluate("e => (e.dataset.seen = e.textContent)")
+        page.wait_for_function(
+            "(() => { const e = document.querySelector('#tilestatus-read-at');"
+            " return e.textContent !== e.dataset.seen; })",
+            timeout=PATIENCE,
+        )
+    page.screenshot(path=str(ARTIFACTS / "status-page-390.png"), full_page=True)

@@ -28,23 +28,68 @@ def test_missing_config_is_e001(settings: Any) -> None:
     ]
 
 
-def test_unreadable_config_file_is_e002(settings: Any, tmp_path: Path) -> None:
-    assert ids(settings, CONFIG=tmp_path / "missing.cfg") == ["tilestatus.E002"]
+def e002(settings: Any, config: Any) -> Any:
+    """The one E002 that ``config`` gives."""
+    settings.TILESTATUS = {**settings.TILESTATUS, "CONFIG": config}
+    found = [m for m in run_checks() if m.id and m.id.startswith("tilestatus.")]
+    assert [m.id for m in found] == ["tilestatus.E002"]
+    return found[0]
 
 
-def test_invalid_json_is_e002(settings: Any, tmp_path: Path) -> None:
+def test_a_missing_config_file_is_e002_naming_the_path(settings: Any, tmp_path: Path) -> None:
+    error = e002(settings, tmp_path / "missing.cfg")
+    assert f"cannot read {tmp_path / 'missing.cfg'}: No such file or directory" in error.msg
+    assert error.hint.startswith("CONFIG must name an existing JSON file")
+
+
+def test_invalid_json_is_e002_naming_the_line(settings: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.cfg"
-    bad.write_text("{not json")
-    assert ids(settings, CONFIG=bad) == ["tilestatus.E002"]
+    bad.write_text('{"layers": {},\n}')
+    error = e002(settings, bad)
+    assert f"{bad} is not valid JSON: " in error.msg and "line 2" in error.msg
+    assert error.hint.startswith("Fix the JSON at the line and column given")
 
 
-def test_config_without_layers_is_e002(settings: Any) -> None:
-    assert ids(settings, CONFIG={"cache": {"name": "Test"}}) == ["tilestatus.E002"]
+@pytest.mark.parametrize("config", [{"cache": {"name": "Test"}}, {"layers": {}}, {"layers": []}])
+def test_config_without_layers_is_e002_asking_for_layers(settings: Any, config: Any) -> None:
+    error = e002(settings, config)
+    assert "needs a non-empty 'layers' object" in error.msg
+    assert error.hint.startswith("The config needs a non-empty 'layers' object")
 
 
-def test_config_with_a_missing_provider_is_e002(settings: Any) -> None:
-    config = {"layers": {"x": {"provider": {"class": "no.such.module:Provider"}}}}
-    assert ids(settings, CONFIG=config) == ["tilestatus.E002"]
+def test_a_file_holding_no_object_is_e002_asking_for_layers(settings: Any, tmp_path: Path) -> None:
+    listing = tmp_path / "list.cfg"
+    listing.write_text("[]")
+    assert e002(settings, listing).hint.startswith("The config needs a non-empty 'layers'")
+
+
+@pytest.mark.parametrize(
+    ("provider", "cause"),
+    [
+        ("no.such.module:Provider", "No module named 'no'"),
+        ("tests.providers:NoSuchProvider", "'NoSuchProvider' is not defined"),
+    ],
+)
+def test_a_provider_that_does_not_import_is_e002_saying_so(
+    settings: Any, provider: str, cause: str
+) -> None:
+    config = {"cache": {"name": "Test"}, "layers": {"x": {"provider": {"class": provider}}}}
+    error = e002(settings, config)
+    assert f"Tried to import {provider}" in error.msg and cause in error.msg
+    assert error.hint.startswith("A layer's provider (or cache) class could not be imported")
+
+
+def test_a_config_tilestache_rejects_is_e002_pointing_at_its_parts(settings: Any) -> None:
+    config = {"cache": {"name": "Nope"}, "layers": {"x": {"provider": {"name": "mapnik"}}}}
+    error = e002(settings, config)
+    assert 'Unknown cache name: "Nope"' in error.msg
+    assert error.hint.startswith("TileStache rejected the config: check its cache")
+
+
+def test_a_config_of_another_type_is_e002(settings: Any) -> None:
+    error = e002(settings, 42)
+    assert "not int" in error.msg
+    assert error.hint.startswith("Set CONFIG to a path")
 
 
 def test_config_file_with_relative_paths_loads(settings: Any, tmp_path: Path) -> None:

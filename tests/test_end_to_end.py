@@ -22,13 +22,23 @@ ZOOM = 20  # tiles nobody else asks for, so each one is rendered (cold)
 KEEP = 20
 
 
-def wait_for_finished(store: RedisStore, count: int, seconds: float = 5.0) -> list[Any]:
+def finishing_pids(logs: list[Any]) -> set[int]:
+    return {log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)}
+
+
+def wait_for_finished(store: RedisStore, count: int, workers: int) -> list[Any]:
+    """The logs, once ``workers`` processes have recorded ``count`` Finished in all.
+
+    The workers' writers send their events a moment after each answer: poll
+    for what the test asserts, with a deadline, rather than read once.
+    """
+
     def enough() -> list[Any]:
         logs = store.read()
         done = sum(1 for log in logs for _, m in log.entries if m.startswith("Finished "))
-        return logs if done >= count else []
+        return logs if done >= count and len(finishing_pids(logs)) >= workers else []
 
-    return wait_until(enough, seconds) or store.read()
+    return wait_until(enough, 30) or store.read()
 
 
 def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_path: Any) -> None:
@@ -63,15 +73,13 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
             assert raw_exchange(base, "HEAD", b"/tiles/status/")[1]["X-Frame-Options"] == "DENY"
 
             store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)
-            logs = wait_for_finished(store, count=KEEP)
+            logs = wait_for_finished(store, count=KEEP, workers=2)
     finally:
         shutil.rmtree(
             ROOT / "example_project" / "var" / "tiles" / "demo" / str(ZOOM), ignore_errors=True
         )
 
-    finishing = {
-        log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)
-    }
+    finishing = finishing_pids(logs)
     assert len(finishing) == 2, f"Finished events from {finishing}"
     for log in logs:
         assert real_redis.llen(store.log_key(log.host, log.pid)) <= KEEP

@@ -45,11 +45,24 @@ def test_demo_provider_draws_distinct_labelled_tiles() -> None:
     assert buffer.getvalue().startswith(b"\x89PNG")
 
 
-def test_check_passes_and_says_it_uses_fakeredis() -> None:
+NOTICE = "TILESTATUS_REDIS_URL is not set"
+
+
+def test_check_passes_quietly() -> None:
     result = manage("check")
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
-    assert "TILESTATUS_REDIS_URL is not set" in result.stderr
+    assert NOTICE not in result.stderr  # nothing is served, nothing recorded
+
+
+def test_a_serving_process_says_once_that_it_records_in_process() -> None:
+    result = manage("shell", "--verbosity", "0", "-c", "import example_project.wsgi")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(NOTICE) == 1, result.stderr
+    with_redis = manage(
+        "shell", "-v", "0", "-c", "import example_project.wsgi", TILESTATUS_REDIS_URL="redis://x"
+    )
+    assert NOTICE not in with_redis.stderr
 
 
 def test_home_page_and_a_tile_through_the_example_urls() -> None:

@@ -4,7 +4,8 @@ The sdist and wheel are built with ``python -m build`` from a copy of the files 
 tracks, so nothing untracked in a working tree can slip into them. The wheel is then
 installed into a fresh virtual environment with the commands docs/getting-started.md
 gives, into a project made of that page's files, which must pass ``manage.py check``,
-serve a tile under ``runserver`` and show it on the status page to a signed-in staff user.
+serve a tile under ``runserver`` and show it on the status page to a signed-in staff user,
+then serve the page styled under gunicorn (its CSS and JavaScript through WhiteNoise).
 
 ``TILESTATUS_PACKAGING_DJANGO`` (e.g. ``Django~=6.1.0``) adds a Django requirement to the
 install command, to prove a given Django line; ``TILESTATUS_PACKAGING_PYTHON`` picks the
@@ -50,11 +51,13 @@ SDIST_EXTRAS = {"README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "MANIF
 DEVELOPMENT_TOOLS = {"build", "twine", "playwright", "pytest", "hypothesis", "gunicorn"}
 #: What setuptools adds to every sdist.
 SDIST_GENERATED = {"PKG-INFO", "setup.cfg"}
-#: The commands docs/getting-started.md tells a user to run to install.
+#: The commands docs/getting-started.md tells a user to run to install, and for gunicorn.
 DOCUMENTED_INSTALL = (
     'python -m pip install -U "pip>=25.3"',
     "printf 'setuptools<81\\n' > build-constraints.txt",
     "python -m pip install --build-constraint build-constraints.txt django-tilestatus",
+    "python -m pip install gunicorn whitenoise",
+    "python manage.py collectstatic --noinput",
 )
 #: Variables the test environment may set that a user's shell would not.
 FOREIGN_ENV = (
@@ -217,6 +220,8 @@ def project(dist: Path, tmp_path: Path, real_prefix: str) -> Path:
         cwd=tmp_path,
         timeout=600,
     )
+    # Step 8 of the page: gunicorn, and WhiteNoise for the static files under it.
+    run([*pip, "install", "--quiet", "gunicorn", "whitenoise"], cwd=tmp_path)
     if extra:
         installed = run(
             [str(bin_dir / "python"), "-c", "import django; print(django.__version__)"],
@@ -244,22 +249,42 @@ def runserver(project: Path) -> Iterator[str]:
     """``manage.py runserver`` on a free port; yields its base URL."""
     python = str(project.parent / "venv" / "bin" / "python")
     port = free_port()
-    log = open(project / "runserver.log", "wb")  # noqa: SIM115 - closed below
+    with serving(project, [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def gunicorn(project: Path) -> Iterator[str]:
+    """The project under gunicorn, as getting-started's step 8 runs it; yields its base URL."""
+    bin_dir = project.parent / "venv" / "bin"
+    major = run(
+        [str(bin_dir / "python"), "-c", "import gunicorn; print(gunicorn.version_info[0])"], project
+    ).strip()
+    # gunicorn 27+: no control socket, so this server shares none with others of this user.
+    isolation = ["--no-control-socket"] if int(major) >= 27 else []
+    port = free_port()
+    command = [str(bin_dir / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    with serving(project, [*command, *isolation, "mysite.wsgi:application"]):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(project: Path, command: list[str]) -> Iterator[None]:
+    """Run ``command`` in the project until it answers on ``/tiles/``; stop it afterwards."""
+    address = next(part for part in command if part.startswith("127.0.0.1:"))
+    base = f"http://{address}"
+    log_path = project / f"{Path(command[0]).name}-{address.rsplit(':', 1)[1]}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     environment = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
     process = subprocess.Popen(
-        [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=project,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, cwd=project, env=environment, stdout=log, stderr=subprocess.STDOUT
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         try:
             wait_for_answer(base, "/tiles/", process, seconds=60)
         except RuntimeError as exc:
-            pytest.fail(f"runserver: {exc}: {(project / 'runserver.log').read_text()[-3000:]}")
-        yield base
+            pytest.fail(f"{command[:3]}: {exc}: {log_path.read_text()[-3000:]}")
+        yield
     finally:
         process.terminate()
         try:
@@ -359,6 +384,24 @@ def test_wheel_in_a_fresh_project_checks_serves_and_shows_status(project: Path, 
         # Every static file in the wheel is found by the staticfiles finders.
         for name in wheel_files(dist, "static"):
             assert fetch(anonymous, f"{base}/static/{name}").status == 200, name
+
+    # Under gunicorn, the page comes with its CSS and JavaScript (WhiteNoise, step 8).
+    manage(project, "collectstatic", "--noinput")
+    with gunicorn(project) as base:
+        staff = sign_in(base, "staff", password)
+        page = fetch(staff, base + "/tiles/status/")
+        body = page.read().decode()
+        assert page.status == 200, body[:500]
+        styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', body)
+        scripts = re.findall(r'<script src="([^"]+)"', body)
+        assert any(url.endswith("django_tilestatus/status.css") for url in styles), styles
+        assert any(url.endswith("django_tilestatus/status.js") for url in scripts), scripts
+        for urls, kind, needle in ((styles, "text/css", b"{"), (scripts, "javascript", b"")):
+            for url in urls:
+                answer = fetch(anonymous, base + url)
+                assert answer.status == 200, url
+                assert kind in answer.headers["Content-Type"], (url, answer.headers)
+                assert needle in answer.read(), url
 
     # And every template by the template loaders.
     templates = wheel_files(dist, "templates")

@@ -138,6 +138,18 @@ def test_older_than_sets_the_silence_for_other_hosts(real_store: RedisStore) -> 
     ]
 
 
+def test_a_count_of_one_is_singular_in_the_output(real_store: RedisStore) -> None:
+    write_log(real_store, "tiles-9", 100, (100, "Finished /demo/2/1/0.png in 0.1 seconds"))
+    write_log(real_store, "tiles-9", 101, (5500, "Finished /demo/2/1/1.png in 0.1 seconds"))
+    write_log(real_store, "tiles-9", 102, (60, "Finished /demo/2/1/2.png in 0.1 seconds"))
+    assert purge("--older-than", "80", verbosity=2) == [
+        "Deleted tiles-9 PID 100: silent for 1 minute",
+        "Deleted tiles-9 PID 101: silent for 1 hour",
+        "Kept tiles-9 PID 102: last seen 60 seconds ago",
+        "Deleted 2 processes, kept 1.",
+    ]
+
+
 def test_verbosity_zero_prints_nothing(real_store: RedisStore, exited_worker: int) -> None:
     assert purge(verbosity=0) == []
     assert real_store.registry().entries == []

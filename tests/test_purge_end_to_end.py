@@ -57,18 +57,9 @@ def serve_until_every_worker_recorded(server: GunicornServer, store: RedisStore)
     return wait_until(recorded, seconds=20, interval=0.3)
 
 
-def settled_registry(store: RedisStore) -> list[tuple[str, int, float]]:
-    """The registry once no worker is still writing: two reads a second apart (five
-    writer periods) agree, so a late batch cannot change it afterwards."""
-    last: list[tuple[str, int, float]] = []
-
-    def unchanged() -> bool:
-        nonlocal last
-        current, last = last, sorted(store.registry().entries)
-        return current == last
-
-    wait_until(unchanged, seconds=15, interval=1.0)
-    return last
+def processes(store: RedisStore) -> set[tuple[str, int]]:
+    """Who is registered, without the last-seen times a live worker's writer still moves."""
+    return {(host, pid) for host, pid, _ in store.registry().entries}
 
 
 def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
@@ -87,12 +78,13 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         os.kill(killed, signal.SIGKILL)
         wait_until(lambda: not liveness.is_running(killed), seconds=10, interval=0.05)
 
-        listed = settled_registry(store)
+        listed = processes(store)
         lines = purge(env, "--dry-run")
         assert lines[0].startswith(f"Would delete {socket.gethostname()} PID {killed}: ")
         assert "no longer running" in lines[0]
         assert lines[-1].startswith("Would delete 1 process and keep")
-        assert sorted(store.registry().entries) == listed
+        # Nothing deleted: the same processes (the survivor's last-seen time may have moved).
+        assert processes(store) == listed
 
         lines = purge(env)
         assert lines[-1].startswith("Deleted 1 process, kept")

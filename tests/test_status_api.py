@@ -26,27 +26,30 @@ from django_tilestatus.status import (
         (15, "15 seconds"),
         (89.9, "89 seconds"),
         (90, "1 minute"),
-        (5399, "89 minutes"),
-        (5400, "1 hour"),
-        (129599, "35 hours"),
-        (129600, "1 day"),
-        (907199, "10 days"),
-        (907200, "1 week"),
-        (3887999, "6 weeks"),
-        (3888000, "1 month"),
         (119.9, "1 minute"),
         (120, "2 minutes"),
+        (5399, "89 minutes"),
+        (5400, "1 hour"),
         (7199.9, "1 hour"),
         (7200, "2 hours"),
-        (172799, "1 day"),
-        (1209599, "1 week"),
-        (5183999, "1 month"),
+        (129599, "35 hours"),
+        (129600, "1 day"),
+        (172799.9, "1 day"),
+        (172800, "2 days"),
+        (907199, "10 days"),
+        (907200, "1 week"),
+        (1209599.9, "1 week"),
+        (1209600, "2 weeks"),
+        (3887999, "6 weeks"),
+        (3888000, "1 month"),
+        (5183999.9, "1 month"),
         (5184000, "2 months"),
         (-120, "moments"),  # a clock ahead of this one
         (10**8, "38 months"),
     ],
 )
 def test_nice_time_thresholds(seconds: float, text: str) -> None:
+    """The original's thresholds and truncation, in the singular where the count is 1."""
     assert nice_time(seconds) == text
 
 

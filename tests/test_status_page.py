@@ -9,6 +9,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import django
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
@@ -234,7 +235,21 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
     host = '<span class="tilestatus-host">tiles-2 </span>'
     assert f'<li class="{remote}">{host}<span class="tilestatus-pid">{gone}</span>' in html
     assert f'<td class="tilestatus-pid ts-c{colour[here(), gone]}">{gone}</td>' in html
-    assert '<a href="/admin/">Home</a> &rsaquo; Tile status' in html  # admin breadcrumbs
+    # The admin's own breadcrumbs, in the running Django's markup (a list from 6.1 on).
+    crumbs = re.search(r'<nav aria-label="Breadcrumbs">(.*?)</nav>', html, re.S)
+    assert crumbs, html
+    if django.VERSION >= (6, 1):
+        assert re.fullmatch(
+            r'\s*<ol class="breadcrumbs">\s*<li><a href="/admin/">Home</a></li>\s*'
+            r'<li aria-current="page">Tile status</li>\s*</ol>\s*',
+            crumbs[1],
+        ), crumbs[1]
+    else:
+        assert re.fullmatch(
+            r'\s*<div class="breadcrumbs">\s*<a href="/admin/">Home</a>\s*'
+            r"&rsaquo; Tile status\s*</div>\s*",
+            crumbs[1],
+        ), crumbs[1]
     assert 'src="/static/django_tilestatus/status.js"' in html
     assert 'href="/static/django_tilestatus/status.css"' in html
     assert 'data-json-url="/tiles/status/?format=json"' in html

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -363,3 +364,91 @@ def test_hostile_paths_over_http(
     figures.update(
         seen, longest_message=max(len(m) for m in messages), files_outside_cache_changed=0
     )
+
+
+# -- redirects stay on the site ---------------------------------------------------
+
+#: Mount prefixes a proxy could pass as ``SCRIPT_NAME`` to make a redirect leave the site.
+HOSTILE_SCRIPT_NAMES = [
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\\/evil.example",
+    "https:",
+    "https://evil.example",
+    "javascript:alert(1)//",
+    "http:evil.example",
+    " //evil.example",
+    "\t//evil.example",
+    "/%2F/evil.example",
+    "/tiles/../..//evil.example",
+]
+
+
+def assert_on_this_site(location: str) -> None:
+    """``location`` is a path on this site, as a browser would read it too.
+
+    Browsers drop leading and trailing spaces and controls, ignore tabs and
+    newlines anywhere, and read a backslash as a slash in http(s) URLs.
+    """
+    browser_view = "".join(c for c in location.strip("\x00\x20") if c not in "\t\n\r")
+    assert browser_view.startswith("/"), location
+    assert browser_view[1:2] not in ("/", "\\"), location
+    parts = urllib.parse.urlsplit(location)
+    assert (parts.scheme, parts.netloc) == ("", ""), location
+    joined = urllib.parse.urlsplit(urllib.parse.urljoin("http://tiles.example/", location))
+    assert joined.netloc == "tiles.example", location
+    assert location.isascii() and location.isprintable(), location
+
+
+@pytest.mark.parametrize("script_name", HOSTILE_SCRIPT_NAMES)
+def test_a_redirect_stays_on_the_site_whatever_the_script_name(script_name: str) -> None:
+    response = Client().get("/tiles/solid/2/1/1.jpeg", {"a": "1"}, SCRIPT_NAME=script_name)
+    assert response.status_code == 302
+    assert_on_this_site(response["Location"])
+    assert response["Location"].endswith("/tiles/solid/2/1/1.png?a=1")
+    assert response.content == f"You are being redirected to {response['Location']}\n".encode()
+
+
+def test_any_script_name_gives_a_redirect_on_the_site(figures: dict) -> None:
+    client = Client()
+    seen = {"examples": 0}
+    script_names = st.one_of(
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+        st.lists(st.sampled_from(["/", "\\", "//", ":", "https:", "evil.example", "%2F", " "])).map(
+            "".join
+        ),
+        st.sampled_from(HOSTILE_SCRIPT_NAMES),
+    )
+
+    @hypothesis_settings(max_examples=300, deadline=None)
+    @given(script_name=script_names, z=st.integers(0, 20), query=st.sampled_from(["", "a=1"]))
+    def check(script_name: str, z: int, query: str) -> None:
+        path = f"/tiles/solid/{z}/0/0.jpeg"
+        # WSGI carries SCRIPT_NAME as its UTF-8 bytes read as Latin-1.
+        wsgi_script_name = script_name.encode().decode("latin-1")
+        response = client.get(path + ("?" + query if query else ""), SCRIPT_NAME=wsgi_script_name)
+        seen["examples"] += 1
+        assert response.status_code == 302, (script_name, response.content[:200])
+        assert_on_this_site(response["Location"])
+        assert response["Location"].split("?")[0].endswith(f"/tiles/solid/{z}/0/0.png")
+
+    check()
+    figures.update(seen)
+
+
+def test_a_script_name_header_through_gunicorn_cannot_redirect_off_site(
+    start_server, redis_server, key_prefix
+) -> None:
+    """gunicorn takes ``SCRIPT_NAME`` from a header sent by an allowed (local) proxy."""
+    server = start_server(workers=1)
+    for script_name in ("//evil.example", "/\\evil.example", "//evil.example/tiles/.."):
+        answer = request(
+            server.base,
+            urllib.parse.quote(script_name, safe="/:\\") + "/tiles/demo/1/0/0.jpeg",
+            headers={"SCRIPT_NAME": script_name},
+        )
+        assert answer.status == 302, (script_name, answer)
+        assert_on_this_site(answer.headers["location"])
+        assert answer.headers["location"].endswith("/tiles/demo/1/0/0.png")

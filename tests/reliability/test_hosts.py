@@ -47,16 +47,24 @@ def test_two_hosts_with_colliding_pids_stay_apart(start_server, app_on_redis, fi
         workers=1, name="west", env={"TILESTATUS_HOST": "tiles-west"}, wrapper=PID_NAMESPACE
     )
     paths = {"tiles-east": "/demo/3/1/1.png", "tiles-west": "/demo/3/6/6.png"}
-    for server, host in ((east, "tiles-east"), (west, "tiles-west")):
-        z, x, y = (int(p) for p in paths[host].removesuffix(".png").split("/")[2:])
-        answers = fetch_concurrently(server.base, "/tiles" + paths[host])
-        assert all(is_demo_tile(answer, z, x, y) for answer in answers)
+    servers = {"tiles-east": east, "tiles-west": west}
 
-    def both_hosts() -> list:
+    def every_worker_recorded() -> tuple[list, list] | None:
+        """Serve each host's tile concurrently, then whether both workers have recorded.
+
+        Events reach Redis a moment after the answer, so this is polled with a deadline.
+        """
+        for host, server in servers.items():
+            z, x, y = (int(p) for p in paths[host].removesuffix(".png").split("/")[2:])
+            answers = fetch_concurrently(server.base, "/tiles" + paths[host])
+            assert all(is_demo_tile(answer, z, x, y) for answer in answers)
         processes, messages = get_recent()
-        return (processes, messages) if {s.host for s in processes} == set(paths) else []
+        workers = {host: {s.pid for s in processes if s.host == host} for host in paths}
+        return (processes, messages) if all(len(p) == 1 for p in workers.values()) else None
 
-    processes, messages = wait_until(both_hosts, seconds=10)
+    found = wait_until(every_worker_recorded, seconds=30, interval=0.2)
+    assert found, "the worker of each host did not record"
+    processes, messages = found
     pids = {host: {s.pid for s in processes if s.host == host} for host in paths}
     colliding = pids["tiles-east"] & pids["tiles-west"]
     assert colliding, f"no PID in common: {pids}"

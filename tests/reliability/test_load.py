@@ -67,7 +67,7 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
         newest = [log.entries[0][1] for log in logs]
         return logs if len(logs) == 2 and all(m.startswith("Finished ") for m in newest) else []
 
-    logs = wait_until(settled, seconds=5)
+    logs = wait_until(settled, seconds=15)
     assert {log.pid for log in logs} == workers == server.worker_pids()
     assert_bounded(client, key_prefix, logs)
     for log in logs:

@@ -56,7 +56,7 @@ def test_tiles_survive_two_redis_crashes_and_recording_resumes(
 
     before = serve_tiles(server.base, coords(0, 40))
     assert_all_right(before)
-    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=5)
+    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=15)
 
     for outage in (1, 2):
         each_once_more = dict.fromkeys(workers, outage)

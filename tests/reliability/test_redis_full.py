@@ -37,7 +37,7 @@ def test_full_redis_refuses_writes_and_tiles_are_still_served(
     server = start_server(workers=2)
     client = redis_server.client()
     assert_right(serve(server.base, 64))
-    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=5)
+    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=15)
 
     used = redis_server.info("memory")["used_memory"]
     redis_server.set_config("maxmemory-policy", "noeviction")

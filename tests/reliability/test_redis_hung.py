@@ -44,7 +44,7 @@ def test_hung_redis_never_holds_a_tile_and_the_queue_stays_bounded(
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(is_demo_tile(a, ZOOM, *c) for a, c in pool.map(fetch, range(256)))
-    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=5)
+    assert wait_until(lambda: len(read_logs(client, key_prefix)) == 2, seconds=15)
     rss_before = {pid: rss_kib(pid) for pid in workers}
 
     redis_server.pause()
