@@ -4,7 +4,12 @@ TileStache takes the cache lock only when a tile is not cached, so a warm tile
 records nothing here. Waiting on that lock is where a busy tile server stalls
 (another worker renders the same metatile), which is why it is recorded.
 
-Core module: imports the standard library and ``events`` only.
+It also tells ``inflight`` what the request is doing: reading the cache,
+waiting for the lock of a metatile (TileStache locks the metatile's corner,
+the coordinate ``lock`` is given), rendering once the lock is held or when the
+cache had nothing.
+
+Core module: imports the standard library, ``events`` and ``inflight`` only.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import events
+from . import events, inflight
+
+
+def _layer_name(layer: Any) -> str:
+    """The layer's name in the configuration (TileStache's ``Layer.name()``)."""
+    try:
+        return str(layer.name())
+    except Exception:  # noqa: BLE001 - a name is a label, never worth failing a tile
+        return "?"
 
 
 class InstrumentedCache:
@@ -31,16 +44,25 @@ class InstrumentedCache:
         if recorder is None:
             return self.inner.lock(layer, coord, format)
         events.lock_attempted(recorder)
+        inflight.waiting_for_cache_lock(
+            _layer_name(layer), int(coord.zoom), int(coord.column), int(coord.row)
+        )
         start = time.perf_counter()
         result = self.inner.lock(layer, coord, format)
         events.lock_acquired(recorder, time.perf_counter() - start)
+        inflight.cache_lock_held()
         return result
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
+        inflight.cache_lock_released()
         return self.inner.unlock(layer, coord, format)
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
-        return self.inner.read(layer, coord, format)
+        inflight.reading_cache()
+        body = self.inner.read(layer, coord, format)
+        if body is None:
+            inflight.cache_missed()
+        return body
 
     def save(self, body: Any, layer: Any, coord: Any, format: str) -> Any:
         return self.inner.save(body, layer, coord, format)

@@ -42,7 +42,7 @@ def make_recorder() -> Recorder | None:
     config = conf.get_config()
     if not config.enabled:
         return None
-    return Recorder(get_store, config.host, os.getpid())
+    return Recorder(get_store, config.host, os.getpid(), busy_after=config.busy_after)
 
 
 def get_server() -> TileServer:

@@ -42,12 +42,15 @@ def _script_name(request: HttpRequest, path: str) -> str:
 @csrf_exempt  # GET and HEAD only; without this a POST would get 403, not 405.
 @login_not_required  # tiles are public even under LoginRequiredMiddleware
 def tile(request: HttpRequest, path: str = "") -> HttpResponse:
-    """Answer a tile path under the include, recording Started/Finished/Error."""
+    """Answer a tile path under the include, recording Started/Finished/Error.
+
+    The request is one in-flight entry of its process until it ends; an
+    exception that is not an ``Exception`` (gunicorn's timeout, Ctrl-C) is
+    recorded as an ``Error`` and goes on.
+    """
     recorder = events.active()
-    label = events.path_label(path) if recorder is not None else ""
     start = time.perf_counter()
-    if recorder is not None:
-        events.started(recorder, label)
+    entry = events.started(recorder, events.path_label(path)) if recorder is not None else None
     head = request.method == "HEAD"
     try:
         if request.method not in ALLOWED_METHODS:
@@ -59,12 +62,16 @@ def tile(request: HttpRequest, path: str = "") -> HttpResponse:
             response = _http_response(result, head)
     except Exception as exc:  # answered briefly, logged in full
         elapsed = time.perf_counter() - start
-        if recorder is not None:
-            events.error(recorder, exc, elapsed)
+        if recorder is not None and entry is not None:
+            events.error(recorder, entry, exc, elapsed)
         logger.exception(
             "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
         )
         return _http_response(tiles.error_response(exc), head)
-    if recorder is not None:
-        events.finished(recorder, label, time.perf_counter() - start)
+    except BaseException as exc:
+        if recorder is not None and entry is not None:
+            events.aborted(recorder, entry, exc, time.perf_counter() - start)
+        raise
+    if recorder is not None and entry is not None:
+        events.finished(recorder, entry, time.perf_counter() - start)
     return response

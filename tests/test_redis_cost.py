@@ -71,14 +71,35 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     for x in range(5):  # cold: rendered, so the cache lock is recorded too
         assert client.get(f"/tiles/solid/9/{x}/{uuid.uuid4().int % 512}.png").status_code == 200
 
+    # A request still under way when the batch goes: its in-flight entry rides along.
+    under_way = writer.begin_request("/solid/9/9/9.png")
+
     assert (counts.connections, counts.round_trips, counts.commands) == (0, 0, 0)
     assert writer.pending == 25 * 2 + 5 * 4
 
     assert writer.flush()
     assert (counts.connections, counts.round_trips) == (0, 1)
-    assert counts.names == Counter({"LPUSH": 1, "LTRIM": 1, "EXPIRE": 2, "ZADD": 1})
-    newest = RedisStore(real_redis, real_prefix).read()[0].entries[0][1]
+    assert counts.names == Counter(
+        # messages: LPUSH, LTRIM, EXPIRE, ZADD, EXPIRE (registry); requests in flight:
+        # HSET, EXPIRE, ZADD, EXPIRE (busy set); served and failed: HINCRBY, EXPIRE.
+        {"LPUSH": 1, "LTRIM": 1, "EXPIRE": 5, "ZADD": 2, "HSET": 1, "HINCRBY": 1}
+    )
+    store = RedisStore(real_redis, real_prefix)
+    newest = store.read()[0].entries[0][1]
     assert newest.startswith("Finished /solid/9/4/")
+    [(host, pid)] = [(log.host, log.pid) for log in store.read()]
+    assert real_redis.hget(store.counts_key(host, pid), "served") == b"31"  # and the first
+    assert b"/solid/9/9/9.png" in real_redis.hget(
+        store.in_flight_key(host, pid), str(under_way.ident)
+    )
+
+    counts.reset()
+    writer.end_request(under_way, recorder.SERVED)
+    assert writer.flush()
+    assert counts.round_trips == 1
+    assert counts.names == Counter({"HDEL": 1, "ZREM": 1, "HINCRBY": 1, "EXPIRE": 1})
+    assert not real_redis.exists(store.in_flight_key(host, pid))
+    assert real_redis.zscore(store.busy_key(), f"{pid}:{host}") is None
 
 
 def test_the_writer_reuses_its_connection(client: Client, counts: Counts) -> None:

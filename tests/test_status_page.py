@@ -16,7 +16,7 @@ from django.test import Client
 from django_tilestatus import conf, liveness, status
 from django_tilestatus.report import colour_processes
 
-from .helpers import dead_pid, write_log
+from .helpers import dead_pid, write_busy, write_log
 
 pytestmark = pytest.mark.django_db
 
@@ -150,10 +150,12 @@ def test_json_schema(staff: Client) -> None:
         "counts",
         "hidden",
         "clock_ahead",
+        "busy_total",
     }
     assert before - 1 <= data["now"] <= time.time() + 1
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
-    row_keys = line_keys | {"last_event", "state", "state_text", "slow", "busy_path", "busy_for"}
+    row_keys = line_keys | {"last_event", "last_seen", "state", "state_text", "slow"}
+    row_keys |= {"in_flight", "requests", "served", "failed", "busy_path", "busy_for"}
     for item in data["messages"]:
         assert set(item) == line_keys
     for item in data["processes"]:
@@ -209,7 +211,9 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
         os.getpid(),
         [(started, "Started /solid/9/9/9.png"), (started, "Attempted cache lock")],
     )
+    write_busy(store, here(), os.getpid(), "/solid/9/9/9.png", time.time() - started)
     write_log(store, here(), gone, (8, "Started /solid/1/1/1.png"))
+    write_busy(store, here(), gone, "/solid/1/1/1.png", 8)
     write_log(store, "tiles-2", gone, (3, "Finished /solid/2/2/2.png in 0.5 seconds"))
     html = staff.get("/tiles/status/").content.decode()
     rows = {
