@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
+from django_tilestatus.inflight import Request
 from django_tilestatus.policy import DeathPolicy
 from django_tilestatus.report import (
     BUSY,
@@ -17,7 +16,6 @@ from django_tilestatus.report import (
     colour_processes,
     pid_indent,
 )
-from django_tilestatus.inflight import Request
 from django_tilestatus.store import ProcessLog, Snapshot
 from django_tilestatus.vocabulary import nice_time
 
