@@ -6,6 +6,8 @@ Environment:
 - ``TILESTATUS_ENABLED=0``: serve tiles without recording, to compare.
 - ``TILESTATUS_KEY_PREFIX``: the Redis key prefix (default ``tilestatus``).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
+- ``TILESTATUS_BUSY_AFTER``: seconds after which a request is slow and its stack
+  is taken (default 10; the in-flight end-to-end tests set 1).
 - ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
   the demo's ``tilestache.cfg`` (the reliability tests serve a slow layer and a
   tile cache of their own with it).
@@ -112,6 +114,7 @@ TILESTATUS = {
     "KEY_PREFIX": os.environ.get("TILESTATUS_KEY_PREFIX", "tilestatus"),
     "ENABLED": os.environ.get("TILESTATUS_ENABLED", "1") != "0",
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
+    "BUSY_AFTER": float(os.environ.get("TILESTATUS_BUSY_AFTER") or 10),
 }
 
 LOGGING = {
