@@ -80,7 +80,8 @@ class Request:
         self.locked = False
         #: The stack snapshot, taken once by the writer (``Frame`` tuples, innermost last).
         self.stack: list[list[Any]] | None = None
-        #: Bumped at each change, so the writer sends only what changed.
+        #: Bumped by the request's own thread at each change (after the change), so the
+        #: writer sends only what changed and never misses a change it half read.
         self.version = 0
 
     def set_phase(self, phase: str, lock: str | None = None) -> None:

@@ -93,8 +93,8 @@ class Recorder:
         self._ended: deque[tuple[Request, str]] = deque()
         #: Aborted requests, with when: put back at exit if recent (see ``ABORT_GRACE``).
         self._aborted: deque[tuple[Request, float]] = deque(maxlen=inflight.MAX_IN_FLIGHT)
-        #: What the store holds of the in-flight table: field -> (request, version).
-        self._written: dict[str, tuple[Request, int]] = {}
+        #: What the store holds of the in-flight table: field -> (request, version, stack taken).
+        self._written: dict[str, tuple[Request, int, bool]] = {}
         self._served = self._failed = 0
         self._refreshed = 0.0
 
@@ -163,7 +163,7 @@ class Recorder:
 
     def _in_flight(
         self, now: float, ttl: float
-    ) -> tuple[InFlightUpdate | None, dict[str, tuple[Request, int]]]:
+    ) -> tuple[InFlightUpdate | None, dict[str, tuple[Request, int, bool]]]:
         """What changed in the in-flight table since the last send, and the new state."""
         while self._ended:
             request, outcome = self._ended.popleft()
@@ -174,18 +174,19 @@ class Recorder:
             if outcome == ABORTED:
                 self._aborted.append((request, now))
         current = inflight.requests()[: inflight.MAX_IN_FLIGHT]
-        state: dict[str, tuple[Request, int]] = {}
+        state: dict[str, tuple[Request, int, bool]] = {}
         for request in current:
             if request.stack is None and now - request.started > self.busy_after:
                 request.stack = inflight.capture_stack(request.ident) or []
-                request.version += 1
-            state[str(request.ident)] = (request, request.version)
+            # The version is the request thread's alone (no lost increments); the
+            # writer's own change, the stack, is told apart by its presence.
+            state[str(request.ident)] = (request, request.version, request.stack is not None)
         refresh = bool(current) and now - self._refreshed > ttl / 3
         written = self._written
         changed = {
             key: request.encode()
-            for key, (request, version) in state.items()
-            if refresh or written.get(key) != (request, version)
+            for key, (request, version, stacked) in state.items()
+            if refresh or written.get(key) != (request, version, stacked)
         }
         gone = [key for key in written if key not in state]
         if not (changed or gone or self._served or self._failed):
