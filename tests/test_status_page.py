@@ -230,6 +230,12 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
     }
     assert re.search(r"busy on /solid/9/9/9\.png for \d+ s", html)
     assert "gone while busy on /solid/1/1/1.png" in html
+    # Each request in flight is listed under its process's state, with what it does.
+    assert re.search(
+        r'tilestatus-request-text">/solid/9/9/9\.png, starting for \d+ s, running \d+ s<', html
+    )
+    assert '<span class="tilestatus-request-text">gone while busy on /solid/1/1/1.png<' in html
+    assert '<span class="tilestatus-served">0</span> served' in html
     assert '<strong class="tilestatus-flag">slow</strong>' in html
     colour = colour_processes([(here(), os.getpid()), (here(), gone), ("tiles-2", gone)])
     remote = f"ts-i{status.pid_indent(gone)} ts-c{colour['tiles-2', gone]}"

@@ -135,7 +135,7 @@
                 return requestItem(root, request, [item.host, item.pid, request.path].join(" "), open);
             }));
             requests.hidden = !item.requests.length;
-            row.querySelector(".tilestatus-counts").hidden = item.served === null;
+            row.querySelector(".tilestatus-counts-text").hidden = item.served === null;
             row.className = "tilestatus-" + item.state + (item.slow ? " tilestatus-slow" : "");
             row.dataset.host = item.host;
             row.dataset.pid = String(item.pid);
