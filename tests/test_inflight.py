@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from django_tilestatus import events, inflight, recorder
+from django_tilestatus import connection, events, inflight, recorder
 from django_tilestatus.cache import InstrumentedCache
 from django_tilestatus.inflight import Request, capture_stack, decode
 from django_tilestatus.recorder import Recorder
@@ -293,3 +293,56 @@ def test_a_request_object_is_small_and_encodes_compactly() -> None:
         "since": 1700000000.123,
     }
     assert not hasattr(request, "__dict__")
+
+
+def test_at_most_max_in_flight_are_written_the_oldest_first() -> None:
+    store = FlakyStore()
+    writer = make_recorder(store)
+    fakes = [Request(10_000 + n, f"/a/9/{n}/0.png", time.time() - 100 + n) for n in range(40)]
+    try:
+        for request in fakes:
+            inflight._table[request.ident] = request
+        assert writer.flush()
+        [update] = store.updates
+        assert len(update.set) == inflight.MAX_IN_FLIGHT
+        assert update.oldest == fakes[0].started
+        assert "/a/9/0/0.png" in update.set[str(fakes[0].ident)]
+    finally:
+        for request in fakes:
+            inflight.end(request)
+        writer.stop()
+
+
+def test_a_long_hung_request_keeps_its_keys_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FlakyStore()
+    store.ttl = 3  # type: ignore[misc]  # refreshed every TTL/3 seconds
+    writer = make_recorder(store)
+    request = writer.begin_request("/a/1/0/0.png")
+    assert writer.flush()
+    assert store.updates[-1].touch is not None  # first written: seen now
+    sent = len(store.updates)
+    assert writer.flush() and len(store.updates) == sent  # nothing new: nothing sent
+    later = time.time() + 2
+    monkeypatch.setattr(recorder.time, "time", lambda: later)
+    assert writer.flush()
+    assert store.updates[-1].touch == later and list(store.updates[-1].set) == [str(request.ident)]
+    writer.end_request(request, recorder.SERVED)
+    writer.stop()
+
+
+@pytest.mark.parametrize("backend", ["fake", pytest.param("real", marks=pytest.mark.redis)])
+def test_the_page_read_drops_busy_entries_whose_requests_have_expired(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    client = request.getfixturevalue("real_redis") if backend == "real" else connection.get_client()
+    prefix = request.getfixturevalue("real_prefix") if backend == "real" else "tilestatus-busy"
+    store = RedisStore(client, prefix=prefix)
+    now = time.time()
+    store.write("web1", 7, [(now, "Started /a/1/0/0.png")])
+    client.zadd(store.busy_key(), {"7:web1": now - 5, "8:web1": now - 9})  # no hashes
+    first = Request(1, "/a/1/0/0.png", now - 5)
+    client.hset(store.in_flight_key("web1", 7), "1", first.encode())
+    snapshot = store.snapshot(now, recent=10)
+    assert list(snapshot.in_flight) == [("web1", 7)] and snapshot.busy_total == 2
+    assert client.zrange(store.busy_key(), 0, -1) == [b"7:web1"]
+    assert store.snapshot(now, recent=10, host="elsewhere").in_flight == {}
