@@ -399,8 +399,12 @@ def build_report(
     for index, candidate in enumerate(kept):
         head = heads[index] if index < len(heads) else Head()
         newest = candidate.entries[0] if candidate.entries else head.newest
-        if newest is not None and candidate.dead and not candidate.requests:
-            candidate.state = EXITED if parse(newest[1]).kind is Kind.DESTROYED else GONE
+        if newest is not None and parse(newest[1]).kind is Kind.DESTROYED:
+            # Said so itself: exited, or gone while busy on what is still in flight.
+            candidate.state = GONE if candidate.requests else EXITED
+            candidate.requests = tuple(
+                replace(request, gone=True, slow=False) for request in candidate.requests
+            )
         rows.append(
             ProcessRow(
                 candidate.host,

@@ -16,7 +16,7 @@ from django_tilestatus.report import (
     colour_processes,
     pid_indent,
 )
-from django_tilestatus.store import ProcessLog, Snapshot
+from django_tilestatus.store import Head, ProcessLog, Snapshot
 from django_tilestatus.vocabulary import nice_time
 
 NOW = 1_700_000_000.0
@@ -281,3 +281,20 @@ def test_processes_on_one_page_get_distinct_colours_in_host_pid_order() -> None:
     assert colours == {("here", 4): 0, ("here", 30): 1, ("here", 200): 2, ("there", 1): 3}
     assert {(row.host, row.pid): row.colour for row in report.processes} == colours
     assert colour_processes([("h", pid) for pid in range(12)])[("h", 11)] == 11 % COLOURS
+
+
+def test_a_listed_process_whose_newest_message_was_read_apart_says_if_it_exited() -> None:
+    snapshot = Snapshot(
+        NOW,
+        [ProcessLog("there", 1, NOW - 5), ProcessLog("there", 2, NOW - 6)],
+        in_flight={("there", 2): [Request(1, "/a/1/0/0.png", NOW - 30).encode()]},
+    )
+
+    def heads(processes: object) -> list[Head]:
+        return [Head((NOW - 5, "Destroyed"), 10, 1), Head((NOW - 6, "Destroyed"), 3, 0)]
+
+    report, _ = build_report(snapshot, SETTINGS, read_heads=heads)
+    rows = {row.pid: row for row in report.processes}
+    assert (rows[1].state, rows[1].served, rows[1].failed) == (EXITED, 10, 1)
+    assert rows[2].state == GONE and rows[2].state_text == "gone while busy on /a/1/0/0.png"
+    assert not rows[2].slow
