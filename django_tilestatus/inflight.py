@@ -125,6 +125,11 @@ def end(request: Request) -> None:
         del _table[request.ident]
 
 
+def restore(request: Request) -> None:
+    """Put an ended request back, at exit, as what its process died on."""
+    _table.setdefault(request.ident, request)
+
+
 def current() -> Request | None:
     """The calling thread's request, or None outside a recorded tile request."""
     return _table.get(threading.get_ident())

@@ -219,7 +219,7 @@ class Recorder:
                 self._aborted.append((request, now))
         for request, when in self._aborted:
             if now - when <= ABORT_GRACE:
-                inflight._table.setdefault(request.ident, request)
+                inflight.restore(request)
 
     def _send(self) -> bool:
         queue = self._queue
