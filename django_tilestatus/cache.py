@@ -6,9 +6,12 @@ records nothing here. Waiting on that lock is where a busy tile server stalls
 
 For the tile statistics it also notes, for the request under way, whether
 ``read`` returned a body (the tile was served from the cache) and how long the
-lock took (see ``stats``).
+lock took (see ``stats``). And it tells ``inflight`` what the request is doing:
+reading the cache, waiting for the lock of a metatile (TileStache locks the
+metatile's corner, the coordinate ``lock`` is given), rendering once the lock is
+held or when the cache had nothing.
 
-Core module: imports the standard library, ``events`` and ``stats`` only.
+Core module: imports the standard library, ``events``, ``inflight`` and ``stats`` only.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import events, stats
+from . import events, inflight, stats
+
+
+def _layer_name(layer: Any) -> str:
+    """The layer's name in the configuration (TileStache's ``Layer.name()``)."""
+    try:
+        return str(layer.name())
+    except Exception:  # noqa: BLE001 - a name is a label, never worth failing a tile
+        return "?"
 
 
 class InstrumentedCache:
@@ -35,19 +46,27 @@ class InstrumentedCache:
         if recorder is None:
             return self.inner.lock(layer, coord, format)
         events.lock_attempted(recorder)
+        inflight.waiting_for_cache_lock(
+            _layer_name(layer), int(coord.zoom), int(coord.column), int(coord.row)
+        )
         start = time.perf_counter()
         result = self.inner.lock(layer, coord, format)
         waited = time.perf_counter() - start
         events.lock_acquired(recorder, waited)
         stats.noted_lock_wait(waited)
+        inflight.cache_lock_held()
         return result
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
+        inflight.cache_lock_released()
         return self.inner.unlock(layer, coord, format)
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
+        inflight.reading_cache()
         body = self.inner.read(layer, coord, format)
-        if body is not None:
+        if body is None:
+            inflight.cache_missed()
+        else:
             stats.noted_from_cache()
         return body
 

@@ -3,16 +3,21 @@
 Call sites take the recorder once (``active()``, None when recording is off)
 and pass it in, so a request looks the recorder up once, not once per event.
 
-Core module: imports the standard library, ``recorder`` and ``vocabulary`` only.
+A request is also an in-flight entry of its process from ``started`` to
+``finished``/``error``/``aborted`` (see ``inflight``).
+
+Core module: imports the standard library, ``inflight``, ``recorder`` and ``vocabulary`` only.
 """
 
 from __future__ import annotations
 
 from . import vocabulary
-from .recorder import Recorder, active
+from .inflight import Request
+from .recorder import ABORTED, FAILED, SERVED, Recorder, active
 from .vocabulary import path_label
 
 __all__ = [
+    "aborted",
     "active",
     "error",
     "finished",
@@ -23,20 +28,33 @@ __all__ = [
 ]
 
 
-def started(recorder: Recorder, label: str) -> None:
-    """Record ``Started <label>``, preceded by ``Created`` in a new process."""
+def started(recorder: Recorder, label: str) -> Request:
+    """Record ``Started <label>``, preceded by ``Created`` in a new process; the
+    request is in flight until ``finished``, ``error`` or ``aborted``."""
     if not recorder.created:
         recorder.created = True
         recorder.record(vocabulary.created())
     recorder.record(vocabulary.started(label))
+    return recorder.begin_request(label)
 
 
-def finished(recorder: Recorder, label: str, seconds: float) -> None:
-    recorder.record(vocabulary.finished(label, seconds))
+def finished(recorder: Recorder, request: Request, seconds: float) -> None:
+    recorder.record(vocabulary.finished(request.path, seconds))
+    recorder.end_request(request, SERVED)
 
 
-def error(recorder: Recorder, exc: BaseException, seconds: float) -> None:
+def error(recorder: Recorder, request: Request, exc: BaseException, seconds: float) -> None:
+    """The request failed with ``exc``; its process goes on."""
     recorder.record(vocabulary.error(exc, seconds))
+    recorder.end_request(request, FAILED)
+
+
+def aborted(recorder: Recorder, request: Request, exc: BaseException, seconds: float) -> None:
+    """The request was ended by ``exc``, not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``): recorded as an error; if the process now exits,
+    the request is shown as what it died on."""
+    recorder.record(vocabulary.error(exc, seconds))
+    recorder.end_request(request, ABORTED)
 
 
 def lock_attempted(recorder: Recorder) -> None:

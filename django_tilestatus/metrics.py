@@ -135,9 +135,8 @@ class ClusterCollector(Collector):
             hosts.add(row.host)
             states[row.host, row.state] += 1
             if row.state == BUSY:
-                in_flight[row.host] += 1
-            if row.slow:
-                stuck[row.host] += 1
+                in_flight[row.host] += len(row.requests)
+                stuck[row.host] += sum(1 for request in row.requests if request.slow)
         for hidden in report.hidden:
             hosts.add(hidden.host)
             states[hidden.host, hidden.state] += hidden.count

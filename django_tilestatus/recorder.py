@@ -8,15 +8,26 @@ dropping the oldest events (and counting them), a warning is logged once per
 outage, and sending resumes by itself. At a clean exit the process records
 ``Destroyed`` and flushes.
 
+The same write carries the process's in-flight requests (``inflight``): on
+each wake the writer compares the table with what it last sent and sends only
+what changed (one hash field per request thread, the process's place in the
+busy set, and how many requests were served and failed since), and takes the
+stack of any request past ``busy_after`` seconds once. A request that ended
+by an exception that is not an ``Exception`` (``SystemExit`` from gunicorn's
+timeout, ``KeyboardInterrupt``) is put back at exit, so the page says the
+process died busy on it; a clean exit with nothing in flight clears them.
+
 Each process has at most one recorder, made on first use by the factory an
 adapter installed (``install_factory``; the Django app installs one built from
 its settings). Without a factory, or when the factory returns None (recording
 disabled), ``active()`` is None and nothing is recorded.
 
 Each recorder also holds its process's tile statistics (``stats``), which its
-sends add to the same pipeline as the events, with the count of dropped events.
+sends add to the same pipeline as the events and the in-flight changes, with the
+count of dropped events.
 
-Core module: imports the standard library, ``stats``, ``store`` and ``vocabulary`` only.
+Core module: imports the standard library, ``inflight``, ``stats``, ``store`` and
+``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -29,9 +40,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from . import vocabulary
+from . import inflight, vocabulary
+from .inflight import Request
 from .stats import Deltas, TileStats
-from .store import StatusStore, StoreUnavailable
+from .store import InFlightUpdate, StatusStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +59,11 @@ RETRY_INTERVAL = 1.0
 MAX_QUEUE = 10_000
 #: Seconds a clean exit waits at most to flush.
 EXIT_TIMEOUT = 2.0
+#: A request aborted (``SystemExit``, ``KeyboardInterrupt``) this many seconds or
+#: less before a clean exit is taken as what ended the process.
+ABORT_GRACE = 10.0
+#: How a request ended, as ``end_request`` is told.
+SERVED, FAILED, ABORTED = "served", "failed", "aborted"
 
 
 class Recorder:
@@ -59,6 +76,7 @@ class Recorder:
         pid: int,
         interval: float = INTERVAL,
         max_queue: int | None = None,
+        busy_after: float = 10.0,
     ):
         self.host = host
         self.pid = pid
@@ -78,6 +96,16 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._outage = False
+        #: Seconds a request runs before the writer takes its stack.
+        self.busy_after = busy_after
+        #: Requests ended since the last send, and how: appended by request threads.
+        self._ended: deque[tuple[Request, str]] = deque()
+        #: Aborted requests, with when: put back at exit if recent (see ``ABORT_GRACE``).
+        self._aborted: deque[tuple[Request, float]] = deque(maxlen=inflight.MAX_IN_FLIGHT)
+        #: What the store holds of the in-flight table: field -> (request, version, stack taken).
+        self._written: dict[str, tuple[Request, int, bool]] = {}
+        self._served = self._failed = 0
+        self._refreshed = 0.0
 
     def record(self, message: str) -> None:
         """Queue ``message``, stamped now; never blocks on Redis."""
@@ -87,6 +115,17 @@ class Recorder:
         queue.append((time.time(), message))
         if self._thread is None:
             self._start()
+
+    def begin_request(self, label: str) -> Request:
+        """Enter the calling thread's request in the process's in-flight table."""
+        if self._thread is None:
+            self._start()
+        return inflight.begin(label)
+
+    def end_request(self, request: Request, outcome: str) -> None:
+        """Take ``request`` out of the table; ``outcome`` is SERVED, FAILED or ABORTED."""
+        inflight.end(request)
+        self._ended.append((request, outcome))
 
     def flush(self, timeout: float = -1) -> bool:
         """Send what is queued now; False if it could not (yet) be sent."""
@@ -141,16 +180,83 @@ class Recorder:
         deltas.dropped = 0  # counted again from ``dropped`` at the next send
         self.stats.give_back(deltas)
 
+    def _in_flight(
+        self, now: float, ttl: float
+    ) -> tuple[InFlightUpdate | None, dict[str, tuple[Request, int, bool]]]:
+        """What changed in the in-flight table since the last send, and the new state."""
+        while self._ended:
+            request, outcome = self._ended.popleft()
+            if outcome == SERVED:
+                self._served += 1
+            else:
+                self._failed += 1
+            if outcome == ABORTED:
+                self._aborted.append((request, now))
+        current = inflight.requests()[: inflight.MAX_IN_FLIGHT]
+        state: dict[str, tuple[Request, int, bool]] = {}
+        for request in current:
+            if request.stack is None and now - request.started > self.busy_after:
+                request.stack = inflight.capture_stack(request.ident) or []
+            # The version is the request thread's alone (no lost increments); the
+            # writer's own change, the stack, is told apart by its presence.
+            state[str(request.ident)] = (request, request.version, request.stack is not None)
+        refresh = bool(current) and now - self._refreshed > ttl / 3
+        written = self._written
+        changed = {
+            key: request.encode()
+            for key, (request, version, stacked) in state.items()
+            if refresh or written.get(key) != (request, version, stacked)
+        }
+        gone = [key for key in written if key not in state]
+        if not (changed or gone or self._served or self._failed):
+            return None, state
+        update = InFlightUpdate(
+            set=changed,
+            delete=gone,
+            oldest=current[0].started if current else None,
+            served=self._served,
+            failed=self._failed,
+            touch=now if refresh else None,
+        )
+        return update, state
+
+    def prepare_exit(self) -> None:
+        """At exit: the requests whose abort ended the process count as in flight."""
+        self._stop.set()
+        if self._send_lock.acquire(timeout=EXIT_TIMEOUT):  # not while the writer sends
+            try:
+                self._put_back_aborted(time.time())
+            finally:
+                self._send_lock.release()
+
+    def _put_back_aborted(self, now: float) -> None:
+        while self._ended:  # ended just now, perhaps by the exit itself
+            request, outcome = self._ended.popleft()
+            self._served += outcome == SERVED
+            self._failed += outcome != SERVED
+            if outcome == ABORTED:
+                self._aborted.append((request, now))
+        for request, when in self._aborted:
+            if now - when <= ABORT_GRACE:
+                inflight.restore(request)
+
     def _send(self) -> bool:
         queue = self._queue
         batch = []
         while queue:
             batch.append(queue.popleft())
-        if not batch:
-            return True
         deltas = self._take_stats()
         try:
-            self._store_factory().write(self.host, self.pid, batch, stats=deltas)
+            store = self._store_factory()
+            now = time.time()
+            update, state = self._in_flight(now, store.ttl)
+            if not batch and update is None and not deltas:
+                return True
+            store.write(self.host, self.pid, batch, update, stats=deltas)
+            self._written = state
+            self._served = self._failed = 0
+            if update is not None and update.touch is not None:
+                self._refreshed = now
         except Exception as exc:  # noqa: BLE001 - recording must never break serving
             self._give_back_stats(deltas)
             queue.extendleft(reversed(batch))
@@ -242,6 +348,7 @@ def _at_exit() -> None:
     if recorder is not None:
         if recorder.created:
             recorder.record(vocabulary.destroyed())
+        recorder.prepare_exit()
         recorder.stop()
 
 

@@ -2,6 +2,13 @@
 
 ``build_report`` turns one bounded read of the store (a ``Snapshot``) into a
 ``Report``: the active processes with a state each, and the newest messages.
+A process's state comes from what it recorded, not from its messages: its
+in-flight requests (``inflight``) make it busy, liveness (or silence, for
+another host) makes it gone, a newest ``Destroyed`` with nothing in flight
+makes it exited. The rows listed (at most ``MAX_PROCESS_ROWS``) get their newest
+message and counts through ``read_heads``; the others are counted per host and
+state, where "exited" is counted only where known (their messages were read)
+and a dead process not known to have exited counts as "gone".
 Everything a format shows is computed here (state and its wording, slow,
 colour, indentation, how long ago), so the HTML template, the JSON and the
 text cannot drift apart, and the page's script only renders. It also names
@@ -11,8 +18,9 @@ deleting.
 The tile statistics ("Tiles") are computed by ``tile_stats``; a report carries
 them as they come.
 
-Core module: imports the standard library, ``policy``, ``store`` (its data
-classes), ``tile_stats`` and ``vocabulary`` only.
+Core module: imports the standard library, ``inflight`` (reading entries
+back), ``policy``, ``store`` (its data classes), ``tile_stats`` and
+``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -21,15 +29,17 @@ import functools
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from . import inflight
+from .inflight import Entry, Frame
 from .policy import DeathPolicy
-from .store import Snapshot
+from .store import Head, Snapshot
 from .tile_stats import TilesReport
-from .vocabulary import Kind, clean, nice_time, parse
+from .vocabulary import Kind, clean, nice_time, parse, phase_text
 
 #: A process's state on the page: requests under way, none, died without a
 #: word (killed), or exited cleanly (recorded ``Destroyed``).
@@ -41,9 +51,6 @@ COLOURS = 10
 #: are listed first, then the most recently seen; the rest are counted per host
 #: and state, so the page stays small whatever the registry holds.
 MAX_PROCESS_ROWS = 100
-#: Newest messages of each active process read to tell its state: at most
-#: ``Got cache lock``, ``Attempted cache lock``, ``Started``.
-STATE_HEAD = 3
 #: Seconds a host's newest event may lie in the future before its clock is
 #: flagged as ahead (hosts need synchronised clocks).
 CLOCK_AHEAD_AFTER = 2.0
@@ -106,34 +113,113 @@ class Line:
 
 
 @dataclass(frozen=True)
+class RequestRow:
+    """One request in flight, as every format shows it."""
+
+    path: str
+    #: Seconds since it started, and since its current phase began.
+    running_for: float
+    phase: str
+    phase_for: float
+    lock: str = ""
+    #: Running longer than ``BUSY_AFTER``.
+    slow: bool = False
+    #: Its process died with it in flight.
+    gone: bool = False
+    #: The stack snapshot, innermost frame last; None until taken.
+    stack: tuple[Frame, ...] | None = None
+
+    @property
+    def phase_text(self) -> str:
+        return phase_text(self.phase, self.lock, self.phase_for)
+
+    @property
+    def text(self) -> str:
+        """``gone while busy on <path>`` or ``<path>, rendering for 12 s, running 14 s``."""
+        if self.gone:
+            return f"gone while busy on {self.path}"
+        return f"{self.path}, {self.phase_text}, running {int(self.running_for)} s"
+
+    @property
+    def stack_text(self) -> str:
+        """The stack as Python prints a traceback, innermost last."""
+        lines = []
+        for frame in self.stack or ():
+            lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
+            if frame.source:
+                lines.append(f"    {frame.source}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "text": self.text,
+            "running_for": round(self.running_for, 3),
+            "phase": self.phase,
+            "phase_text": self.phase_text,
+            "lock": self.lock,
+            "slow": self.slow,
+            "gone": self.gone,
+            "stack": None
+            if self.stack is None
+            else [
+                {"file": f.file, "line": f.line, "function": f.function, "source": f.source}
+                for f in self.stack
+            ],
+            "stack_text": self.stack_text,
+        }
+
+
+@dataclass(frozen=True)
 class ProcessRow(Line):
     """An active process: its newest message and what it is doing."""
 
     #: Unix time of the newest message.
     last_event: float = 0.0
     state: str = IDLE
-    #: The path of the request under way, and for how long (when busy, or gone while busy).
-    busy_path: str = ""
-    busy_for: float = 0.0
-    #: Busy on one request for longer than ``BUSY_AFTER``.
-    slow: bool = False
+    #: Its requests in flight, oldest first (when busy, or gone while busy).
+    requests: tuple[RequestRow, ...] = ()
+    #: Requests served and failed since the process started (None: not read).
+    served: int | None = None
+    failed: int | None = None
+
+    @property
+    def slow(self) -> bool:
+        """Busy on one request for longer than ``BUSY_AFTER``."""
+        return self.state == BUSY and any(request.slow for request in self.requests)
+
+    @property
+    def busy_path(self) -> str:
+        """The path of the oldest request in flight."""
+        return self.requests[0].path if self.requests else ""
+
+    @property
+    def busy_for(self) -> float:
+        return self.requests[0].running_for if self.requests else 0.0
 
     @property
     def state_text(self) -> str:
         if self.state == BUSY:
-            return f"busy on {self.busy_path} for {int(self.busy_for)} s"
-        if self.state == GONE and self.busy_path:
-            # Killed mid-request: the path is the likeliest culprit.
-            return f"gone while busy on {self.busy_path}"
+            if len(self.requests) == 1:
+                return f"busy on {self.busy_path} for {int(self.busy_for)} s"
+            return f"busy with {len(self.requests)} requests"
+        if self.state == GONE and self.requests:
+            # Died mid-request: the paths are the likeliest culprits.
+            return "; ".join(request.text for request in self.requests)
         return self.state
 
     def as_dict(self) -> dict[str, Any]:
         return {
             **super().as_dict(),
             "last_event": round(self.last_event, 6),
+            "last_seen": round(self.last_event, 6),
             "state": self.state,
             "state_text": self.state_text,
             "slow": self.slow,
+            "in_flight": len(self.requests),
+            "requests": [request.as_dict() for request in self.requests],
+            "served": self.served,
+            "failed": self.failed,
             "busy_path": self.busy_path,
             "busy_for": round(self.busy_for, 3),
         }
@@ -162,10 +248,12 @@ class Report:
     clock_ahead: list[str] = field(default_factory=list)
     #: The ``?host=`` the report is limited to, if any.
     host: str | None = None
-    #: Active processes per state, listed or not.
+    #: Active processes per state, listed or not ("exited" only where known).
     counts: dict[str, int] = field(default_factory=dict)
     #: The tile statistics of the last hour, when read (see ``tile_stats``).
     tiles: TilesReport | None = None
+    #: Processes with requests in flight, read or not (see ``store.MAX_BUSY_READ``).
+    busy_total: int = 0
 
     @property
     def several_hosts(self) -> bool:
@@ -189,6 +277,7 @@ class Report:
             "host": self.host,
             "several_hosts": self.several_hosts,
             "counts": self.counts,
+            "busy_total": self.busy_total,
             "processes": [row.as_dict() for row in self.processes],
             "hidden": [item.as_dict() for item in self.hidden],
             "clock_ahead": self.clock_ahead,
@@ -213,21 +302,9 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
-def request_state(entries: Sequence[tuple[float, str]], now: float) -> tuple[str, str, float]:
-    """``(state, path, seconds)`` from one process's ``(unix time, message)``, newest first.
-
-    A process is busy from ``Started <path>`` until any other message than
-    those written inside a request; it has exited once it says ``Destroyed``.
-    """
-    for stamp, message in entries:
-        parsed = parse(message)
-        if parsed.kind is Kind.STARTED:
-            return BUSY, parsed.path, max(0.0, now - stamp)
-        if parsed.kind is Kind.DESTROYED:
-            return EXITED, "", 0.0
-        if not parsed.kind.inside_request:
-            break
-    return IDLE, "", 0.0
+def newest_says_destroyed(entries: Sequence[tuple[float, str]]) -> bool:
+    """Whether a process's newest message (entries newest first) is ``Destroyed``."""
+    return bool(entries) and parse(entries[0][1]).kind is Kind.DESTROYED
 
 
 def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -236,30 +313,78 @@ def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], i
     return {key: rank % COLOURS for rank, key in enumerate(sorted(set(keys)))}
 
 
-def _priority(row: ProcessRow) -> int:
-    """Which rows a crowded page keeps first: slow, busy, gone, then the rest."""
-    if row.slow:
-        return 0
-    if row.state == BUSY:
-        return 1
-    return 2 if row.state == GONE else 3
+@dataclass
+class _Candidate:
+    """A process that may be listed, before its row is built."""
+
+    host: str
+    pid: int
+    last_seen: float
+    entries: list[tuple[float, str]]
+    requests: tuple[RequestRow, ...]
+    dead: bool
+    state: str
+
+    @property
+    def priority(self) -> int:
+        """Which rows a crowded page keeps first: slow, busy, gone, then the rest."""
+        if self.state == BUSY:
+            return 0 if any(request.slow for request in self.requests) else 1
+        return 2 if self.state == GONE else 3
+
+
+def _state(dead: bool, requests: Sequence[RequestRow], destroyed: bool) -> str:
+    if dead or destroyed:
+        return GONE if requests or not destroyed else EXITED
+    return BUSY if requests else IDLE
+
+
+def request_rows(
+    raw: Sequence[Any], now: float, busy_after: float, gone: bool
+) -> tuple[RequestRow, ...]:
+    """The in-flight requests of one process, oldest first, from the store's values."""
+    entries: list[Entry] = [e for e in map(inflight.decode, raw) if e is not None]
+    entries.sort(key=lambda entry: entry.started)
+    return tuple(
+        RequestRow(
+            path=clean(entry.path),
+            running_for=max(0.0, now - entry.started),
+            phase=entry.phase,
+            phase_for=max(0.0, now - entry.since),
+            lock=clean(entry.lock),
+            slow=not gone and now - entry.started > busy_after,
+            gone=gone,
+            stack=entry.stack,
+        )
+        for entry in entries[: inflight.MAX_IN_FLIGHT]
+    )
+
+
+#: Reads the newest message and counts of the listed processes (``StatusStore.heads``).
+ReadHeads = Callable[[Sequence[tuple[str, int]]], list[Head]]
 
 
 def build_report(
-    snapshot: Snapshot, settings: ReportSettings, policy: DeathPolicy | None = None
+    snapshot: Snapshot,
+    settings: ReportSettings,
+    policy: DeathPolicy | None = None,
+    read_heads: ReadHeads | None = None,
 ) -> tuple[Report, list[tuple[str, int]]]:
     """The report for one read, and the processes to delete.
 
     ``policy`` judges which processes are dead (``settings.policy()`` unless
     given); processes of other hosts are judged by silence only.
+    ``read_heads`` reads the newest message of the listed rows whose messages
+    the snapshot did not hold (without it they show none).
     """
     policy = settings.policy() if policy is None else policy
     now = snapshot.now
-    rows: list[ProcessRow] = []
+    candidates: list[_Candidate] = []
     purge: list[tuple[str, int]] = []
     ahead: set[str] = set()
     for log in snapshot.processes:
         elapsed = now - log.last_seen
+        raw = snapshot.in_flight.get((log.host, log.pid), ())
         if (
             elapsed > settings.purge_after
             and len(purge) < MAX_PURGE_PER_READ
@@ -267,29 +392,49 @@ def build_report(
         ):
             purge.append((log.host, log.pid))
             continue
-        if elapsed > settings.hide_after or not log.entries:
+        if elapsed > settings.hide_after and not raw:
             continue
         if elapsed < -CLOCK_AHEAD_AFTER:
             ahead.add(log.host)
-        state, path, busy_for = request_state(log.entries, now)
-        dead = policy.why_dead(log.host, log.pid, log.last_seen, now) is not None
-        if dead and state != EXITED:
-            state = GONE
+        destroyed = newest_says_destroyed(log.entries)
+        dead = destroyed or policy.why_dead(log.host, log.pid, log.last_seen, now) is not None
+        requests = request_rows(raw, now, settings.busy_after, gone=dead) if raw else ()
+        state = _state(dead, requests, destroyed)
+        candidates.append(
+            _Candidate(log.host, log.pid, log.last_seen, log.entries, requests, dead, state)
+        )
+    kept, left = _crowded_out(candidates, settings.max_rows)
+    heads = read_heads([(c.host, c.pid) for c in kept]) if read_heads and kept else []
+    rows = []
+    for index, candidate in enumerate(kept):
+        head = heads[index] if index < len(heads) else Head()
+        newest = candidate.entries[0] if candidate.entries else head.newest
+        if newest is not None and parse(newest[1]).kind is Kind.DESTROYED:
+            # Said so itself: exited, or gone while busy on what is still in flight.
+            candidate.state = GONE if candidate.requests else EXITED
+            candidate.requests = tuple(
+                replace(request, gone=True, slow=False) for request in candidate.requests
+            )
         rows.append(
             ProcessRow(
-                log.host,
-                log.pid,
-                max(0.0, elapsed),
-                clean(log.entries[0][1]),
-                last_event=log.last_seen,
-                state=state,
-                busy_path=clean(path),
-                busy_for=busy_for if state in (BUSY, GONE) else 0.0,
-                slow=state == BUSY and busy_for > settings.busy_after,
+                candidate.host,
+                candidate.pid,
+                max(0.0, now - candidate.last_seen),
+                clean(newest[1]) if newest is not None else "",
+                last_event=candidate.last_seen,
+                state=candidate.state,
+                requests=candidate.requests,
+                served=head.served if heads else None,
+                failed=head.failed if heads else None,
             )
         )
-    counts = dict.fromkeys(STATES, 0) | Counter(row.state for row in rows)
-    rows, hidden = _crowded_out(rows, settings.max_rows)
+    counts = dict.fromkeys(STATES, 0) | Counter(
+        [row.state for row in rows] + [c.state for c in left]
+    )
+    hidden = [
+        Hidden(host, state, count)
+        for (host, state), count in sorted(Counter((c.host, c.state) for c in left).items())
+    ]
 
     purged = set(purge)
     shown = heapq.nlargest(
@@ -309,16 +454,18 @@ def build_report(
     colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
     rows = [replace(row, colour=colours[row.host, row.pid]) for row in rows]
     lines = [replace(line, colour=colours[line.host, line.pid]) for line in lines]
-    report = Report(now, rows, lines, hidden, sorted(ahead), counts=counts)
+    report = Report(
+        now, rows, lines, hidden, sorted(ahead), counts=counts, busy_total=snapshot.busy_total
+    )
     return report, purge
 
 
-def _crowded_out(rows: list[ProcessRow], limit: int) -> tuple[list[ProcessRow], list[Hidden]]:
-    """At most ``limit`` rows, youngest first, and counts of the rest per host and state."""
-    if len(rows) <= limit:
-        return rows, []
-    ranked = sorted(range(len(rows)), key=lambda index: (_priority(rows[index]), index))
+def _crowded_out(
+    candidates: list[_Candidate], limit: int
+) -> tuple[list[_Candidate], list[_Candidate]]:
+    """At most ``limit`` candidates, youngest first, and the rest."""
+    if len(candidates) <= limit:
+        return candidates, []
+    ranked = sorted(range(len(candidates)), key=lambda i: (candidates[i].priority, i))
     kept = sorted(ranked[:limit])
-    left = Counter((rows[index].host, rows[index].state) for index in ranked[limit:])
-    hidden = [Hidden(host, state, count) for (host, state), count in sorted(left.items())]
-    return [rows[index] for index in kept], hidden
+    return [candidates[i] for i in kept], [candidates[i] for i in ranked[limit:]]

@@ -11,10 +11,11 @@ import os
 import threading
 from collections.abc import Container
 
-from . import conf, connection, recorder
+from . import conf, connection, inflight, recorder
 from .recorder import Recorder
 from .store import RedisStore, StatusStore
 from .tiles import TileServer, load_server
+from .tilestache import set_mapnik_lock_observer
 
 _lock = threading.Lock()
 _server: TileServer | None = None
@@ -43,7 +44,7 @@ def make_recorder() -> Recorder | None:
     config = conf.get_config()
     if not config.enabled:
         return None
-    return Recorder(get_store, config.host, os.getpid())
+    return Recorder(get_store, config.host, os.getpid(), busy_after=config.busy_after)
 
 
 def get_server() -> TileServer:
@@ -63,8 +64,10 @@ def layer_names() -> Container[str]:
 
 
 def install() -> None:
-    """Record with recorders made from the settings (called when the app is ready)."""
+    """Record with recorders made from the settings (called when the app is ready), and
+    show waits for TileStache's global Mapnik lock as a phase of the request waiting."""
     recorder.install_factory(make_recorder)
+    set_mapnik_lock_observer(inflight.MapnikLockPhases())
 
 
 def reset() -> None:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 
 from . import conf
 from .recorder import existing_recorder
-from .report import STATE_HEAD, Report, ReportSettings, build_report
+from .report import Report, ReportSettings, build_report
 from .runtime import get_store
 from .store import StoreUnavailable
 from .tile_stats import MINUTES, build_tiles
@@ -61,14 +61,8 @@ def current_report(host: str | None = None, tiles: bool = True) -> Report:
         messages=config.messages,
     )
     store = get_store()
-    snapshot = store.snapshot(
-        time.time(),
-        active_within=config.hide_after,
-        recent=config.messages,
-        head=STATE_HEAD,
-        host=host,
-    )
-    report, purge = build_report(snapshot, settings)
+    snapshot = store.snapshot(time.time(), recent=config.messages, host=host)
+    report, purge = build_report(snapshot, settings, read_heads=store.heads)
     if purge:
         store.delete_quietly(purge)
     if not tiles:
@@ -102,6 +96,11 @@ def _without_body_for_head(request: HttpRequest, response: HttpResponse) -> Http
     return response
 
 
+def _seconds_text(seconds: float) -> str:
+    """``BUSY_AFTER`` as the page words it: "10 s", "0.5 s"."""
+    return f"{seconds:g} s"
+
+
 def _html(request: HttpRequest, report: Report) -> HttpResponse:
     config = conf.get_config()
     query = {"format": "json", **({"host": report.host} if report.host else {})}
@@ -112,6 +111,7 @@ def _html(request: HttpRequest, report: Report) -> HttpResponse:
         "json_url": reverse("tilestatus:status") + "?" + urlencode(query),
         "refresh_ms": REFRESH_SECONDS * 1000,
         "hide_after": nice_time(config.hide_after),
+        "busy_after": _seconds_text(config.busy_after),
     }
     return render(request, "django_tilestatus/status.html", context)
 

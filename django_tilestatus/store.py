@@ -6,6 +6,14 @@ write. A sorted set, the registry, names every process with its last-seen time,
 so reading never scans the keyspace: its cost depends on the number of
 processes, not on what else lives in the same Redis database.
 
+Beside the messages, each process with requests under way has a hash of them
+(field: the thread id; value: the compact JSON ``inflight`` encodes) and a
+place in the busy set (a sorted set scored by its oldest request's start), so
+a page finds the busy processes without reading every process; and a small
+hash counts the requests it served and failed. Every key has a TTL; a process
+that dies leaves its in-flight hash behind until then, which is how the page
+names the tile it died on.
+
 Everything the app reads from Redis is treated as untrusted: another program,
 an older version or a bug may have written anything under the prefix. What does
 not parse is skipped and, where it is the app's own registry, removed.
@@ -55,6 +63,10 @@ T = TypeVar("T")
 #: errors (``RedisClusterException``) are not ``RedisError``s.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
+#: Busy processes whose in-flight requests one page read takes at most (the
+#: oldest requests first): more than a page lists (``report.MAX_PROCESS_ROWS``).
+MAX_BUSY_READ = 200
+
 
 class StoreUnavailable(Exception):  # noqa: N818 - named for what happened, as ImproperlyConfigured
     """The status store cannot be reached, or refused what was asked.
@@ -93,6 +105,36 @@ class Snapshot:
     processes: list[ProcessLog]
     #: Registry members that did not parse, found (and removed) on the way.
     malformed: int = 0
+    #: The in-flight hashes of the busy processes read: ``(host, pid)`` -> raw values.
+    in_flight: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    #: Processes in the busy set, read or not.
+    busy_total: int = 0
+
+
+@dataclass(frozen=True)
+class Head:
+    """A process's newest message and counts (see ``StatusStore.heads``)."""
+
+    newest: tuple[float, str] | None = None
+    served: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class InFlightUpdate:
+    """What changed in a process's in-flight requests since the writer's last send."""
+
+    #: Hash fields (thread ids) to set, with their encoded requests.
+    set: dict[str, str] = field(default_factory=dict)
+    #: Fields whose requests have ended.
+    delete: list[str] = field(default_factory=list)
+    #: Start of the oldest request still in flight; None when none is.
+    oldest: float | None = None
+    #: Requests served and failed since the last send.
+    served: int = 0
+    failed: int = 0
+    #: Set while requests stay in flight a long time: keep every key alive, seen now.
+    touch: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +164,15 @@ class StatusStore(Protocol):
     ttl: int
 
     def write(
-        self, host: str, pid: int, events: Events, stats: tile_stats.Deltas | None = None
+        self,
+        host: str,
+        pid: int,
+        events: Events,
+        in_flight: InFlightUpdate | None = None,
+        stats: tile_stats.Deltas | None = None,
     ) -> None:
-        """Append events (oldest first) for one process, and add its statistics."""
+        """Append events (oldest first) for one process, update its in-flight requests and
+        add its statistics."""
 
     def stat_totals(self) -> StatTotals:
         """The cumulative statistics of every process (for counters)."""
@@ -132,10 +180,11 @@ class StatusStore(Protocol):
     def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
         """The statistics of each of the last ``minutes`` minutes, and their slowest tiles."""
 
-    def snapshot(
-        self, now: float, *, active_within: float, recent: int, head: int, host: str | None = None
-    ) -> Snapshot:
-        """Every registered process; the lists of those recently seen (bounded)."""
+    def snapshot(self, now: float, *, recent: int, host: str | None = None) -> Snapshot:
+        """Every registered process; the lists of the most recent; busy ones (bounded)."""
+
+    def heads(self, processes: Sequence[tuple[str, int]]) -> list[Head]:
+        """The newest message and the counts of each ``(host, pid)``."""
 
     def read(self, now: float | None = None) -> list[ProcessLog]:
         """Every live process with all its messages."""
@@ -236,6 +285,14 @@ def parse_entries(raw: list[Any]) -> list[tuple[float, str]]:
             message = message[:MAX_MESSAGE_LENGTH] + "..."
         entries.append((when, message))
     return entries
+
+
+def _count(value: Any) -> int:
+    """A counter as Redis returned it; 0 for anything that is not a whole number."""
+    text = _text(value) if value is not None else None
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return 0
+    return int(text)
 
 
 # -- errors -----------------------------------------------------------------
@@ -500,29 +557,70 @@ class RedisStore(_RedisStatistics):
     def log_key(self, host: str, pid: int) -> str:
         return f"{self._namespace}:log:{host}:{pid}"
 
+    def in_flight_key(self, host: str, pid: int) -> str:
+        return f"{self._namespace}:inflight:{host}:{pid}"
+
+    def busy_key(self) -> str:
+        return f"{self._namespace}:busy"
+
+    def counts_key(self, host: str, pid: int) -> str:
+        return f"{self._namespace}:counts:{host}:{pid}"
+
     # -- writing ------------------------------------------------------------------
 
     def write(
-        self, host: str, pid: int, events: Events, stats: tile_stats.Deltas | None = None
+        self,
+        host: str,
+        pid: int,
+        events: Events,
+        in_flight: InFlightUpdate | None = None,
+        stats: tile_stats.Deltas | None = None,
     ) -> None:
-        """Append events (oldest first) for one process, and add ``stats``, in one round trip."""
-        if not events and not stats:
+        """Append events (oldest first), apply ``in_flight`` and add ``stats``, in one
+        round trip."""
+        if not events and in_flight is None and not stats:
             return
+        key, member = self.log_key(host, pid), _member(host, pid)
         pipe = self.client.pipeline(transaction=False)
+        seen = events[-1][0] if events else None
         if events:
-            key = self.log_key(host, pid)
             # Only the newest ``keep`` survive the trim below: a busy process's batch holds
             # thousands, and formatting and sending the rest would be CPU for nothing.
             newest = events[-self.keep :]
             pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in newest])
             pipe.ltrim(key, 0, self.keep - 1)
+        if in_flight is not None:
+            seen = in_flight.touch or seen
+            self._write_in_flight(pipe, host, pid, in_flight)
+        if seen is not None:
             pipe.expire(key, self.ttl)
-            pipe.zadd(self.registry_key(), {_member(host, pid): events[-1][0]})
+            pipe.zadd(self.registry_key(), {member: seen})
             pipe.expire(self.registry_key(), self.ttl)
         if stats:
             self._add_stats(pipe, host, pid, stats)
         with _unavailable_as_store_error("write"):
             pipe.execute()
+
+    def _write_in_flight(self, pipe: Any, host: str, pid: int, update: InFlightUpdate) -> None:
+        key, member = self.in_flight_key(host, pid), _member(host, pid)
+        if update.delete:
+            pipe.hdel(key, *update.delete)
+        if update.set:
+            pipe.hset(key, mapping=update.set)
+            pipe.expire(key, self.ttl)
+        if update.set or update.delete:
+            if update.oldest is None:
+                pipe.zrem(self.busy_key(), member)
+            else:
+                pipe.zadd(self.busy_key(), {member: update.oldest})
+                pipe.expire(self.busy_key(), self.ttl)
+        if update.served or update.failed:
+            counts = self.counts_key(host, pid)
+            if update.served:
+                pipe.hincrby(counts, "served", update.served)
+            if update.failed:
+                pipe.hincrby(counts, "failed", update.failed)
+            pipe.expire(counts, self.ttl)
 
     # -- reading ------------------------------------------------------------------
 
@@ -560,38 +658,76 @@ class RedisStore(_RedisStatistics):
         return [parse_entries(raw) for raw in replies]
 
     def snapshot(
-        self, now: float, *, active_within: float, recent: int, head: int, host: str | None = None
+        self, now: float, *, recent: int, host: str | None = None, max_busy: int = MAX_BUSY_READ
     ) -> Snapshot:
         """Every process seen within TTL, reading only what a page can show.
 
         The ``recent`` most recently seen processes get all their messages
         (the newest N messages can only come from the N most recently seen
-        processes); others seen within ``active_within`` seconds their newest
-        ``head``; the rest none. Three round trips whatever the registry
-        holds, plus one to drop entries whose lists have gone.
+        processes); the ``max_busy`` processes with the oldest requests in
+        flight, their in-flight hashes; the rest nothing (``heads`` reads the
+        newest message of the rows a page lists). Three round trips whatever
+        the registry holds, plus one to drop entries whose data has gone.
         """
         registry = self._live_registry(now)
         listed = [entry for entry in registry.entries if host is None or entry[0] == host]
-        active_since = now - active_within
-        wanted = []
-        for index, (name, pid, seen) in enumerate(listed):
-            if index < recent:
-                wanted.append((name, pid, self.keep))
-            elif seen >= active_since:
-                wanted.append((name, pid, min(head, self.keep)))
-            else:
-                break  # youngest first: nobody further on is active
-        logs = self._read_lists(wanted)
+        wanted = [(name, pid, self.keep) for name, pid, _ in listed[:recent]]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(self.busy_key(), 0, max_busy - 1)
+        pipe.zcard(self.busy_key())
+        for name, pid, count in wanted:
+            pipe.lrange(self.log_key(name, pid), 0, count - 1)
+        with _unavailable_as_store_error():
+            busy_members, busy_total, *lists = pipe.execute()
+        busy = [parsed for parsed in map(parse_member, busy_members) if parsed is not None]
+        busy = [item for item in busy if host is None or item[0] == host]
+        in_flight, empty = self._read_in_flight(busy)
         processes, stale = [], []
         for index, (name, pid, seen) in enumerate(listed):
-            entries = logs[index] if index < len(logs) else []
-            if index < len(logs) and not entries:
-                stale.append((name, pid))
+            entries = parse_entries(lists[index]) if index < len(lists) else []
+            if index < len(lists) and not entries and (name, pid) not in in_flight:
+                stale.append(_member(name, pid))
                 continue
             processes.append(ProcessLog(name, pid, seen, entries))
         if stale:
-            self._forget([_member(name, pid) for name, pid in stale])
-        return Snapshot(now, processes, len(registry.malformed))
+            self._forget(stale)
+        if empty:
+            self._cleanup.run(
+                "remove stale busy entries",
+                lambda: self.client.zrem(self.busy_key(), *[_member(*item) for item in empty]),
+            )
+        return Snapshot(now, processes, len(registry.malformed), in_flight, int(busy_total))
+
+    def _read_in_flight(
+        self, busy: list[tuple[str, int]]
+    ) -> tuple[dict[tuple[str, int], list[Any]], list[tuple[str, int]]]:
+        """The in-flight hashes of ``busy`` processes, and those found empty."""
+        if not busy:
+            return {}, []
+        pipe = self.client.pipeline(transaction=False)
+        for name, pid in busy:
+            pipe.hvals(self.in_flight_key(name, pid))
+        with _unavailable_as_store_error():
+            replies = pipe.execute()
+        found = {item: values for item, values in zip(busy, replies, strict=True) if values}
+        return found, [item for item, values in zip(busy, replies, strict=True) if not values]
+
+    def heads(self, processes: Sequence[tuple[str, int]]) -> list[Head]:
+        """The newest message and request counts of each ``(host, pid)``, in one round trip."""
+        if not processes:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name, pid in processes:
+            pipe.lindex(self.log_key(name, pid), 0)
+            pipe.hmget(self.counts_key(name, pid), "served", "failed")
+        with _unavailable_as_store_error():
+            replies = pipe.execute()
+        heads = []
+        for index in range(0, len(replies), 2):
+            newest = parse_entries([replies[index]]) if replies[index] is not None else []
+            served, failed = (_count(value) for value in replies[index + 1])
+            heads.append(Head(newest[0] if newest else None, served, failed))
+        return heads
 
     def read(self, now: float | None = None) -> list[ProcessLog]:
         """Every live process's messages, in a fixed number of round trips.
@@ -646,8 +782,11 @@ class RedisStore(_RedisStatistics):
             return 0
         pipe = self.client.pipeline(transaction=False)
         for host, pid in pairs:
-            pipe.delete(self.log_key(host, pid))
+            pipe.delete(
+                self.log_key(host, pid), self.in_flight_key(host, pid), self.counts_key(host, pid)
+            )
         pipe.zrem(self.registry_key(), *members)
+        pipe.zrem(self.busy_key(), *members)
         with _unavailable_as_store_error():
             pipe.execute()
         return len(members)

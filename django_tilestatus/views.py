@@ -29,12 +29,16 @@ def answer(method: str, path: str, query_string: str, script_name: str) -> tiles
     ``path`` is under the tile URLs' root, ``script_name`` the URL prefix they
     are mounted under (for redirects). The body is the GET's even for HEAD:
     the HTTP adapters leave it out, after ``Content-Length`` is taken from it.
+    The request is one in-flight entry of its process until it ends; an
+    exception that is not an ``Exception`` (gunicorn's timeout, Ctrl-C) is
+    recorded as an ``Error`` and goes on.
     """
     recorder = events.active()
     label = events.path_label(path) if recorder is not None else ""
     start = time.perf_counter()
+    entry = None
     if recorder is not None:
-        events.started(recorder, label)
+        entry = events.started(recorder, label)
         stats.request_began()
     try:
         if method not in ALLOWED_METHODS:
@@ -44,16 +48,20 @@ def answer(method: str, path: str, query_string: str, script_name: str) -> tiles
     except Exception as exc:  # answered briefly, logged in full
         elapsed = time.perf_counter() - start
         failed = tiles.error_response(exc)
-        if recorder is not None:
-            events.error(recorder, exc, elapsed)
+        if recorder is not None and entry is not None:
+            events.error(recorder, entry, exc, elapsed)
             _count(recorder, label, failed.status, elapsed)
         logger.exception(
             "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
         )
         return failed
-    if recorder is not None:
+    except BaseException as exc:
+        if recorder is not None and entry is not None:
+            events.aborted(recorder, entry, exc, time.perf_counter() - start)
+        raise
+    if recorder is not None and entry is not None:
         elapsed = time.perf_counter() - start
-        events.finished(recorder, label, elapsed)
+        events.finished(recorder, entry, elapsed)
         _count(recorder, label, result.status, elapsed)
     return result
 

@@ -92,8 +92,17 @@ def finished(label: str, seconds: float) -> str:
 
 
 def error(exc: BaseException, seconds: float) -> str:
-    """``Error: <text> after N seconds``; the text names the exception when it has none."""
-    text = str(exc) or type(exc).__name__
+    """``Error: <text> after N seconds``; the text names the exception when it has none.
+
+    An exception that is not an ``Exception`` ends the process or the request
+    from outside (gunicorn's timeout raises ``SystemExit: 1`` from its SIGABRT
+    handler; Ctrl-C raises ``KeyboardInterrupt``): its name always leads, since
+    its text alone ("1") says nothing.
+    """
+    text = str(exc)
+    if not isinstance(exc, Exception):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = text or type(exc).__name__
     return f"Error: {clean(text, MAX_ERROR_LENGTH)} after {seconds:.3f} seconds"
 
 
@@ -107,6 +116,26 @@ def lock_acquired(seconds: float) -> str:
 
 def destroyed() -> str:
     return "Destroyed"
+
+
+# -- what an in-flight request is doing ----------------------------------------
+
+#: How each phase of ``inflight`` reads on the page.
+_PHASES = {
+    "start": "starting",
+    "read": "reading the cache",
+    "lock": "waiting for the cache lock",
+    "render": "rendering",
+    "mapnik": "waiting for the Mapnik lock",
+}
+
+
+def phase_text(phase: str, lock: str = "", seconds: float = 0.0) -> str:
+    """``waiting for the cache lock on demo 3/0/0 for 4 s``, ``rendering for 12 s``..."""
+    text = _PHASES.get(phase, _PHASES["start"])
+    if phase == "lock" and lock:
+        text += " on " + clean(lock, MAX_PATH_LENGTH)
+    return f"{text} for {int(max(0.0, seconds))} s"
 
 
 # -- durations -----------------------------------------------------------

@@ -18,6 +18,8 @@ Environment:
 - ``TILESTATUS_FAST_PATH=0``: serve tiles through Django's middleware and URL
   resolution instead of the fast path ``wsgi.py`` wires (to compare).
 - ``TILESTATUS_HOST``: the host name to report under (default: the machine's).
+- ``TILESTATUS_BUSY_AFTER``: seconds after which a request is slow and its stack
+  is taken (default 10; the in-flight end-to-end tests set 1).
 - ``TILESTATUS_CONFIG``: the path of a TileStache config file to serve instead of
   the demo's ``tilestache.cfg`` (whose Mapnik ``world`` layer is served only
   where the ``mapnik`` extra is installed) (the reliability tests serve a slow layer and a
@@ -156,6 +158,7 @@ TILESTATUS = {
     "HOST": os.environ.get("TILESTATUS_HOST") or None,
     "METRICS_TOKEN": os.environ.get("TILESTATUS_METRICS_TOKEN") or None,
     "FAST_PATH": os.environ.get("TILESTATUS_FAST_PATH", "1") != "0",
+    "BUSY_AFTER": float(os.environ.get("TILESTATUS_BUSY_AFTER") or 10),
 }
 if REDIS_URL and OWN_REDIS_CLIENT:
     TILESTATUS.update(

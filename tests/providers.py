@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from PIL import Image
@@ -65,3 +66,35 @@ class Points:
 
     def renderTile(self, width: int, height: int, srs: str, coord: Any) -> _JSONTile:  # noqa: N802
         return _JSONTile({"z": coord.zoom, "x": coord.column, "y": coord.row})
+
+
+def hang_in_provider(seconds: float) -> None:
+    """Where a hung render waits: its name is what a stack snapshot must show."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+class Hang:
+    """Hangs for ``seconds`` before drawing, as a render stuck on a slow database would."""
+
+    def __init__(self, layer: Any, seconds: float = 60.0):
+        self.layer = layer
+        self.seconds = float(seconds)
+
+    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
+        hang_in_provider(self.seconds)
+        return Image.new("RGB", (width, height), "#888888")
+
+
+class Abort:
+    """Raises an exception that is not an ``Exception``, as ``sys.exit()`` in a provider would."""
+
+    def __init__(self, layer: Any, exception: str = "SystemExit"):
+        self.layer = layer
+        self.exception = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}[
+            exception
+        ]
+
+    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
+        raise self.exception()

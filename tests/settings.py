@@ -80,6 +80,18 @@ TILESTACHE_CONFIG = {
         "points": {"provider": {"class": "tests.providers:Points"}},
         "broken": {"provider": {"class": "tests.providers:Broken"}, "write cache": False},
         "upstream": {"provider": {"class": "tests.providers:Upstream"}, "write cache": False},
+        "hang": {
+            "provider": {"class": "tests.providers:Hang", "kwargs": {"seconds": 60}},
+            "write cache": False,
+        },
+        "exit": {"provider": {"class": "tests.providers:Abort"}, "write cache": False},
+        "interrupt": {
+            "provider": {
+                "class": "tests.providers:Abort",
+                "kwargs": {"exception": "KeyboardInterrupt"},
+            },
+            "write cache": False,
+        },
     },
 }
 

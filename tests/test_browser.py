@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.inflight import Request
+from django_tilestatus.store import InFlightUpdate, RedisStore
 
 from .support import ROOT
 from .support.gunicorn import GunicornServer
@@ -180,7 +181,15 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     assert request(base, "/tiles/demo/9/1/" + urllib.parse.quote(HOSTILE) + ".png").status == 400
     # A worker of another host, stuck on one tile for 25 seconds: the page
     # must single it out.
-    store.write("tiles-2", 4321, [(time.time() - 25, "Started /demo/12/2103/1361.png")])
+    stuck = Request(7, "/demo/12/2103/1361.png", time.time() - 25)
+    stuck.set_phase("render")
+    stuck.stack = [["/srv/tiles/provider.py", 42, "render_slowly", "time.sleep(60)  # <b>"]]
+    store.write(
+        "tiles-2",
+        4321,
+        [(time.time() - 25, "Started /demo/12/2103/1361.png")],
+        InFlightUpdate(set={"7": stuck.encode()}, oldest=stuck.started),
+    )
 
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -204,6 +213,12 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     slow = page.locator("#tilestatus-processes tr.tilestatus-slow")
     expect(slow).to_have_count(1)
     expect(slow).to_contain_text("busy on /demo/12/2103/1361.png for")
+    expect(slow).to_contain_text("/demo/12/2103/1361.png, rendering for")
+    stack = slow.locator("details.tilestatus-stack")
+    assert not stack.get_attribute("open") and not stack.locator("pre").is_visible()
+    stack.locator("summary").click()
+    assert 'File "/srv/tiles/provider.py", line 42, in render_slowly' in stack.inner_text()
+    assert "time.sleep(60)  # <b>" in stack.locator("pre").inner_text()  # escaped text
     for pid in [row.get_attribute("data-pid") for row in workers.all()]:
         finished = page.locator("#tilestatus-messages li", has_text=f"{pid} Finished /demo/9/")
         expect(finished.first).to_be_visible(timeout=PATIENCE)
@@ -226,6 +241,8 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     fresh.first.wait_for(timeout=PATIENCE)
     assert page.evaluate("window.notReloaded") is True
     assert page.locator("#tilestatus-live").inner_text() == "Live"
+    # The stack opened before the refresh stays open after it.
+    assert page.locator("#tilestatus-processes details.tilestatus-stack[open]").count() == 1
 
     # A worker killed after the page loaded shows as gone at a refresh, without a reload.
     victim = int(workers.first.get_attribute("data-pid") or 0)

@@ -15,6 +15,7 @@ CORE = [
     "django_tilestatus.vocabulary",
     "django_tilestatus.events",
     "django_tilestatus.recorder",
+    "django_tilestatus.inflight",
     "django_tilestatus.store",
     "django_tilestatus.policy",
     "django_tilestatus.liveness",

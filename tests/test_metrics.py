@@ -18,8 +18,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_tilestatus import status
+
 from .support import ROOT
-from .support.status import flush_events
+from .support.status import flush_events, write_busy, write_log
 from .test_status_page import NEVER_CACHED, client_for
 
 pytestmark = pytest.mark.django_db
@@ -164,6 +166,19 @@ def test_tilestatus_top_once_shows_processes_and_layers_in_80_columns(client: Cl
     assert "1 idle" in lines[0]
     assert any(line.startswith("solid") and " 60m " in line for line in lines)
     assert any(line.startswith("points") for line in lines)
+
+
+def test_tilestatus_top_lists_each_request_in_flight_under_its_process() -> None:
+    store = status.get_store()
+    write_log(store, "tiles-2", 4321, (30, "Started /solid/12/2103/1361.png"))
+    write_busy(store, "tiles-2", 4321, "/solid/12/2103/1361.png", 30)
+    out = io.StringIO()
+    call_command("tilestatus_top", "--once", stdout=out)
+    lines = out.getvalue().splitlines()
+    [row] = [index for index, line in enumerate(lines) if line.startswith("tiles-2")]
+    assert "busy" in lines[row] and "SLOW" in lines[row]
+    assert "/solid/12/2103/1361.png" in lines[row + 1]
+    assert max(map(len, lines)) <= 80
 
 
 def test_tilestatus_top_colours_only_on_a_terminal() -> None:

@@ -15,7 +15,12 @@ import pytest
 import redis
 
 from django_tilestatus.recorder import Recorder
-from django_tilestatus.store import RedisStore, StoreUnavailable, describe_failure
+from django_tilestatus.store import (
+    InFlightUpdate,
+    RedisStore,
+    StoreUnavailable,
+    describe_failure,
+)
 
 from .support.real_redis import REAL_REDIS_URL
 
@@ -25,14 +30,27 @@ ROOT = Path(__file__).resolve().parent.parent
 class FlakyStore:
     """Stands in for a store whose Redis can be switched off and on."""
 
+    ttl = 3600
+
     def __init__(self) -> None:
         self.up = True
         self.batches: list[list[str]] = []
+        self.updates: list[InFlightUpdate] = []
 
-    def write(self, host: str, pid: int, events: Any, stats: Any = None) -> None:
+    def write(
+        self,
+        host: str,
+        pid: int,
+        events: Any,
+        in_flight: InFlightUpdate | None = None,
+        stats: Any = None,
+    ) -> None:
         if not self.up:
             raise StoreUnavailable(describe_failure(redis.ConnectionError("Connection refused")))
-        self.batches.append([message for _, message in events])
+        if events:
+            self.batches.append([message for _, message in events])
+        if in_flight is not None:
+            self.updates.append(in_flight)
 
 
 def make_recorder(store: Any, **kwargs: Any) -> Recorder:

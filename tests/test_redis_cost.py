@@ -128,22 +128,39 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     for x in range(5):  # cold: rendered, so the cache lock is recorded too
         assert client.get(f"/tiles/solid/9/{x}/{uuid.uuid4().int % 512}.png").status_code == 200
 
+    # A request still under way when the batch goes: its in-flight entry rides along.
+    under_way = writer.begin_request("/solid/9/9/9.png")
+
     assert (counts.connections, counts.round_trips, counts.commands) == (0, 0, 0)
     assert writer.pending == 25 * 2 + 5 * 4
 
     assert writer.flush()
     # The messages and the statistics of all 30 requests: one round trip.
     assert (counts.connections, counts.round_trips) == (0, 1)
-    for name, count in {"LPUSH": 1, "LTRIM": 1}.items():
+    for name, count in {"LPUSH": 1, "LTRIM": 1, "HSET": 1}.items():
         assert counts.names[name] == count
     assert set(counts.names) == {
         *("LPUSH", "LTRIM", "EXPIRE", "ZADD"),  # the messages and the registry
-        *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # the statistics
+        "HSET",  # the request in flight (and ZADD, EXPIRE: the busy set)
+        *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # served counts, the statistics
     }
     newest = store.read()[0].entries[0][1]
     assert newest.startswith("Finished /solid/9/4/")
     added = _request_totals(store) - before
     assert added == {"solid 3 hit": 25, "solid 9 rendered": 5, "lock waits": 5}
+    [(host, pid)] = [(log.host, log.pid) for log in store.read()]
+    assert real_redis.hget(store.counts_key(host, pid), "served") == b"31"  # and the first
+    assert b"/solid/9/9/9.png" in real_redis.hget(
+        store.in_flight_key(host, pid), str(under_way.ident)
+    )
+
+    counts.reset()
+    writer.end_request(under_way, recorder.SERVED)
+    assert writer.flush()
+    assert counts.round_trips == 1
+    assert counts.names == Counter({"HDEL": 1, "ZREM": 1, "HINCRBY": 1, "EXPIRE": 1})
+    assert not real_redis.exists(store.in_flight_key(host, pid))
+    assert real_redis.zscore(store.busy_key(), f"{pid}:{host}") is None
 
 
 def _request_totals(store: RedisStore) -> Counter[str]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
+from django_tilestatus.inflight import Request
 from django_tilestatus.policy import DeathPolicy
 from django_tilestatus.report import (
     BUSY,
@@ -16,9 +15,8 @@ from django_tilestatus.report import (
     build_report,
     colour_processes,
     pid_indent,
-    request_state,
 )
-from django_tilestatus.store import ProcessLog, Snapshot
+from django_tilestatus.store import Head, ProcessLog, Snapshot
 from django_tilestatus.vocabulary import nice_time
 
 NOW = 1_700_000_000.0
@@ -27,15 +25,24 @@ SETTINGS = ReportSettings(
 )
 
 
-def statuses(*items: tuple[str, int, float, str]) -> Snapshot:
-    """A store read of ``(host, pid, seconds ago, message)`` items, as the store returns it."""
+def statuses(
+    *items: tuple[str, int, float, str], busy: tuple[tuple[str, int, float, str], ...] = ()
+) -> Snapshot:
+    """A store read of ``(host, pid, seconds ago, message)`` items, as the store returns it,
+    with the ``busy`` requests ``(host, pid, seconds running, path)`` in flight."""
     logs: dict[tuple[str, int], list[tuple[float, str]]] = {}
     for host, pid, age, text in sorted(items, key=lambda item: item[2]):
         logs.setdefault((host, pid), []).append((NOW - age, text))
     processes = [
         ProcessLog(host, pid, entries[0][0], entries) for (host, pid), entries in logs.items()
     ]
-    return Snapshot(NOW, processes)
+    in_flight: dict[tuple[str, int], list[str]] = {}
+    for thread, (host, pid, running, path) in enumerate(busy):
+        request = Request(thread, path, NOW - running)
+        request.set_phase("render")
+        request.since = NOW - running / 2
+        in_flight.setdefault((host, pid), []).append(request.encode())
+    return Snapshot(NOW, processes, in_flight=in_flight, busy_total=len(in_flight))
 
 
 def alive(pid: int, last_event: float) -> None:
@@ -63,32 +70,38 @@ def history(*items: tuple[float, str]) -> list[tuple[float, str]]:
     return [(NOW - age, text) for age, text in items]
 
 
-@pytest.mark.parametrize(
-    ("items", "expected"),
-    [
-        ([(3, "Started /a/1/2/3.png"), (4, "Created")], (BUSY, "/a/1/2/3.png", 3)),
-        (
-            [
-                (1, "Got cache lock in 0.001 seconds"),
-                (2, "Attempted cache lock"),
-                (5, "Started /a/1/2/3.png"),
-            ],
-            (BUSY, "/a/1/2/3.png", 5),
+def test_busy_comes_from_requests_in_flight_not_from_the_newest_message() -> None:
+    report, _ = report_of(
+        statuses(
+            ("here", 1, 3, "Started /a/1/2/3.png"),
+            ("here", 2, 3, "Finished /b/1/2/3.png in 0.1 seconds"),
+            ("here", 3, 1, "Destroyed"),
+            busy=(("here", 2, 20, "/b/9/9/9.png"),),
         ),
-        (
-            [(1, "Finished /a/1/2/3.png in 0.100 seconds"), (2, "Started /a/1/2/3.png")],
-            (IDLE, "", 0.0),
+        alive,
+    )
+    rows = {row.pid: row for row in report.processes}
+    assert rows[1].state == IDLE  # its Started was not recorded in flight: it has ended
+    assert rows[2].state == BUSY and rows[2].busy_path == "/b/9/9/9.png"
+    assert rows[3].state == EXITED
+
+
+def test_several_requests_of_one_process_are_each_listed_with_their_phase() -> None:
+    report, _ = report_of(
+        statuses(
+            ("here", 1, 1, "Started /a/1/0/0.png"),
+            busy=(("here", 1, 12, "/a/1/0/0.png"), ("here", 1, 4, "/a/2/0/0.png")),
         ),
-        ([(1, "Error: boom after 0.100 seconds"), (2, "Started /a/1/2/3.png")], (IDLE, "", 0.0)),
-        ([(1, "Destroyed"), (2, "Finished /a in 0.1 seconds")], (EXITED, "", 0.0)),
-        ([(1, "Reloaded the config"), (9, "Started /a")], (IDLE, "", 0.0)),
-        ([(1, "Created")], (IDLE, "", 0.0)),
-    ],
-)
-def test_request_state_follows_the_newest_request(
-    items: list[tuple[float, str]], expected: tuple[str, str, float]
-) -> None:
-    assert request_state(history(*items), NOW) == expected
+        alive,
+    )
+    [row] = report.processes
+    assert row.state == BUSY and row.state_text == "busy with 2 requests"
+    assert [(r.path, r.slow) for r in row.requests] == [
+        ("/a/1/0/0.png", True),
+        ("/a/2/0/0.png", False),
+    ]
+    assert row.requests[0].text == "/a/1/0/0.png, rendering for 6 s, running 12 s"
+    assert row.slow
 
 
 def test_busy_longer_than_busy_after_is_slow_and_says_for_how_long() -> None:
@@ -96,6 +109,7 @@ def test_busy_longer_than_busy_after_is_slow_and_says_for_how_long() -> None:
         statuses(
             ("here", 1, 25.7, "Started /demo/3/1/2.png"),
             ("here", 2, 4.0, "Started /demo/3/1/1.png"),
+            busy=(("here", 1, 25.7, "/demo/3/1/2.png"), ("here", 2, 4.0, "/demo/3/1/1.png")),
         ),
         alive,
     )
@@ -110,6 +124,7 @@ def test_dead_local_processes_are_gone_and_other_hosts_are_never_judged_on_liven
         statuses(
             ("here", 1, 30, "Started /demo/1/0/0.png"),
             ("there", 1, 30, "Started /demo/1/0/0.png"),
+            busy=(("here", 1, 30, "/demo/1/0/0.png"), ("there", 1, 30, "/demo/1/0/0.png")),
         ),
         dead,
     )
@@ -203,7 +218,9 @@ def test_text_lines_follow_the_original_format_strings() -> None:
 
 
 def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() -> None:
-    report, _ = report_of(statuses(("here", 1, 2.34567, "Started /a")), alive)
+    report, _ = report_of(
+        statuses(("here", 1, 2.34567, "Started /a"), busy=(("here", 1, 2.34567, "/a"),)), alive
+    )
     data = report.as_dict()
     line = {
         "host": "here",
@@ -221,13 +238,32 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
         "host": None,
         "several_hosts": False,
         "counts": {BUSY: 1, IDLE: 0, GONE: 0, EXITED: 0},
+        "busy_total": 1,
         "processes": [
             {
                 **line,
                 "last_event": round(NOW - 2.34567, 6),
+                "last_seen": round(NOW - 2.34567, 6),
                 "state": BUSY,
                 "state_text": "busy on /a for 2 s",
                 "slow": False,
+                "in_flight": 1,
+                "requests": [
+                    {
+                        "path": "/a",
+                        "text": "/a, rendering for 1 s, running 2 s",
+                        "running_for": 2.346,
+                        "phase": "render",
+                        "phase_text": "rendering for 1 s",
+                        "lock": "",
+                        "slow": False,
+                        "gone": False,
+                        "stack": None,
+                        "stack_text": "",
+                    }
+                ],
+                "served": None,
+                "failed": None,
                 "busy_path": "/a",
                 "busy_for": 2.346,
             }
@@ -246,3 +282,20 @@ def test_processes_on_one_page_get_distinct_colours_in_host_pid_order() -> None:
     assert colours == {("here", 4): 0, ("here", 30): 1, ("here", 200): 2, ("there", 1): 3}
     assert {(row.host, row.pid): row.colour for row in report.processes} == colours
     assert colour_processes([("h", pid) for pid in range(12)])[("h", 11)] == 11 % COLOURS
+
+
+def test_a_listed_process_whose_newest_message_was_read_apart_says_if_it_exited() -> None:
+    snapshot = Snapshot(
+        NOW,
+        [ProcessLog("there", 1, NOW - 5), ProcessLog("there", 2, NOW - 6)],
+        in_flight={("there", 2): [Request(1, "/a/1/0/0.png", NOW - 30).encode()]},
+    )
+
+    def heads(processes: object) -> list[Head]:
+        return [Head((NOW - 5, "Destroyed"), 10, 1), Head((NOW - 6, "Destroyed"), 3, 0)]
+
+    report, _ = build_report(snapshot, SETTINGS, read_heads=heads)
+    rows = {row.pid: row for row in report.processes}
+    assert (rows[1].state, rows[1].served, rows[1].failed) == (EXITED, 10, 1)
+    assert rows[2].state == GONE and rows[2].state_text == "gone while busy on /a/1/0/0.png"
+    assert not rows[2].slow

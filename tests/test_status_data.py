@@ -21,7 +21,7 @@ from django_tilestatus.report import MAX_PROCESS_ROWS
 from django_tilestatus.store import RedisStore
 from django_tilestatus.vocabulary import MAX_MESSAGE_LENGTH
 
-from .support.status import write_log
+from .support.status import write_busy, write_log
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +142,7 @@ def test_a_crowd_is_listed_up_to_the_cap_busy_first_and_counted(staff: Client) -
     pipe.execute()
     # The oldest process of the crowd is stuck: it must be listed however old.
     write_log(store, "web-a", 9999, (60, "Started /solid/9/9/9.png"))
+    write_busy(store, "web-a", 9999, "/solid/9/9/9.png", 60)
 
     data = strict_json(staff.get("/tiles/status/?format=json").content)
     listed = {(p["host"], p["pid"]) for p in data["processes"]}
@@ -173,6 +174,7 @@ def test_a_huge_message_is_cut_when_read(staff: Client) -> None:
 def test_a_clock_ahead_gives_no_negative_time_and_is_flagged(staff: Client) -> None:
     store = status.get_store()
     write_log(store, "fast-host", 1, (-120, "Started /solid/1/0/0.png"))
+    write_busy(store, "fast-host", 1, "/solid/1/0/0.png", -120)
     write_log(store, here(), 2, (-1, "Started /solid/1/0/1.png"))  # within the slack
     data = strict_json(staff.get("/tiles/status/?format=json").content)
     assert data["clock_ahead"] == ["fast-host"]
@@ -188,6 +190,7 @@ def test_exited_is_not_gone(staff: Client) -> None:
     store = status.get_store()
     write_log(store, "elsewhere", 1, (30, "Finished /a in 0.1 seconds"), (20, "Destroyed"))
     write_log(store, "elsewhere", 2, (30, "Started /a"))
+    write_busy(store, "elsewhere", 2, "/a", 30)
     data = strict_json(staff.get("/tiles/status/?format=json").content)
     states = {p["pid"]: (p["state"], p["state_text"]) for p in data["processes"]}
     assert states[1] == ("exited", "exited")

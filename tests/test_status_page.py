@@ -18,7 +18,7 @@ from django_tilestatus import conf, liveness, status
 from django_tilestatus.report import colour_processes
 
 from .support.processes import dead_pid
-from .support.status import write_log
+from .support.status import write_busy, write_log
 
 pytestmark = pytest.mark.django_db
 
@@ -153,10 +153,12 @@ def test_json_schema(staff: Client) -> None:
         "hidden",
         "clock_ahead",
         "tiles",
+        "busy_total",
     }
     assert before - 1 <= data["now"] <= time.time() + 1
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
-    row_keys = line_keys | {"last_event", "state", "state_text", "slow", "busy_path", "busy_for"}
+    row_keys = line_keys | {"last_event", "last_seen", "state", "state_text", "slow"}
+    row_keys |= {"in_flight", "requests", "served", "failed", "busy_path", "busy_for"}
     for item in data["messages"]:
         assert set(item) == line_keys
     for item in data["processes"]:
@@ -212,7 +214,9 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
         os.getpid(),
         [(started, "Started /solid/9/9/9.png"), (started, "Attempted cache lock")],
     )
+    write_busy(store, here(), os.getpid(), "/solid/9/9/9.png", time.time() - started)
     write_log(store, here(), gone, (8, "Started /solid/1/1/1.png"))
+    write_busy(store, here(), gone, "/solid/1/1/1.png", 8)
     write_log(store, "tiles-2", gone, (3, "Finished /solid/2/2/2.png in 0.5 seconds"))
     html = staff.get("/tiles/status/").content.decode()
     rows = {
@@ -229,6 +233,12 @@ def test_html_shows_states_columns_and_colours(staff: Client, settings: Any) -> 
     }
     assert re.search(r"busy on /solid/9/9/9\.png for \d+ s", html)
     assert "gone while busy on /solid/1/1/1.png" in html
+    # Each request in flight is listed under its process's state, with what it does.
+    assert re.search(
+        r'tilestatus-request-text">/solid/9/9/9\.png, starting for \d+ s, running \d+ s<', html
+    )
+    assert '<span class="tilestatus-request-text">gone while busy on /solid/1/1/1.png<' in html
+    assert '<span class="tilestatus-served">0</span> served' in html
     assert '<strong class="tilestatus-flag">slow</strong>' in html
     colour = colour_processes([(here(), os.getpid()), (here(), gone), ("tiles-2", gone)])
     remote = f"ts-i{status.pid_indent(gone)} ts-c{colour['tiles-2', gone]}"

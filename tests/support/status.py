@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django_tilestatus import recorder
+from django_tilestatus.inflight import Request
 from django_tilestatus.status import get_recent
-from django_tilestatus.store import ProcessLog, RedisStore
+from django_tilestatus.store import InFlightUpdate, ProcessLog, RedisStore
 
 #: The example project's default KEEP: the reliability tests read its servers' lists.
 KEEP = 20
@@ -32,6 +33,13 @@ def write_log(store: RedisStore, host: str, pid: int, *events: tuple[float, str]
     """Record ``(seconds ago, message)`` events, oldest first, for one process."""
     now = time.time()
     store.write(host, pid, [(now - age, message) for age, message in events])
+
+
+def write_busy(store: RedisStore, host: str, pid: int, path: str, seconds: float) -> None:
+    """Record a request in flight on ``path`` for ``seconds``, as a process's writer does."""
+    request = Request(1, path, time.time() - seconds)
+    update = InFlightUpdate(set={"1": request.encode()}, oldest=request.started)
+    store.write(host, pid, [], update)
 
 
 def read_logs(client: Any, prefix: str) -> list[ProcessLog]:

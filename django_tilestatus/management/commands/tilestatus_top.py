@@ -32,9 +32,15 @@ def screen(report: Report, paint: Callable[[str, str], str]) -> str:
     lines = [paint(title, HEADING), ""]
     lines.append(paint(f"{'HOST':<14} {'PID':>7}  {'STATE':<36} {'LAST EVENT':>18}", HEADING))
     for row in report.processes[:MAX_ROWS]:
-        text = row.state_text + (" SLOW" if row.slow else "")
+        # The state and how many requests it has; each request is on a line of its own below.
+        text = row.state + (f" ({len(row.requests)})" if row.requests else "")
+        text += " SLOW" if row.slow else ""
         line = f"{clean(row.host, 14):<14} {row.pid:>7}  {clean(text, 36):<36} {row.ago:>14} ago"
         lines.append(paint(line, "slow" if row.slow else row.state))
+        for request in row.requests:  # each request in flight, or the ones it died on
+            lines.append(
+                paint(f"{'':>24}{clean(request.text, 56)}", "slow" if request.slow else row.state)
+            )
     more = len(report.processes) - MAX_ROWS + report.hidden_total
     if more > 0:
         lines.append(f"  ({more} more processes not listed)")
@@ -48,7 +54,7 @@ def screen(report: Report, paint: Callable[[str, str], str]) -> str:
 
 class Command(BaseCommand):
     help = (
-        "A live view of the tile processes (state, request under way) and of each layer "
+        "A live view of the tile processes (state, each request in flight) and of each layer "
         "(requests per minute, hit ratio, latencies, errors over 5 and 60 minutes), "
         "cluster-wide, from the same data as the status page. Redrawn every --interval "
         "seconds until Ctrl-C."

@@ -106,21 +106,42 @@
             });
     };
 
+    // One in-flight request: its text, the slow flag, its stack (collapsed unless
+    // it was open before this refresh) once taken.
+    function requestItem(root, item, key, open) {
+        var line = fill(copy(root, "tilestatus-request-template"), {
+            "tilestatus-request-text": item.text, "tilestatus-stack-text": item.stack_text});
+        var stack = line.querySelector(".tilestatus-stack");
+        line.classList.toggle("tilestatus-gone", item.gone);
+        line.querySelector(".tilestatus-flag").hidden = !item.slow;
+        stack.dataset.key = key;
+        stack.open = open.indexOf(key) >= 0;
+        stack.hidden = item.stack === null;
+        return line;
+    }
+
     StatusPage.prototype.render = function (data) {
         var root = this.root;
+        var open = Array.prototype.map.call(
+            root.querySelectorAll("details[open]"), function (node) { return node.dataset.key; });
         var rows = data.processes.map(function (item) {
             var row = fill(copy(root, "tilestatus-row-template"), {
                 "tilestatus-host": item.host, "tilestatus-pid": String(item.pid),
                 "tilestatus-state-text": item.state_text, "tilestatus-message": item.message,
-                "tilestatus-ago": item.ago});
+                "tilestatus-ago": item.ago, "tilestatus-served": String(item.served),
+                "tilestatus-failed": String(item.failed)});
+            var requests = row.querySelector(".tilestatus-requests");
+            requests.replaceChildren.apply(requests, item.requests.map(function (request) {
+                return requestItem(root, request, [item.host, item.pid, request.path].join(" "), open);
+            }));
+            requests.hidden = !item.requests.length;
+            row.querySelector(".tilestatus-counts-text").hidden = item.served === null;
             row.className = "tilestatus-" + item.state + (item.slow ? " tilestatus-slow" : "");
             row.dataset.host = item.host;
             row.dataset.pid = String(item.pid);
             row.dataset.state = item.state;
             row.querySelector(".tilestatus-pid").classList.add("ts-c" + item.colour);
-            if (!item.slow) {
-                row.querySelector(".tilestatus-flag").remove();
-            }
+            row.querySelector(".tilestatus-flag").hidden = !item.slow;
             return row;
         });
         if (!rows.length) {

@@ -1,0 +1,317 @@
+"""The tile requests this process is serving right now, one entry per thread.
+
+State, not history: the message list says what happened, this table says what
+is under way. A request thread only touches its own ``Request`` (a dict insert
+at its start, attribute writes at each phase, a dict pop at its end), which
+costs well under a microsecond and takes no lock; the recorder's writer thread
+reads the table, encodes what changed and sends it in the same pipelined write
+as the messages (see ``Recorder``). The writer is also the one that takes a
+stack snapshot of a request that has run longer than ``BUSY_AFTER``, through
+``sys._current_frames()``, so a stuck request costs its own thread nothing.
+
+Entries are keyed by ``threading.get_ident()``. The tile view is synchronous:
+gunicorn's sync and gthread workers run each request in a thread of its own,
+and under an ASGI server Django runs a sync view through asgiref's
+``sync_to_async`` inside a per-request ``ThreadSensitiveContext``, so each
+request again has a thread of its own. A gevent worker runs every request on
+the one OS thread, as greenlets: ``get_ident()`` is then the greenlet's id
+(gevent patches it), and the stack snapshot shows the hub's frames, not the
+request's (see docs/status-page.md).
+
+The phase functions (``reading_cache``, ``waiting_for_cache_lock``,
+``cache_lock_held``, ``cache_lock_released``, ``cache_missed``,
+``waiting_for_mapnik_lock``, ``mapnik_lock_held``) act on the calling thread's
+request and do nothing outside one, or when recording is off.
+
+Core module: imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+#: Phases, as stored (short codes; ``vocabulary.phase_text`` words them).
+STARTING = "start"
+READING = "read"
+WAITING_LOCK = "lock"
+RENDERING = "render"
+WAITING_MAPNIK = "mapnik"
+PHASES = (STARTING, READING, WAITING_LOCK, RENDERING, WAITING_MAPNIK)
+
+#: Requests of one process written to the store at most (the oldest first).
+MAX_IN_FLIGHT = 32
+#: Innermost frames kept in a stack snapshot, and its largest encoded size.
+MAX_FRAMES = 40
+MAX_STACK_BYTES = 8192
+#: Longest text kept of one frame's file name, function or source line.
+MAX_FRAME_TEXT = 200
+
+
+class Request:
+    """One tile request under way; written by its own thread, read by the writer."""
+
+    __slots__ = (
+        "ident",
+        "lock",
+        "locked",
+        "path",
+        "phase",
+        "since",
+        "stack",
+        "started",
+        "version",
+    )
+
+    def __init__(self, ident: int, path: str, started: float):
+        self.ident = ident
+        self.path = path
+        self.started = started
+        self.phase = STARTING
+        self.since = started
+        #: The metatile whose cache lock the request waits for or holds: ``<layer> z/x/y``.
+        self.lock = ""
+        self.locked = False
+        #: The stack snapshot, taken once by the writer (``Frame`` tuples, innermost last).
+        self.stack: list[list[Any]] | None = None
+        #: Bumped by the request's own thread at each change (after the change), so the
+        #: writer sends only what changed and never misses a change it half read.
+        self.version = 0
+
+    def set_phase(self, phase: str, lock: str | None = None) -> None:
+        self.phase = phase
+        self.since = time.time()
+        if lock is not None:
+            self.lock = lock
+        self.version += 1
+
+    def encode(self) -> str:
+        """The compact JSON the store keeps for this request (done by the writer)."""
+        value: dict[str, Any] = {
+            "path": self.path,
+            "started": round(self.started, 3),
+            "phase": self.phase,
+            "since": round(self.since, 3),
+        }
+        if self.lock:
+            value["lock"] = self.lock
+        if self.stack is not None:
+            value["stack"] = self.stack
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+#: The process's requests under way, by thread id. A plain dict: one thread
+#: inserts and pops its own key, the writer copies it (atomic under the GIL).
+_table: dict[int, Request] = {}
+
+
+def begin(path: str) -> Request:
+    """Enter the calling thread's request in the table (its path as messages show it)."""
+    ident = threading.get_ident()
+    request = Request(ident, path, time.time())
+    _table[ident] = request
+    return request
+
+
+def end(request: Request) -> None:
+    """Take the request out of the table (answered, failed or aborted)."""
+    if _table.get(request.ident) is request:
+        del _table[request.ident]
+
+
+def restore(request: Request) -> None:
+    """Put an ended request back, at exit, as what its process died on."""
+    _table.setdefault(request.ident, request)
+
+
+def current() -> Request | None:
+    """The calling thread's request, or None outside a recorded tile request."""
+    return _table.get(threading.get_ident())
+
+
+def requests() -> list[Request]:
+    """The requests under way, oldest first (a copy)."""
+    return sorted(_table.copy().values(), key=lambda request: request.started)
+
+
+# -- phases, called from the cache wrapper and the TileStache compatibility module --
+
+
+def reading_cache() -> None:
+    request = current()
+    if request is not None and not request.locked:
+        request.set_phase(READING)
+
+
+def cache_missed() -> None:
+    """The cache had no tile: next comes the cache lock, or rendering straight away."""
+    request = current()
+    if request is not None and not request.locked:
+        request.set_phase(RENDERING)
+
+
+def waiting_for_cache_lock(layer: str, zoom: int, column: int, row: int) -> None:
+    """Waiting for the cache lock of the metatile whose corner is ``zoom/column/row``."""
+    request = current()
+    if request is not None:
+        request.set_phase(WAITING_LOCK, f"{layer} {zoom}/{column}/{row}")
+
+
+def cache_lock_held() -> None:
+    """The lock is held: TileStache reads the cache once more, then renders."""
+    request = current()
+    if request is not None:
+        request.locked = True
+        request.set_phase(RENDERING)
+
+
+def cache_lock_released() -> None:
+    request = current()
+    if request is not None:
+        request.locked = False
+
+
+def waiting_for_mapnik_lock() -> None:
+    """For the TileStache compatibility module: TileStache's global Mapnik lock is awaited."""
+    request = current()
+    if request is not None:
+        request.set_phase(WAITING_MAPNIK)
+
+
+def mapnik_lock_held() -> None:
+    """For the TileStache compatibility module: the Mapnik lock is held, rendering goes on."""
+    request = current()
+    if request is not None:
+        request.set_phase(RENDERING)
+
+
+class MapnikLockPhases:
+    """The observer of TileStache's global Mapnik lock (``tilestache.set_mapnik_lock_observer``):
+    the request under way shows the wait as its phase."""
+
+    def waiting(self) -> None:
+        waiting_for_mapnik_lock()
+
+    def acquired(self, seconds: float) -> None:
+        mapnik_lock_held()
+
+
+# -- stack snapshots, taken by the writer thread ------------------------------
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FRAME_TEXT else text[:MAX_FRAME_TEXT] + "..."
+
+
+def capture_stack(ident: int) -> list[list[Any]] | None:
+    """The stack of thread ``ident``: ``[file, line, function, source]`` per frame,
+    innermost last, at most ``MAX_FRAMES`` frames and ``MAX_STACK_BYTES`` encoded.
+
+    No local variables are read. None when the thread has gone.
+    """
+    frame = sys._current_frames().get(ident)
+    frames: list[list[Any]] = []
+    while frame is not None and len(frames) < MAX_FRAMES:
+        code = frame.f_code
+        line = frame.f_lineno or 0
+        source = linecache.getline(code.co_filename, line).strip()
+        frames.append([_cut(code.co_filename), line, _cut(code.co_name), _cut(source)])
+        frame = frame.f_back
+    del frame
+    if not frames:
+        return None
+    frames.reverse()
+    while len(frames) > 1 and len(json.dumps(frames, ensure_ascii=False)) > MAX_STACK_BYTES:
+        del frames[0]  # drop the outermost: the innermost say where it is stuck
+    return frames
+
+
+def _after_fork_in_child() -> None:
+    # The parent's requests are the parent's.
+    _table.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- reading back -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One in-flight request as read back from the store."""
+
+    path: str
+    started: float
+    phase: str
+    since: float
+    lock: str = ""
+    stack: tuple[Frame, ...] | None = None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _frames(value: Any) -> tuple[Frame, ...] | None:
+    if not isinstance(value, list):
+        return None
+    frames = []
+    for item in value[-MAX_FRAMES:]:
+        if (
+            isinstance(item, list)
+            and len(item) == 4
+            and isinstance(item[0], str)
+            and isinstance(item[1], int)
+            and isinstance(item[2], str)
+            and isinstance(item[3], str)
+        ):
+            frames.append(Frame(item[0], item[1], item[2], item[3]))
+    return tuple(frames)
+
+
+def decode(raw: Any) -> Entry | None:
+    """An ``Entry`` from what the store holds, or None if it is not one of ours."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(raw, str) or len(raw) > 4 * MAX_STACK_BYTES:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    path, phase, lock = value.get("path"), value.get("phase"), value.get("lock", "")
+    started, since = _finite(value.get("started")), _finite(value.get("since"))
+    if not isinstance(path, str) or started is None:
+        return None
+    return Entry(
+        path=path,
+        started=started,
+        phase=phase if phase in PHASES else STARTING,
+        since=started if since is None else since,
+        lock=lock if isinstance(lock, str) else "",
+        stack=_frames(value.get("stack")),
+    )
