@@ -782,9 +782,13 @@ class RedisStore(_RedisStatistics):
             return 0
         pipe = self.client.pipeline(transaction=False)
         for host, pid in pairs:
-            pipe.delete(
-                self.log_key(host, pid), self.in_flight_key(host, pid), self.counts_key(host, pid)
-            )
+            # One key a command: a cluster pipeline takes no multi-key DELETE.
+            for key in (
+                self.log_key(host, pid),
+                self.in_flight_key(host, pid),
+                self.counts_key(host, pid),
+            ):
+                pipe.delete(key)
         pipe.zrem(self.registry_key(), *members)
         pipe.zrem(self.busy_key(), *members)
         with _unavailable_as_store_error():

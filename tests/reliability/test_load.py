@@ -10,6 +10,8 @@ from collections import defaultdict
 
 import pytest
 
+from django_tilestatus.store import RedisStore
+
 from ..support import wait_until
 from ..support.example_project import demo_pixels, is_demo_tile
 from ..support.http import Answer, request, summary
@@ -75,7 +77,16 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
         assert unmatched_finishes(log) == [], [m for _, m in reversed(log.entries)]
     keys = {key.decode() for key in client.scan_iter(count=100)}
     statistics = {key for key in keys if ":stats:" in key}
-    assert len(keys - statistics) == 3  # two lists and the registry, however many requests
+    store = RedisStore(client, key_prefix)
+    # However many requests: the registry, and per worker its list and its served/failed
+    # counts (no request is in flight any more, so no in-flight hash and no busy set).
+    per_worker = [
+        (store.log_key(log.host, log.pid), store.counts_key(log.host, log.pid)) for log in logs
+    ]
+    assert keys - statistics == {
+        store.registry_key(),
+        *(key for pair in per_worker for key in pair),
+    }
     # The tile statistics: the cumulative hash and, per minute the run touched, a hash,
     # the maxima and the slowest tiles.
     assert len(statistics) <= 1 + 3 * (SECONDS // 60 + 2)
