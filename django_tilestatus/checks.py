@@ -13,9 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from redis.crc import key_slot
 
-from . import conf
+from . import conf, connection
 from .store import RedisStore
 from .tilestache import ConfigError, build_configuration, read_config_source
 
@@ -229,11 +228,8 @@ def _cluster_problem(values: dict[str, Any]) -> tuple[str, str] | None:
             "A Redis Cluster cannot be reached through a unix:// socket.",
             "Use a redis:// or rediss:// URL naming one node of the cluster.",
         )
-    from redis.connection import parse_url
-
-    try:
-        database = parse_url(url).get("db", 0)  # type: ignore[no-untyped-call]
-    except ValueError:
+    database = connection.database_of(url)
+    if database is None:
         return None  # not a Redis URL: tilestatus.E006 says so
     if database != 0:
         return (
@@ -241,15 +237,13 @@ def _cluster_problem(values: dict[str, Any]) -> tuple[str, str] | None:
             "only database 0.",
             "Drop the database from the URL, and give the site its own KEY_PREFIX instead.",
         )
-    if isinstance(values["KEY_PREFIX"], str) and values["KEY_PREFIX"]:
-        store = RedisStore(None, values["KEY_PREFIX"])
-        keys = (store.registry_key(), store.log_key("a", 1), store.log_key("b", 2))
-        if len({key_slot(key.encode()) for key in keys}) > 1:
-            return (
-                f"With TILESTATUS['KEY_PREFIX'] {values['KEY_PREFIX']!r} the app's keys would "
-                "not share one cluster hash slot.",
-                "Remove '{' and '}' from KEY_PREFIX: the app adds the hash tag itself.",
-            )
+    prefix = values["KEY_PREFIX"]
+    if isinstance(prefix, str) and prefix and not RedisStore(None, prefix).keys_share_one_slot():
+        return (
+            f"With TILESTATUS['KEY_PREFIX'] {values['KEY_PREFIX']!r} the app's keys would "
+            "not share one cluster hash slot.",
+            "Remove '{' and '}' from KEY_PREFIX: the app adds the hash tag itself.",
+        )
     return None
 
 

@@ -88,6 +88,16 @@ def client_from_sentinels(
     return sentinel.master_for(service, **master_options)  # type: ignore[no-untyped-call]
 
 
+def database_of(url: str) -> int | None:
+    """The database a Redis URL selects (0 when it names none), or None for no Redis URL."""
+    from redis.connection import parse_url
+
+    try:
+        return int(parse_url(url).get("db", 0))  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+
+
 def client_from_cache(alias: str) -> Any:
     """The raw redis-py client behind a django-redis cache, pool included."""
     from django_redis import get_redis_connection

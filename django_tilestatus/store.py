@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from . import stats as tile_stats
@@ -553,6 +554,19 @@ class RedisStore(_RedisStatistics):
 
     def registry_key(self) -> str:
         return f"{self._namespace}:processes"
+
+    def keys_share_one_slot(self) -> bool:
+        """Whether every key of this prefix hashes to one Redis Cluster slot (so each
+        pipeline of the app goes to one node); a prefix holding braces may break that."""
+        keys = (
+            self.registry_key(),
+            self.busy_key(),
+            self.stats_total_key(),
+            self.log_key("a", 1),
+            self.log_key("b", 2),
+            self.in_flight_key("b", 2),
+        )
+        return len({key_slot(key.encode()) for key in keys}) == 1
 
     def log_key(self, host: str, pid: int) -> str:
         return f"{self._namespace}:log:{host}:{pid}"
