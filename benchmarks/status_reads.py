@@ -114,7 +114,7 @@ def _staff_client() -> Any:
     from django.test import Client
 
     call_command("migrate", verbosity=0, interactive=False)
-    user = get_user_model().objects.create_user("bench", is_staff=True)
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True})
     client = Client()
     client.force_login(user)
     return client
