@@ -44,7 +44,7 @@ def test_a_missing_config_file_is_e002_naming_the_path(settings: Any, tmp_path: 
 
 def test_invalid_json_is_e002_naming_the_line(settings: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.cfg"
-    bad.write_text('{"layers": {},\n}')
+    bad.write_text('{"layers": {}\n "cache": {}}')  # a comma missing on line 2
     error = e002(settings, bad)
     assert f"{bad} is not valid JSON: " in error.msg and "line 2" in error.msg
     assert error.hint.startswith("Fix the JSON at the line and column given")
