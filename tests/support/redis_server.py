@@ -15,25 +15,33 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from . import free_port
 
 #: Seconds a start or stop may take before the test fails rather than waits.
-START_TIMEOUT = 10.0
+START_TIMEOUT = 20.0
 
 
 class RedisServer:
     """One ``redis-server`` process that can be stopped, paused and restarted."""
 
     def __init__(
-        self, workdir: Path, password: str | None = None, options: Sequence[str] = ()
+        self,
+        workdir: Path,
+        password: str | None = None,
+        options: Sequence[str] = (),
+        sentinel_config: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.password = password
         #: More ``redis-server`` options, e.g. ``["--databases", "16"]``.
         self.options = list(options)
+        #: With a config, the server is a Redis Sentinel (``--sentinel``) run from it.
+        self.sentinel_config = sentinel_config
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
@@ -44,16 +52,31 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def client(self) -> redis.Redis:
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def client(self, **options: Any) -> redis.Redis:
         """A client for the test itself, with timeouts so a fault cannot hang it."""
-        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2, **options)
+
+    def log_text(self) -> str:
+        """The end of the server's log, for a test's failure message."""
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
-        command = [
-            binary,
+        command = [binary]
+        if self.sentinel_config is not None:  # a sentinel rewrites its config: one of its own
+            path = self.workdir / "sentinel.conf"
+            path.write_text(self.sentinel_config)
+            command += [str(path), "--sentinel"]
+        command += [
             "--bind",
             "127.0.0.1",
             "--port",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +20,9 @@ from typing import Any, TypeVar
 import redis
 from redis.cluster import RedisCluster
 
-from . import free_port
+from . import free_port, wait_until
+from .redis_server import RedisServer
 
-#: Seconds a server may take to start or stop, or a cluster to agree, before the test fails.
-START_TIMEOUT = 20.0
 #: Seconds the sentinels or cluster nodes may take to agree once started.
 AGREE_TIMEOUT = 60.0
 #: The Sentinel service name the tests use.
@@ -44,95 +42,19 @@ def binary(name: str) -> str:
     return path
 
 
-def poll(check: Callable[[], T], seconds: float, interval: float = 0.05) -> T:
-    """Call ``check`` until it returns something truthy or ``seconds`` pass; return the last."""
-    deadline = time.monotonic() + seconds
-    while True:
+def poll(check: Callable[[], T], seconds: float, interval: float = 0.05) -> T | None:
+    """``wait_until``, with a node that refuses while the others agree counted as not yet."""
+
+    def tolerant() -> T | None:
         try:
-            result = check()
+            return check()
         except (redis.RedisError, OSError):
-            result = None  # type: ignore[assignment]
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
+            return None
+
+    return wait_until(tolerant, seconds, interval)
 
 
-class RedisProcess:
-    """One ``redis-server`` (or sentinel) on a free loopback port, in its own directory."""
-
-    def __init__(self, workdir: Path, *options: str, config: str | None = None):
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.options = list(options)
-        self.config = config
-        self.log = workdir / "redis.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    def client(self, **options: Any) -> redis.Redis:
-        """A client for the test, with timeouts so a dead server cannot hang it."""
-        return redis.Redis(
-            "127.0.0.1", self.port, socket_timeout=2, socket_connect_timeout=2, **options
-        )
-
-    def start(self) -> None:
-        command = [binary("redis-server")]
-        if self.config is not None:  # a sentinel rewrites its config file: one of its own
-            path = self.workdir / "sentinel.conf"
-            path.write_text(self.config)
-            command += [str(path), "--sentinel"]
-        command += [
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
-            "--logfile",
-            str(self.log),
-            *self.options,
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        with self.client() as client:
-            if not poll(client.ping, START_TIMEOUT) or self.process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start: {self.log_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or a lost machine would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=START_TIMEOUT)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not gone in a few seconds."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=START_TIMEOUT)
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-def stop_all(processes: list[RedisProcess]) -> None:
+def stop_all(processes: list[RedisServer]) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.stop()
@@ -145,9 +67,9 @@ class SentinelGroup:
     """A master, one replica and three sentinels watching them as ``SERVICE``."""
 
     def __init__(self, workdir: Path):
-        self.master = RedisProcess(workdir / "master")
-        self.replica = RedisProcess(
-            workdir / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
+        self.master = RedisServer(workdir / "master")
+        self.replica = RedisServer(
+            workdir / "replica", options=["--replicaof", "127.0.0.1", str(self.master.port)]
         )
         config = (
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
@@ -155,10 +77,12 @@ class SentinelGroup:
             f"sentinel failover-timeout {SERVICE} 10000\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
-        self.sentinels = [RedisProcess(workdir / f"sentinel-{n}", config=config) for n in range(3)]
+        self.sentinels = [
+            RedisServer(workdir / f"sentinel-{n}", sentinel_config=config) for n in range(3)
+        ]
 
     @property
-    def processes(self) -> list[RedisProcess]:
+    def processes(self) -> list[RedisServer]:
         return [self.master, self.replica, *self.sentinels]
 
     @property
@@ -216,18 +140,15 @@ class ClusterGroup:
 
     def __init__(self, workdir: Path, masters: int = 3):
         self.nodes = [
-            RedisProcess(
+            RedisServer(
                 workdir / f"node-{n}",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                # The cluster bus port defaults to port + 10000, which may be taken.
-                "--cluster-port",
-                str(free_port()),
-                # Generous, so a node starved of CPU on a busy machine is not failed.
-                "--cluster-node-timeout",
-                "15000",
+                options=[
+                    *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                    # The cluster bus port defaults to port + 10000, which may be taken.
+                    *("--cluster-port", str(free_port())),
+                    # Generous, so a node starved of CPU on a busy machine is not failed.
+                    *("--cluster-node-timeout", "15000"),
+                ],
             )
             for n in range(masters)
         ]
