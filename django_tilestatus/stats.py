@@ -233,10 +233,6 @@ class TileStats:
             if len(slowest) < SLOWEST or seconds > slowest[0].seconds:
                 _keep_slowest(slowest, SlowTile(seconds, now, layer, zoom, path))
 
-    def add_dropped(self, count: int) -> None:
-        with self._lock:
-            self._deltas.dropped += count
-
     def take(self) -> Deltas:
         """Everything counted since the last ``take``; counting starts afresh."""
         with self._lock:

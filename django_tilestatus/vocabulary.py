@@ -40,11 +40,6 @@ class Kind(Enum):
     #: Anything else: a project's own ``update_status`` text.
     OTHER = "other"
 
-    @property
-    def inside_request(self) -> bool:
-        """Written while a request is under way: it neither starts nor ends one."""
-        return self in (Kind.LOCK_ATTEMPTED, Kind.LOCK_ACQUIRED)
-
 
 # -- writing ---------------------------------------------------------------
 
