@@ -73,6 +73,7 @@ TILESTACHE_CONFIG = {
             "maximum cache age": 300,
             "redirects": {"jpeg": "png"},
         },
+        "cold": {"provider": {"class": "tests.providers:Solid"}},  # tests/support/cold.py
         "nocache": {
             "provider": {"class": "tests.providers:Solid", "kwargs": {"color": "#cc3333"}},
             "write cache": False,

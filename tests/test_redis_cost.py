@@ -28,6 +28,7 @@ from django_tilestatus import conf, connection, recorder, stats
 from django_tilestatus.status import get_recent, get_store
 from django_tilestatus.store import RedisStore
 
+from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
 from .support.redis_topology import ClusterGroup, cluster_group
@@ -125,8 +126,9 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
 
     for _ in range(25):
         assert client.get(WARM).status_code == 200
-    for x in range(5):  # cold: rendered, so the cache lock is recorded too
-        assert client.get(f"/tiles/solid/9/{x}/{uuid.uuid4().int % 512}.png").status_code == 200
+    cold = [cold_tile(9) for _ in range(5)]  # rendered, so the cache lock is recorded too
+    for path in cold:
+        assert client.get("/tiles" + path).status_code == 200
 
     # A request still under way when the batch goes: its in-flight entry rides along.
     under_way = writer.begin_request("/solid/9/9/9.png")
@@ -145,9 +147,9 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
         *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # served counts, the statistics
     }
     newest = store.read()[0].entries[0][1]
-    assert newest.startswith("Finished /solid/9/4/")
+    assert newest.startswith(f"Finished {cold[-1]} in ")
     added = _request_totals(store) - before
-    assert added == {"solid 3 hit": 25, "solid 9 rendered": 5, "lock waits": 5}
+    assert added == {"solid 3 hit": 25, f"{COLD_LAYER} 9 rendered": 5, "lock waits": 5}
     [(host, pid)] = [(log.host, log.pid) for log in store.read()]
     assert real_redis.hget(store.counts_key(host, pid), "served") == b"31"  # and the first
     assert b"/solid/9/9/9.png" in real_redis.hget(

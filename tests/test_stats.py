@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -16,6 +15,7 @@ from django_tilestatus.stats import BUCKETS, OTHER_LAYER, TileStats
 from django_tilestatus.store import MINUTE_TTL, STATS_TTL, RedisStore
 from django_tilestatus.tile_stats import build_tiles, quantile, tile_url
 
+from .support.cold import COLD_LAYER, cold_tile
 from .support.status import flush_events
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +38,7 @@ def app_store() -> RedisStore:
 
 
 def test_a_request_is_a_render_then_a_hit_and_errors_are_counted_by_status(client: Client) -> None:
-    row = uuid.uuid4().int % 4096
-    tile = f"/tiles/solid/12/7/{row}.png"
+    tile = "/tiles" + cold_tile(12)
     assert client.get(tile).status_code == 200  # cold: the provider draws it
     assert client.get(tile).status_code == 200  # warm: cache.read gives the body
     assert client.get("/tiles/nowhere/12/7/1.png").status_code == 404
@@ -47,8 +46,8 @@ def test_a_request_is_a_render_then_a_hit_and_errors_are_counted_by_status(clien
     assert client.get("/tiles/broken/3/1/1.png").status_code == 500
     flush_events()
     assert totals_by_outcome(app_store()) == {
-        ("solid", 12, "rendered"): 1,
-        ("solid", 12, "hit"): 1,
+        (COLD_LAYER, 12, "rendered"): 1,
+        (COLD_LAYER, 12, "hit"): 1,
         (OTHER_LAYER, stats.NO_ZOOM, "client_error"): 1,
         ("solid", stats.NO_ZOOM, "client_error"): 1,
         ("broken", 3, "server_error"): 1,

@@ -7,13 +7,13 @@ path's middleware and through its WSGI wrapper; the answers must be the same.
 from __future__ import annotations
 
 import io
-import itertools
 from typing import Any
 
 import pytest
 from django.test import Client
 from PIL import Image
 
+from .support.cold import cold_tile
 from .support.status import recorded_messages
 
 
@@ -146,12 +146,8 @@ def test_a_request_records_created_started_finished(client: Client) -> None:
     assert messages.count("Created") == 1
 
 
-#: Tiles no test has asked for yet in this session (the tile cache is the session's).
-_cold_columns = itertools.count()
-
-
 def test_cold_tile_records_cache_lock_and_warm_tile_does_not(client: Client) -> None:
-    path = f"/solid/20/{next(_cold_columns)}/2.png"
+    path = cold_tile(20)
     client.get("/tiles" + path)
     cold = recorded_messages()
     assert cold[1:3] == [f"Started {path}", "Attempted cache lock"]
