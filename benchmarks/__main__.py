@@ -29,7 +29,7 @@ from tests.support.http import request
 from . import config, in_process
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
-from .report import Results, markdown, targets
+from .report import Results, document, newest_run, steadiness, targets
 from .servers import WORKERS, Server
 
 #: Key prefix the instrumented server records under.
@@ -104,8 +104,16 @@ def environment(url: str) -> dict[str, str]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=config.ROOT
     ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(  # the results file a run writes is no change to the code
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!benchmarks/RESULTS.md",
+        ],
         capture_output=True,
         text=True,
         cwd=config.ROOT,
@@ -116,6 +124,7 @@ def environment(url: str) -> dict[str, str]:
     )
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": f"{commit or 'unknown'}{' (modified)' if dirty else ''}",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, "
         f"{platform.system()} {platform.release()}",
         "software": f"django_tilestatus at {commit or 'unknown'}{' (modified)' if dirty else ''}"
@@ -142,9 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=20, help="warm rounds (default 20)")
+    parser.add_argument("--rounds", type=int, default=30, help="warm rounds (default 30)")
     parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
-    parser.add_argument("--cold-rounds", type=int, default=14, help="cold rounds (default 14)")
+    parser.add_argument("--cold-rounds", type=int, default=20, help="cold rounds (default 20)")
     parser.add_argument(
         "--cold-seconds", type=int, default=1, help="seconds per cold run (default 1)"
     )
@@ -305,12 +314,16 @@ def main(argv: list[str] | None = None) -> int:
                 redis.Redis.from_url(db_url(url, db)).flushdb(asynchronous=True)
 
     results.seconds = time.monotonic() - started
-    text = markdown(results)
+    previous = None
+    if args.output is not None and args.output.exists():
+        previous = newest_run(args.output.read_text("utf-8"))
+    text = document(results, previous)
     print(text)
     if args.output is not None:
         args.output.write_text(text, "utf-8")
         progress(f"written to {args.output}")
-    return 0 if all(t.met for t in targets(results)) else 1
+    checks = targets(results) + steadiness(results, previous[1] if previous else None)
+    return 0 if all(t.met for t in checks) else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,16 @@
-"""The figures, the targets they must meet, and ``RESULTS.md``."""
+"""The figures, the targets they must meet, and ``RESULTS.md``.
+
+``RESULTS.md`` holds the newest run and the one before it, each in full with
+its raw rows, and compares the ratios the targets are judged on: a target is
+only as good as the figure is steady, so each ratio's median must stay within
+``STEADY`` of the previous run's. Each run section starts with a comment
+carrying its ratios as JSON, which is how the next run reads them back.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +55,14 @@ class Target:
     text: str
     measured: str
     met: bool
+    #: The median of a paired ratio the target is judged on (compared between runs).
+    ratio: float | None = None
+
+
+#: How far a judged ratio's median may move from one run to the next.
+STEADY = 0.03
+#: Starts the line that opens each run's section (then its JSON, then `` -->``).
+RUN_MARK = "<!-- benchmark run: "
 
 
 def ratio(rows: list[Row], numerator: str, denominator: str, value: str = "rate") -> Spread:
@@ -82,6 +99,7 @@ def in_process_targets(rows: list[CpuRow]) -> list[Target]:
             "in-process, warm: recording (fast path) ≥ 0.70 × bare TileStache",
             fast_bare.format(),
             fast_bare.median >= 0.70,
+            fast_bare.median,
         )
     ]
 
@@ -95,16 +113,27 @@ def targets(results: Results) -> list[Target]:
         ratio(cold, "on", "bare"),
     )
     found.append(
-        Target("warm: recording ≥ 0.97 × `ENABLED: False`", on_off.format(), on_off.median >= 0.97)
+        Target(
+            "warm: recording ≥ 0.97 × `ENABLED: False`",
+            on_off.format(),
+            on_off.median >= 0.97,
+            on_off.median,
+        )
     )
     found.append(
-        Target("warm: recording ≥ 0.90 × bare TileStache", on_bare.format(), on_bare.median >= 0.90)
+        Target(
+            "warm: recording ≥ 0.90 × bare TileStache",
+            on_bare.format(),
+            on_bare.median >= 0.90,
+            on_bare.median,
+        )
     )
     found.append(
         Target(
             "cold: recording ≥ 0.97 × bare TileStache",
             cold_on_bare.format(),
             cold_on_bare.median >= 0.97,
+            cold_on_bare.median,
         )
     )
     found += in_process_targets(results.in_process)
@@ -184,7 +213,9 @@ def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
     return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
 
 
-def in_process_markdown(rows: list[CpuRow], with_targets: bool = True) -> list[str]:
+def in_process_markdown(
+    rows: list[CpuRow], with_targets: bool = True, level: str = "##"
+) -> list[str]:
     """The in-process section: CPU µs per warm tile, × bare, paired ratios (and its target)."""
     rounds = len({r.round for r in rows})
     table = []
@@ -199,7 +230,7 @@ def in_process_markdown(rows: list[CpuRow], with_targets: bool = True) -> list[s
         ("middleware_on", "django_on", "recording: fast path middleware / through Django"),
     ]
     return [
-        "## Warm tiles in-process, CPU time per request",
+        f"{level} Warm tiles in-process, CPU time per request",
         "",
         f"Each application called directly with a prepared WSGI environ, in a process of its "
         f"own; {rounds} rounds of alternating blocks; CPU time from `time.process_time` (all "
@@ -232,16 +263,24 @@ def in_process_markdown(rows: list[CpuRow], with_targets: bool = True) -> list[s
     )
 
 
+def run_record(results: Results) -> dict[str, Any]:
+    """What the next run compares with: when, which code, and the judged ratios."""
+    return {
+        "date": results.environment["date"],
+        "commit": results.environment.get("commit", ""),
+        "met": all(t.met for t in targets(results)),
+        "ratios": {t.text: t.ratio for t in targets(results) if t.ratio is not None},
+    }
+
+
 def markdown(results: Results) -> str:
+    """One run's section: its targets, every figure and its raw rows."""
     env, params = results.environment, results.parameters
     checks = targets(results)
     met = all(t.met for t in checks)
     out = [
-        "# Benchmark results",
-        "",
-        "Written by `python -m benchmarks` (see docs/performance.md); "
-        "every ratio is the median [min–max] of ratios paired within one round of "
-        "alternating runs.",
+        RUN_MARK + json.dumps(run_record(results), ensure_ascii=False) + " -->",
+        f"## Run of {env['date']}: targets {'all met' if met else 'NOT ALL MET'}",
         "",
         f"- Date: {env['date']}; run took {results.seconds:.0f} s",
         f"- Machine: {env['machine']}",
@@ -254,14 +293,14 @@ def markdown(results: Results) -> str:
         f"{params['in_process_rounds']} rounds of {params['in_process_requests']} requests per "
         f"application; status reads {params['read_repeats']} alternating pairs per case",
         "",
-        f"## Targets: {'all met' if met else 'NOT ALL MET'}",
+        "### Targets",
         "",
         *_table(
             ["target", "measured", "met"],
             [[t.text, t.measured, "yes" if t.met else "**no**"] for t in checks],
         ),
         "",
-        "## Warm tiles (cached), throughput",
+        "### Warm tiles (cached), throughput",
         "",
     ]
     out += _throughput_table(results.warm, ("bare", "original", "floor", "django", "off", "on"))
@@ -284,13 +323,13 @@ def markdown(results: Results) -> str:
             ],
         ),
         "",
-        "## Cold tiles (each request renders and saves a new tile), throughput",
+        "### Cold tiles (each request renders and saves a new tile), throughput",
         "",
     ]
     out += _throughput_table(results.cold, ("bare", "on"))
     out += [
         "",
-        "## Cold Mapnik tiles (the example's `world` layer, 4 × 4 metatiles), throughput",
+        "### Cold Mapnik tiles (the example's `world` layer, 4 × 4 metatiles), throughput",
         "",
     ]
     if results.mapnik:
@@ -302,8 +341,8 @@ def markdown(results: Results) -> str:
         ]
     else:
         out += ["Not measured: Mapnik is not installed (the `mapnik` extra)."]
-    out += ["", *in_process_markdown(results.in_process, with_targets=False)]
-    out += ["", "## Redis per request (INFO deltas over a sequential pass)", ""]
+    out += ["", *in_process_markdown(results.in_process, with_targets=False, level="###")]
+    out += ["", "### Redis per request (INFO deltas over a sequential pass)", ""]
     rows = []
     for usage in results.usage:
         rows.append(
@@ -337,7 +376,7 @@ def markdown(results: Results) -> str:
         "(`used_memory` delta over 1000 processes of 20 typical messages).",
         "",
         *statistics_memory_lines(results.statistics_memory),
-        "## Reading the status log",
+        "### Reading the status log",
         "",
         "Milliseconds per read (each timing the fastest of 5 reads in a row, 10 for 10 and 100 "
         "processes; the original's, one read), median "
@@ -380,7 +419,7 @@ def markdown(results: Results) -> str:
     ]
     out += [
         "",
-        "## Raw rows",
+        "### Raw rows",
         "",
         "Throughput runs:",
         "",
@@ -450,3 +489,80 @@ def statistics_memory_lines(memory: Any) -> list[str]:
         f"{memory.minute_bytes:,} bytes each).",
         "",
     ]
+
+
+# -- RESULTS.md: this run and the one before it -------------------------------
+
+
+def newest_run(document: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest run's section of a ``RESULTS.md`` and its record, if it has one."""
+    starts = [m.start() for m in re.finditer("^" + re.escape(RUN_MARK), document, re.M)]
+    if not starts:
+        return None
+    end = starts[1] if len(starts) > 1 else len(document)
+    section = document[starts[0] : end].rstrip() + "\n"
+    first_line = section.split("\n", 1)[0]
+    try:
+        record = json.loads(first_line[len(RUN_MARK) : -len(" -->")])
+    except ValueError:
+        return None
+    return (section, record) if isinstance(record, dict) else None
+
+
+def steadiness(results: Results, previous: dict[str, Any] | None) -> list[Target]:
+    """Each judged ratio against the previous run's: within ``STEADY`` of it."""
+    if previous is None:
+        return []
+    before = previous.get("ratios", {})
+    found = []
+    for target in targets(results):
+        old = before.get(target.text)
+        if target.ratio is None or not isinstance(old, (int, float)) or not old:
+            continue
+        change = target.ratio / old - 1
+        found.append(
+            Target(
+                target.text,
+                f"{target.ratio:.3f} now, {old:.3f} before: {change:+.1%}",
+                abs(change) <= STEADY,
+            )
+        )
+    return found
+
+
+def document(results: Results, previous: tuple[str, dict[str, Any]] | None) -> str:
+    """``RESULTS.md``: both runs' targets, the judged ratios' steadiness, then each run."""
+    record = previous[1] if previous else None
+    steady = steadiness(results, record)
+    this_met = all(t.met for t in targets(results))
+    out = [
+        "# Benchmark results",
+        "",
+        "Written by `./benchmarks/run.sh` (`python -m benchmarks`; see docs/performance.md): "
+        "the newest run and the one before it, each with its raw rows. Every ratio is the "
+        "median [min–max] of ratios paired within one round of alternating runs; a target "
+        f"is judged on its median, which must also stay within ±{STEADY:.0%} of the previous "
+        "run's.",
+        "",
+        "| run | date | code | every target met |",
+        "|---|---|---|---|",
+        f"| this run | {results.environment['date']} | {results.environment.get('commit', '')} "
+        f"| {'yes' if this_met else '**no**'} |",
+    ]
+    if record is not None:
+        out.append(
+            f"| previous run | {record.get('date', '?')} | {record.get('commit', '?')} "
+            f"| {'yes' if record.get('met') else '**no**'} |"
+        )
+    out += ["", f"## Judged ratios, this run against the previous (within ±{STEADY:.0%})", ""]
+    if steady:
+        out += _table(
+            ["target", "medians", "steady"],
+            [[t.text, t.measured, "yes" if t.met else "**no**"] for t in steady],
+        )
+    else:
+        out.append("No previous run to compare with: run the benchmark again.")
+    out += ["", markdown(results).rstrip()]
+    if previous is not None:
+        out += ["", previous[0].rstrip()]
+    return "\n".join(out) + "\n"

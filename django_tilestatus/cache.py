@@ -4,14 +4,14 @@ TileStache takes the cache lock only when a tile is not cached, so a warm tile
 records nothing here. Waiting on that lock is where a busy tile server stalls
 (another worker renders the same metatile), which is why it is recorded.
 
-For the tile statistics it also notes, for the request under way, whether
-``read`` returned a body (the tile was served from the cache) and how long the
-lock took (see ``stats``). And it tells ``inflight`` what the request is doing:
+It tells the request's in-flight entry (``inflight``) what the request is doing:
 reading the cache, waiting for the lock of a metatile (TileStache locks the
 metatile's corner, the coordinate ``lock`` is given), rendering once the lock is
-held or when the cache had nothing.
+held or when the cache had nothing; and, for the tile statistics, whether
+``read`` returned a body (the tile was served from the cache) and how long the
+lock took.
 
-Core module: imports the standard library, ``events``, ``inflight`` and ``stats`` only.
+Core module: imports the standard library, ``events`` and ``inflight`` only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import events, inflight, stats
+from . import events, inflight
 
 
 def _layer_name(layer: Any) -> str:
@@ -46,15 +46,15 @@ class InstrumentedCache:
         if recorder is None:
             return self.inner.lock(layer, coord, format)
         events.lock_attempted(recorder)
-        inflight.waiting_for_cache_lock(
+        request = inflight.waiting_for_cache_lock(
             _layer_name(layer), int(coord.zoom), int(coord.column), int(coord.row)
         )
         start = time.perf_counter()
         result = self.inner.lock(layer, coord, format)
         waited = time.perf_counter() - start
         events.lock_acquired(recorder, waited)
-        stats.noted_lock_wait(waited)
-        inflight.cache_lock_held()
+        if request is not None:
+            inflight.cache_lock_held(request, waited)
         return result
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
@@ -62,12 +62,10 @@ class InstrumentedCache:
         return self.inner.unlock(layer, coord, format)
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
-        inflight.reading_cache()
+        request = inflight.cache_read_begins()
         body = self.inner.read(layer, coord, format)
-        if body is None:
-            inflight.cache_missed()
-        else:
-            stats.noted_from_cache()
+        if request is not None:
+            inflight.cache_read_ends(request, body is not None)
         return body
 
     def save(self, body: Any, layer: Any, coord: Any, format: str) -> Any:

@@ -34,27 +34,28 @@ def started(recorder: Recorder, label: str) -> Request:
     if not recorder.created:
         recorder.created = True
         recorder.record(vocabulary.created())
-    recorder.record(vocabulary.started(label))
-    return recorder.begin_request(label)
+    return recorder.begin_request(label, vocabulary.started(label))
 
 
-def finished(recorder: Recorder, request: Request, seconds: float) -> None:
-    recorder.record(vocabulary.finished(request.path, seconds))
-    recorder.end_request(request, SERVED)
+def finished(recorder: Recorder, request: Request, seconds: float, status: int) -> None:
+    """The request was answered with ``status`` after ``seconds``."""
+    request.status, request.seconds = status, seconds
+    recorder.end_request(request, SERVED, vocabulary.finished(request.path, seconds))
 
 
-def error(recorder: Recorder, request: Request, exc: BaseException, seconds: float) -> None:
-    """The request failed with ``exc``; its process goes on."""
-    recorder.record(vocabulary.error(exc, seconds))
-    recorder.end_request(request, FAILED)
+def error(
+    recorder: Recorder, request: Request, exc: BaseException, seconds: float, status: int
+) -> None:
+    """The request failed with ``exc`` and was answered with ``status``; its process goes on."""
+    request.status, request.seconds = status, seconds
+    recorder.end_request(request, FAILED, vocabulary.error(exc, seconds))
 
 
 def aborted(recorder: Recorder, request: Request, exc: BaseException, seconds: float) -> None:
     """The request was ended by ``exc``, not an ``Exception`` (``SystemExit``,
     ``KeyboardInterrupt``): recorded as an error; if the process now exits,
     the request is shown as what it died on."""
-    recorder.record(vocabulary.error(exc, seconds))
-    recorder.end_request(request, ABORTED)
+    recorder.end_request(request, ABORTED, vocabulary.error(exc, seconds))
 
 
 def lock_attempted(recorder: Recorder) -> None:

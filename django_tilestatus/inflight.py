@@ -14,14 +14,19 @@ gunicorn's sync and gthread workers run each request in a thread of its own,
 and under an ASGI server Django runs a sync view through asgiref's
 ``sync_to_async`` inside a per-request ``ThreadSensitiveContext``, so each
 request again has a thread of its own. A gevent worker runs every request on
-the one OS thread, as greenlets: ``get_ident()`` is then the greenlet's id
+the one OS thread, as greenlets: ``threading.get_ident()`` is then the greenlet's id
 (gevent patches it), and the stack snapshot shows the hub's frames, not the
 request's (see docs/status-page.md).
 
-The phase functions (``reading_cache``, ``waiting_for_cache_lock``,
-``cache_lock_held``, ``cache_lock_released``, ``cache_missed``,
+The phase functions (``cache_read_begins``/``cache_read_ends``,
+``waiting_for_cache_lock``, ``cache_lock_held``, ``cache_lock_released``,
 ``waiting_for_mapnik_lock``, ``mapnik_lock_held``) act on the calling thread's
 request and do nothing outside one, or when recording is off.
+
+The entry is also where the request keeps what its statistics need (whether the
+cache gave the body, how long the cache lock took, its status and duration): the
+writer counts them when the request has ended (see ``stats``), so the request
+thread does no counting of its own.
 
 Core module: imports the standard library only.
 """
@@ -55,34 +60,38 @@ MAX_FRAME_TEXT = 200
 
 
 class Request:
-    """One tile request under way; written by its own thread, read by the writer."""
+    """One tile request under way; written by its own thread, read by the writer.
 
-    __slots__ = (
-        "ident",
-        "lock",
-        "locked",
-        "path",
-        "phase",
-        "since",
-        "stack",
-        "started",
-        "version",
-    )
+    What every request starts with is a class default (a request's own value
+    shadows it once set), so entering a request, done on every tile request,
+    sets four attributes, not fourteen. ``threading.get_ident`` is looked up
+    at each call, so gevent's patch applies even to a module imported first.
+    """
+
+    #: The phase (see ``PHASES``), and since when (``time.time()``).
+    phase = STARTING
+    #: The metatile whose cache lock the request waits for or holds: ``<layer> z/x/y``.
+    lock = ""
+    locked = False
+    #: The stack snapshot, taken once by the writer (``Frame`` tuples, innermost last).
+    stack: list[list[Any]] | None = None
+    #: Bumped by the request's own thread at each change (after the change), so the
+    #: writer sends only what changed and never misses a change it half read.
+    version = 0
+    #: For the statistics: the cache gave the body; seconds spent waiting for its lock.
+    from_cache = False
+    lock_wait = 0.0
+    #: How it ended, set by its own thread before it leaves the table: the HTTP
+    #: status (None: not answered, e.g. aborted), its seconds and when it ended.
+    status: int | None = None
+    seconds = 0.0
+    ended = 0.0
 
     def __init__(self, ident: int, path: str, started: float):
         self.ident = ident
         self.path = path
         self.started = started
-        self.phase = STARTING
         self.since = started
-        #: The metatile whose cache lock the request waits for or holds: ``<layer> z/x/y``.
-        self.lock = ""
-        self.locked = False
-        #: The stack snapshot, taken once by the writer (``Frame`` tuples, innermost last).
-        self.stack: list[list[Any]] | None = None
-        #: Bumped by the request's own thread at each change (after the change), so the
-        #: writer sends only what changed and never misses a change it half read.
-        self.version = 0
 
     def set_phase(self, phase: str, lock: str | None = None) -> None:
         self.phase = phase
@@ -111,11 +120,11 @@ class Request:
 _table: dict[int, Request] = {}
 
 
-def begin(path: str) -> Request:
-    """Enter the calling thread's request in the table (its path as messages show it)."""
+def begin(path: str, now: float) -> Request:
+    """Enter the calling thread's request, started at ``now``, in the table (its path as
+    messages show it)."""
     ident = threading.get_ident()
-    request = Request(ident, path, time.time())
-    _table[ident] = request
+    request = _table[ident] = Request(ident, path, now)
     return request
 
 
@@ -143,32 +152,38 @@ def requests() -> list[Request]:
 # -- phases, called from the cache wrapper and the TileStache compatibility module --
 
 
-def reading_cache() -> None:
-    request = current()
+def cache_read_begins() -> Request | None:
+    """The cache is read for the calling thread's request (returned, for ``cache_read_ends``)."""
+    request = _table.get(threading.get_ident())
     if request is not None and not request.locked:
         request.set_phase(READING)
+    return request
 
 
-def cache_missed() -> None:
-    """The cache had no tile: next comes the cache lock, or rendering straight away."""
-    request = current()
-    if request is not None and not request.locked:
+def cache_read_ends(request: Request, found: bool) -> None:
+    """The cache gave the tile (``found``), or had none: next comes the cache lock, or
+    rendering straight away."""
+    if found:
+        request.from_cache = True
+    elif not request.locked:
         request.set_phase(RENDERING)
 
 
-def waiting_for_cache_lock(layer: str, zoom: int, column: int, row: int) -> None:
-    """Waiting for the cache lock of the metatile whose corner is ``zoom/column/row``."""
+def waiting_for_cache_lock(layer: str, zoom: int, column: int, row: int) -> Request | None:
+    """Waiting for the cache lock of the metatile whose corner is ``zoom/column/row``
+    (the request is returned, for ``cache_lock_held``)."""
     request = current()
     if request is not None:
         request.set_phase(WAITING_LOCK, f"{layer} {zoom}/{column}/{row}")
+    return request
 
 
-def cache_lock_held() -> None:
-    """The lock is held: TileStache reads the cache once more, then renders."""
-    request = current()
-    if request is not None:
-        request.locked = True
-        request.set_phase(RENDERING)
+def cache_lock_held(request: Request, waited: float) -> None:
+    """The lock is held after ``waited`` seconds: TileStache reads the cache once more,
+    then renders."""
+    request.lock_wait += waited
+    request.locked = True
+    request.set_phase(RENDERING)
 
 
 def cache_lock_released() -> None:

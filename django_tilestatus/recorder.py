@@ -22,9 +22,11 @@ adapter installed (``install_factory``; the Django app installs one built from
 its settings). Without a factory, or when the factory returns None (recording
 disabled), ``active()`` is None and nothing is recorded.
 
-Each recorder also holds its process's tile statistics (``stats``), which its
-sends add to the same pipeline as the events and the in-flight changes, with the
-count of dropped events.
+Each recorder also holds its process's tile statistics (``stats``): at each send
+the writer counts the requests that ended since the last one (from what each
+noted on its in-flight entry, labelled by the ``tile_labels`` it was given) and
+adds the deltas to the same pipeline as the events and the in-flight changes,
+with the count of dropped events.
 
 Core module: imports the standard library, ``inflight``, ``stats``, ``store`` and
 ``vocabulary`` only.
@@ -40,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from . import inflight, vocabulary
+from . import inflight, stats, vocabulary
 from .inflight import Request
 from .stats import Deltas, TileStats
 from .store import InFlightUpdate, StatusStore, StoreUnavailable
@@ -77,6 +79,7 @@ class Recorder:
         interval: float = INTERVAL,
         max_queue: int | None = None,
         busy_after: float = 10.0,
+        tile_labels: Callable[[str], tuple[str, int]] | None = None,
     ):
         self.host = host
         self.pid = pid
@@ -88,6 +91,8 @@ class Recorder:
         self._dropped_written = 0
         #: Tile statistics counted since the last send (see ``stats``).
         self.stats = TileStats()
+        #: ``(layer, zoom)`` labels of a request's path (default: one label for all).
+        self.tile_labels = tile_labels or _no_labels
         self.created = False
         self._store_factory = store_factory
         self._queue: deque[tuple[float, str]] = deque()
@@ -109,23 +114,38 @@ class Recorder:
 
     def record(self, message: str) -> None:
         """Queue ``message``, stamped now; never blocks on Redis."""
+        if self._thread is None:
+            self._start()
+        self._append(time.time(), message)
+
+    def begin_request(self, label: str, message: str | None = None) -> Request:
+        """Enter the calling thread's request in the process's in-flight table, and queue
+        ``message`` (its ``Started``), stamped with the same instant."""
+        if self._thread is None:
+            self._start()
+        now = time.time()
+        if message is not None:
+            self._append(now, message)
+        return inflight.begin(label, now)
+
+    def end_request(self, request: Request, outcome: str, message: str | None = None) -> None:
+        """Queue ``message`` and take ``request`` out of the table; ``outcome`` is SERVED,
+        FAILED or ABORTED.
+
+        A request with a ``status`` is counted in the statistics at the next send.
+        """
+        now = time.time()
+        if message is not None:
+            self._append(now, message)
+        request.ended = now
+        inflight.end(request)
+        self._ended.append((request, outcome))
+
+    def _append(self, stamp: float, message: str) -> None:
         queue = self._queue
         if len(queue) >= self.max_queue:
             self._drop_oldest(len(queue) - self.max_queue + 1)
-        queue.append((time.time(), message))
-        if self._thread is None:
-            self._start()
-
-    def begin_request(self, label: str) -> Request:
-        """Enter the calling thread's request in the process's in-flight table."""
-        if self._thread is None:
-            self._start()
-        return inflight.begin(label)
-
-    def end_request(self, request: Request, outcome: str) -> None:
-        """Take ``request`` out of the table; ``outcome`` is SERVED, FAILED or ABORTED."""
-        inflight.end(request)
-        self._ended.append((request, outcome))
+        queue.append((stamp, message))
 
     def flush(self, timeout: float = -1) -> bool:
         """Send what is queued now; False if it could not (yet) be sent."""
@@ -184,14 +204,6 @@ class Recorder:
         self, now: float, ttl: float
     ) -> tuple[InFlightUpdate | None, dict[str, tuple[Request, int, bool]]]:
         """What changed in the in-flight table since the last send, and the new state."""
-        while self._ended:
-            request, outcome = self._ended.popleft()
-            if outcome == SERVED:
-                self._served += 1
-            else:
-                self._failed += 1
-            if outcome == ABORTED:
-                self._aborted.append((request, now))
         current = inflight.requests()[: inflight.MAX_IN_FLIGHT]
         state: dict[str, tuple[Request, int, bool]] = {}
         for request in current:
@@ -220,6 +232,42 @@ class Recorder:
         )
         return update, state
 
+    def _drain_ended(self, now: float) -> None:
+        """Count the requests that ended since the last send: served or failed, and in
+        the statistics; keep the aborted ones for ``prepare_exit``."""
+        ended = self._ended
+        if not ended:
+            return
+        # Per drain, so labels never outlive the layers they were worked out from.
+        labels_of: dict[str, tuple[str, int]] = {}
+        counted: list[stats.Ended] = []
+        tile_head, outcome_of = stats.tile_head, stats.outcome_of
+        while ended:
+            request, outcome = ended.popleft()
+            if outcome == SERVED:
+                self._served += 1
+            else:
+                self._failed += 1
+                if outcome == ABORTED:
+                    self._aborted.append((request, now))
+            status = request.status
+            if status is not None:
+                head = tile_head(request.path)
+                labels = labels_of.get(head)
+                if labels is None:
+                    labels = labels_of[head] = self.tile_labels(head)
+                counted.append(
+                    (
+                        labels,
+                        outcome_of(status, request.from_cache),
+                        request.seconds,
+                        request.lock_wait,
+                        request.path,
+                        request.ended,
+                    )
+                )
+        self.stats.count_all(counted)
+
     def prepare_exit(self) -> None:
         """At exit: the requests whose abort ended the process count as in flight."""
         self._stop.set()
@@ -230,25 +278,21 @@ class Recorder:
                 self._send_lock.release()
 
     def _put_back_aborted(self, now: float) -> None:
-        while self._ended:  # ended just now, perhaps by the exit itself
-            request, outcome = self._ended.popleft()
-            self._served += outcome == SERVED
-            self._failed += outcome != SERVED
-            if outcome == ABORTED:
-                self._aborted.append((request, now))
+        self._drain_ended(now)  # ended just now, perhaps by the exit itself
         for request, when in self._aborted:
             if now - when <= ABORT_GRACE:
                 inflight.restore(request)
 
     def _send(self) -> bool:
         queue = self._queue
-        batch = []
-        while queue:
-            batch.append(queue.popleft())
+        # As many as are queued now; a request thread may append meanwhile (kept for later).
+        popleft = queue.popleft
+        batch = [popleft() for _ in range(len(queue))]
+        now = time.time()
+        self._drain_ended(now)
         deltas = self._take_stats()
         try:
             store = self._store_factory()
-            now = time.time()
             update, state = self._in_flight(now, store.ttl)
             if not batch and update is None and not deltas:
                 return True
@@ -278,6 +322,10 @@ class Recorder:
                 "Tile status recording resumed; %d events were dropped meanwhile.", self.dropped
             )
         return True
+
+
+def _no_labels(path: str) -> tuple[str, int]:
+    return stats.OTHER_LAYER, stats.NO_ZOOM
 
 
 # -- the process's recorder ------------------------------------------------

@@ -11,10 +11,10 @@ import os
 import threading
 from collections.abc import Container
 
-from . import conf, connection, inflight, recorder
+from . import conf, connection, inflight, recorder, stats
 from .recorder import Recorder
 from .store import RedisStore, StatusStore
-from .tiles import TileServer, load_server
+from .tiles import MAX_ZOOM, TileServer, load_server
 from .tilestache import set_mapnik_lock_observer
 
 _lock = threading.Lock()
@@ -44,7 +44,13 @@ def make_recorder() -> Recorder | None:
     config = conf.get_config()
     if not config.enabled:
         return None
-    return Recorder(get_store, config.host, os.getpid(), busy_after=config.busy_after)
+    return Recorder(
+        get_store,
+        config.host,
+        os.getpid(),
+        busy_after=config.busy_after,
+        tile_labels=tile_labels,
+    )
 
 
 def get_server() -> TileServer:
@@ -61,6 +67,11 @@ def layer_names() -> Container[str]:
     """The configured layers' names (none before the tile server is built)."""
     server = _server
     return server.configuration.layers if server is not None else ()
+
+
+def tile_labels(path: str) -> tuple[str, int]:
+    """The statistics' ``(layer, zoom)`` labels of a tile path (see ``stats.tile_of``)."""
+    return stats.tile_of(path, layer_names(), MAX_ZOOM)
 
 
 def install() -> None:

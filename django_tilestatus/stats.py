@@ -1,12 +1,13 @@
 """Tile request statistics, counted in process memory and written by the recorder.
 
-For each tile request the view adds one count keyed by minute, layer, zoom,
-outcome and response-time bucket, and the cache wrapper notes whether the tile
-came from the cache and how long the cache lock took. That is a dict update or
-two under an uncontended lock: no Redis on the request path. The recorder's
-background writer takes the accumulated deltas (``TileStats.take``) at each
-send and the store adds them, with ``HINCRBY``/``HINCRBYFLOAT``, to the same
-pipeline as the messages.
+Each tile request adds one count keyed by minute, layer, zoom, outcome and
+response-time bucket. The request itself only notes what happened on its
+in-flight entry (whether the cache gave the tile, how long the cache lock took,
+its status and seconds; see ``inflight``); the recorder's background writer
+counts the requests that ended since its last send, takes the accumulated deltas
+(``TileStats.take``) and the store adds them, with ``HINCRBY``/``HINCRBYFLOAT``,
+to the same pipeline as the messages. No counting, and no Redis, on the
+request path.
 
 Outcomes, decided from TileStache's own flow (``Layer.getTileResponse``):
 
@@ -32,7 +33,7 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,15 @@ def outcome_of(status: int, from_cache: bool) -> str:
     return HIT if from_cache else RENDERED
 
 
+def tile_head(path: str) -> str:
+    """The part of a path that ``tile_of`` reads (``layer/z``): paths with the same head
+    have the same labels, so labels can be worked out once per head."""
+    path = path.lstrip("/")
+    first = path.find("/")
+    second = path.find("/", first + 1) if first >= 0 else -1
+    return path if second < 0 else path[:second]
+
+
 def tile_of(path: str, layers: Container[str], max_zoom: int) -> tuple[str, int]:
     """``(layer, zoom)`` of a path like ``layer/z/x/y.ext``, as labels.
 
@@ -93,41 +103,11 @@ def tile_of(path: str, layers: Container[str], max_zoom: int) -> tuple[str, int]
     return layer, zoom
 
 
-# -- what one request notes on its way through the cache ---------------------
-
-
-class _Request(threading.local):
-    """What the cache wrapper saw during the request this thread is serving."""
-
-    from_cache = False
-    lock_wait = 0.0
-
-
-_request = _Request()
-
-
-def request_began() -> None:
-    """Forget what the cache wrapper noted for this thread's previous request."""
-    _request.from_cache = False
-    _request.lock_wait = 0.0
-
-
-def noted_from_cache() -> None:
-    """The cache returned the tile's body for the current request."""
-    _request.from_cache = True
-
-
-def noted_lock_wait(seconds: float) -> None:
-    """The current request waited ``seconds`` for the cache lock."""
-    _request.lock_wait += seconds
-
-
-def request_noted() -> tuple[bool, float]:
-    """``(from cache, lock wait seconds)`` noted for the current request."""
-    return _request.from_cache, _request.lock_wait
-
-
 # -- accumulating in memory ------------------------------------------------------
+
+#: One request to count: ``((layer, zoom), outcome, seconds, lock wait seconds, path,
+#: when it ended)``.
+Ended = tuple[tuple[str, int], str, float, float, str, float]
 
 
 @dataclass(frozen=True, order=True)
@@ -206,32 +186,45 @@ class TileStats:
         self._deltas = Deltas()
 
     def count(
-        self, layer: str, zoom: int, outcome: str, seconds: float, lock_wait: float, path: str
+        self,
+        layer: str,
+        zoom: int,
+        outcome: str,
+        seconds: float,
+        lock_wait: float,
+        path: str,
+        when: float | None = None,
     ) -> None:
-        """Count one finished request (called on the request path: no I/O)."""
-        now = time.time()
-        minute = int(now // 60)
-        bucket = bisect.bisect_left(BUCKETS, seconds)
+        """Count one request that ended at ``when`` (default: now); no I/O."""
+        ended = time.time() if when is None else when
+        self.count_all([((layer, zoom), outcome, seconds, lock_wait, path, ended)])
+
+    def count_all(self, requests: Iterable[Ended]) -> None:
+        """Count requests that ended: ``((layer, zoom), outcome, seconds, lock wait, path,
+        when)`` each (the recorder's writer counts a send's worth at once)."""
+        bucket_of = bisect.bisect_left
         with self._lock:
             deltas = self._deltas
-            key = (minute, layer, zoom, outcome, bucket)
-            deltas.counts[key] = deltas.counts.get(key, 0) + 1
-            summed = deltas.seconds.get((minute, layer, outcome))
-            if summed is None:
-                deltas.seconds[minute, layer, outcome] = [seconds, seconds]
-            else:
-                summed[0] += seconds
-                if seconds > summed[1]:
-                    summed[1] = seconds
-            if lock_wait > 0:
-                lock_key = (minute, layer, bisect.bisect_left(BUCKETS, lock_wait))
-                deltas.lock_counts[lock_key] = deltas.lock_counts.get(lock_key, 0) + 1
-                deltas.lock_seconds[minute, layer] = (
-                    deltas.lock_seconds.get((minute, layer), 0.0) + lock_wait
-                )
-            slowest = deltas.slowest
-            if len(slowest) < SLOWEST or seconds > slowest[0].seconds:
-                _keep_slowest(slowest, SlowTile(seconds, now, layer, zoom, path))
+            counts, summed_seconds, slowest = deltas.counts, deltas.seconds, deltas.slowest
+            for (layer, zoom), outcome, seconds, lock_wait, path, when in requests:
+                minute = int(when // 60)
+                key = (minute, layer, zoom, outcome, bucket_of(BUCKETS, seconds))
+                counts[key] = counts.get(key, 0) + 1
+                summed = summed_seconds.get((minute, layer, outcome))
+                if summed is None:
+                    summed_seconds[minute, layer, outcome] = [seconds, seconds]
+                else:
+                    summed[0] += seconds
+                    if seconds > summed[1]:
+                        summed[1] = seconds
+                if lock_wait > 0:
+                    lock_key = (minute, layer, bucket_of(BUCKETS, lock_wait))
+                    deltas.lock_counts[lock_key] = deltas.lock_counts.get(lock_key, 0) + 1
+                    deltas.lock_seconds[minute, layer] = (
+                        deltas.lock_seconds.get((minute, layer), 0.0) + lock_wait
+                    )
+                if len(slowest) < SLOWEST or seconds > slowest[0].seconds:
+                    _keep_slowest(slowest, SlowTile(seconds, when, layer, zoom, path))
 
     def take(self) -> Deltas:
         """Everything counted since the last ``take``; counting starts afresh."""

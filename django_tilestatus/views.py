@@ -15,8 +15,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import events, runtime, stats, tiles
-from .recorder import Recorder
+from . import events, runtime, tiles
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,8 @@ ALLOWED_METHODS = ("GET", "HEAD")
 
 
 def answer(method: str, path: str, query_string: str, script_name: str) -> tiles.TileResponse:
-    """Answer one tile request, recording Started/Finished/Error; never raises ``Exception``.
+    """Answer one tile request, recording Started/Finished/Error and noting what its
+    statistics need (counted by the recorder's writer); never raises ``Exception``.
 
     ``path`` is under the tile URLs' root, ``script_name`` the URL prefix they
     are mounted under (for redirects). The body is the GET's even for HEAD:
@@ -34,12 +34,10 @@ def answer(method: str, path: str, query_string: str, script_name: str) -> tiles
     recorded as an ``Error`` and goes on.
     """
     recorder = events.active()
-    label = events.path_label(path) if recorder is not None else ""
     start = time.perf_counter()
     entry = None
     if recorder is not None:
-        entry = events.started(recorder, label)
-        stats.request_began()
+        entry = events.started(recorder, events.path_label(path))
     try:
         if method not in ALLOWED_METHODS:
             result = tiles.not_allowed(ALLOWED_METHODS)
@@ -49,8 +47,7 @@ def answer(method: str, path: str, query_string: str, script_name: str) -> tiles
         elapsed = time.perf_counter() - start
         failed = tiles.error_response(exc)
         if recorder is not None and entry is not None:
-            events.error(recorder, entry, exc, elapsed)
-            _count(recorder, label, failed.status, elapsed)
+            events.error(recorder, entry, exc, elapsed, failed.status)
         logger.exception(
             "Tile request %s failed after %.3f seconds", events.path_label(path), elapsed
         )
@@ -60,18 +57,8 @@ def answer(method: str, path: str, query_string: str, script_name: str) -> tiles
             events.aborted(recorder, entry, exc, time.perf_counter() - start)
         raise
     if recorder is not None and entry is not None:
-        elapsed = time.perf_counter() - start
-        events.finished(recorder, entry, elapsed)
-        _count(recorder, label, result.status, elapsed)
+        events.finished(recorder, entry, time.perf_counter() - start, result.status)
     return result
-
-
-def _count(recorder: Recorder, path: str, status: int, seconds: float) -> None:
-    """Add the request to the process's statistics (memory only; see ``stats``)."""
-    from_cache, lock_wait = stats.request_noted()
-    layer, zoom = stats.tile_of(path, runtime.layer_names(), tiles.MAX_ZOOM)
-    outcome = stats.outcome_of(status, from_cache)
-    recorder.stats.count(layer, zoom, outcome, seconds, lock_wait, path)
 
 
 def http_response(result: tiles.TileResponse, head: bool) -> HttpResponse:

@@ -71,7 +71,10 @@ def clean(text: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
 
 def path_label(path: str) -> str:
     """How a tile path appears in messages: ``/`` + path, cleaned and cut."""
-    return clean("/" + path, MAX_PATH_LENGTH)
+    label = "/" + path
+    if len(label) <= MAX_PATH_LENGTH and label.isprintable():  # every tile: nothing to do
+        return label
+    return clean(label, MAX_PATH_LENGTH)
 
 
 def created() -> str:

@@ -182,7 +182,7 @@ def test_the_cache_wrapper_tells_the_phase_and_the_metatile_locked() -> None:
     cache.read(Layer(), Coord(), "PNG")  # TileStache reads again under the lock
     assert request.phase == inflight.RENDERING
     cache.unlock(Layer(), Coord(), "PNG")
-    events.finished(writer, request, 0.1)
+    events.finished(writer, request, 0.1, 200)
     assert inflight.current() is None
 
 
@@ -195,7 +195,7 @@ def test_the_mapnik_seam_sets_its_phase_and_does_nothing_outside_a_request() -> 
     assert request.phase == inflight.WAITING_MAPNIK
     inflight.mapnik_lock_held()
     assert request.phase == inflight.RENDERING
-    events.finished(writer, request, 0.1)
+    events.finished(writer, request, 0.1, 200)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_a_request_still_in_flight_at_exit_stays_and_an_aborted_one_is_put_back(
         from django_tilestatus import events
         recorder = events.active()
         first = events.started(recorder, "/solid/1/0/0.png")
-        events.finished(recorder, first, 0.01)
+        events.finished(recorder, first, 0.01, 200)
         aborted = events.started(recorder, "/hang/3/1/2.png")
         events.aborted(recorder, aborted, SystemExit(1), 3.0)
         print(recorder.pid)
@@ -274,7 +274,7 @@ def test_a_clean_exit_with_nothing_in_flight_clears_the_entries(
         recorder = events.active()
         request = events.started(recorder, "/solid/1/0/0.png")
         recorder.flush()  # in flight when written
-        events.finished(recorder, request, 0.01)
+        events.finished(recorder, request, 0.01, 200)
         print(recorder.pid)
         """,
     )
@@ -292,7 +292,8 @@ def test_a_request_object_is_small_and_encodes_compactly() -> None:
         "phase": "start",
         "since": 1700000000.123,
     }
-    assert not hasattr(request, "__dict__")
+    # What every request starts with stays on the class: entering one sets four attributes.
+    assert set(vars(request)) == {"ident", "path", "started", "since"}
 
 
 def test_at_most_max_in_flight_are_written_the_oldest_first() -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from django_tilestatus import recorder, stats
 from django_tilestatus.stats import BUCKETS, OTHER_LAYER, TileStats
@@ -85,6 +87,17 @@ def test_labels_come_from_the_configuration_never_from_the_path(
     path: str, expected: tuple[str, int]
 ) -> None:
     assert stats.tile_of(path, {"solid"}, 32) == expected
+
+
+@given(
+    path=st.lists(
+        st.sampled_from(["solid", "", "3", "33", "²", "x.png", "/"]) | st.text(max_size=8),
+        max_size=5,
+    ).map("/".join)
+)
+def test_labels_are_worked_out_once_per_head_and_mean_the_same(path: str) -> None:
+    """The writer labels a send's requests once per ``tile_head``: never a different label."""
+    assert stats.tile_of(stats.tile_head(path), {"solid"}, 32) == stats.tile_of(path, {"solid"}, 32)
 
 
 def test_outcomes_follow_the_status_and_the_cache() -> None:
