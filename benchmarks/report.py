@@ -213,6 +213,48 @@ def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
     return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
 
 
+def where_the_time_goes(rows: list[CpuRow]) -> list[str]:
+    """Microseconds per warm tile by part: medians, and differences of medians."""
+    names = {r.variant for r in rows}
+    if not {"bare", "fast_off", "fast_on", "django_off"} <= names:
+        return []
+
+    def micros(name: str) -> float:
+        return Spread.of(r.micros for r in rows if r.variant == name).median
+
+    bare, off, on, django = (micros(n) for n in ("bare", "fast_off", "fast_on", "django_off"))
+    return [
+        "Where the time goes, per warm tile (medians of this run's CPU µs; a difference of two "
+        "medians for the last two):",
+        "",
+        *_table(
+            ["part", "CPU µs"],
+            [
+                [
+                    "TileStache: bare `WSGITileServer` (its path parsing, the layer, the Disk "
+                    "cache's read, its WSGI glue)",
+                    f"{bare:.0f}",
+                ],
+                [
+                    "the fast path with recording off (TileStache's layer and cache read, "
+                    "the path check, the WSGI answer)",
+                    f"{off:.0f}",
+                ],
+                [
+                    "recording (the messages, the in-flight entry and its phases, the "
+                    "writer's counting and sends): fast path on − off",
+                    f"{on - off:.0f}",
+                ],
+                [
+                    "Django's request machinery (middleware, URL resolution, request and "
+                    "response objects, signals): through Django − fast path, both off",
+                    f"{django - off:.0f}",
+                ],
+            ],
+        ),
+    ]
+
+
 def in_process_markdown(
     rows: list[CpuRow], with_targets: bool = True, level: str = "##"
 ) -> list[str]:
@@ -231,6 +273,8 @@ def in_process_markdown(
     ]
     return [
         f"{level} Warm tiles in-process, CPU time per request",
+        "",
+        *where_the_time_goes(rows),
         "",
         f"Each application called directly with a prepared WSGI environ, in a process of its "
         f"own; {rounds} rounds of alternating blocks; CPU time from `time.process_time` (all "
