@@ -8,6 +8,7 @@ requests, with nothing else talking to the server meanwhile.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,14 @@ def measure_pass(
     (one LPUSH per round trip), as this app does; otherwise every command is
     its own round trip, as in the original pattern.
     """
-    for index in range(40):  # steady state: every worker has served and connected
-        request(server.base, warm_path(server.prefix, index), timeout=30)
+    # Steady state: every worker has served and connected. Concurrent, since sync workers
+    # given one request at a time may leave all of them to the same worker.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda i: request(server.base, warm_path(server.prefix, i), timeout=30), range(80)
+            )
+        )
     time.sleep(DRAIN)
     _counters(client)  # connects this client first, so the pass counts none of its own
     _conn_0, cmd_0, calls_0 = _counters(client)
