@@ -118,16 +118,17 @@ def environment(url: str) -> dict[str, str]:
         text=True,
         cwd=config.ROOT,
     ).stdout.strip()
+    code = f"{commit or 'unknown'}{' (modified)' if dirty else ''}"
     packages = ", ".join(
         f"{name} {version(name)}"
         for name in ("Django", "redis", "django-redis", "TileStache", "gunicorn", "Pillow")
     )
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": f"{commit or 'unknown'}{' (modified)' if dirty else ''}",
+        "commit": code,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, "
         f"{platform.system()} {platform.release()}",
-        "software": f"django_tilestatus at {commit or 'unknown'}{' (modified)' if dirty else ''}"
+        "software": f"django_tilestatus at {code}"
         f"; Python {platform.python_version()}; Redis server {redis_version}; "
         f"{packages}",
         "load": generator_name(),

@@ -309,11 +309,12 @@ def in_process_markdown(
 
 def run_record(results: Results) -> dict[str, Any]:
     """What the next run compares with: when, which code, and the judged ratios."""
+    checks = targets(results)
     return {
         "date": results.environment["date"],
         "commit": results.environment.get("commit", ""),
-        "met": all(t.met for t in targets(results)),
-        "ratios": {t.text: t.ratio for t in targets(results) if t.ratio is not None},
+        "met": all(t.met for t in checks),
+        "ratios": {t.text: t.ratio for t in checks if t.ratio is not None},
     }
 
 

@@ -154,7 +154,7 @@ def requests() -> list[Request]:
 
 def cache_read_begins() -> Request | None:
     """The cache is read for the calling thread's request (returned, for ``cache_read_ends``)."""
-    request = _table.get(threading.get_ident())
+    request = current()
     if request is not None and not request.locked:
         request.set_phase(READING)
     return request
