@@ -152,11 +152,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=30, help="warm rounds (default 30)")
-    parser.add_argument("--seconds", type=int, default=1, help="seconds per warm run (default 1)")
+    parser.add_argument(
+        "--rounds", type=int, default=30, help="judged warm rounds: off, on, bare (default 30)"
+    )
+    parser.add_argument("--seconds", type=int, default=2, help="seconds per warm run (default 2)")
+    parser.add_argument(
+        "--context-rounds",
+        type=int,
+        default=10,
+        help="warm rounds of bare beside Django and the original pattern (default 10)",
+    )
+    parser.add_argument(
+        "--context-seconds", type=int, default=1, help="seconds per such run (default 1)"
+    )
     parser.add_argument("--cold-rounds", type=int, default=20, help="cold rounds (default 20)")
     parser.add_argument(
-        "--cold-seconds", type=int, default=1, help="seconds per cold run (default 1)"
+        "--cold-seconds", type=int, default=2, help="seconds per cold run (default 2)"
     )
     parser.add_argument(
         "--read-repeats",
@@ -188,7 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds = args.cold_rounds = 2
+        args.rounds = args.cold_rounds = args.context_rounds = 2
         args.read_repeats = 4
         args.in_process_rounds = 4
     elif args.output is None and not args.in_process_only:
@@ -230,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 "workers": WORKERS,
                 "rounds": args.rounds,
                 "seconds": args.seconds,
+                "context_rounds": args.context_rounds,
+                "context_seconds": args.context_seconds,
                 "cold_rounds": args.cold_rounds,
                 "cold_seconds": args.cold_seconds,
                 "read_repeats": args.read_repeats,
@@ -282,10 +295,19 @@ def main(argv: list[str] | None = None) -> int:
             results.visibility = redis_usage.visibility(store, by_name["on"], first_row + 10, 20)
             client.close()
 
-            # Pairs that make targets run next to each other (recording beside recording
-            # off and beside bare), and the order reverses every round.
-            compared = [by_name[n] for n in ("off", "on", "bare", "django", "floor", "original")]
-            results.warm = throughput.warm_rounds(compared, args.rounds, args.seconds, progress)
+            # The judged pass: only the servers the targets compare, so recording runs next
+            # to recording off and to bare, in longer runs; the order reverses every round.
+            judged = [by_name[n] for n in ("off", "on", "bare")]
+            results.warm = throughput.warm_rounds(judged, args.rounds, args.seconds, progress)
+            # Context, each beside bare in rounds of its own: Django and the old pattern.
+            context = [by_name[n] for n in ("bare", "django", "floor", "original")]
+            results.warm += throughput.warm_rounds(
+                context,
+                args.context_rounds,
+                args.context_seconds,
+                progress,
+                first=throughput.CONTEXT_FIRST_ROUND,
+            )
             results.cold = throughput.cold_rounds(
                 [by_name["bare"], by_name["on"]],
                 args.cold_rounds,

@@ -333,7 +333,9 @@ def markdown(results: Results) -> str:
         f"- Load generator: {env['load']}",
         f"- Servers: gunicorn, {params['workers']} sync workers each, the same TileStache "
         f"config (the example project's `demo` layer, Pillow-drawn PNGs, a Disk cache)",
-        f"- Rounds: {params['rounds']} warm × {params['seconds']} s and "
+        f"- Rounds: {params['rounds']} warm × {params['seconds']} s of the judged servers "
+        f"(bare, `ENABLED: False`, recording), then {params.get('context_rounds', 0)} × "
+        f"{params.get('context_seconds', 0)} s of bare beside the others; "
         f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; in-process "
         f"{params['in_process_rounds']} rounds of {params['in_process_requests']} requests per "
         f"application; status reads {params['read_repeats']} alternating pairs per case",
@@ -351,7 +353,7 @@ def markdown(results: Results) -> str:
     out += _throughput_table(results.warm, ("bare", "original", "floor", "django", "off", "on"))
     pairs = [
         ("on", "off", "recording / `ENABLED: False`"),
-        ("on", "django", "recording: fast path / through Django"),
+        ("on", "bare", "recording / bare TileStache"),
         ("django", "floor", "through Django / plain Django floor"),
     ]
     out += [
@@ -554,9 +556,21 @@ def newest_run(document: str) -> tuple[str, dict[str, Any]] | None:
     return (section, record) if isinstance(record, dict) else None
 
 
+def same_code(results: Results, previous: dict[str, Any] | None) -> bool:
+    """Whether the previous run measured this very code (a commit, unmodified): only then
+    does a change between the two say how steady the figures are."""
+    commit = results.environment.get("commit", "")
+    return (
+        previous is not None
+        and bool(commit)
+        and "(" not in commit
+        and previous.get("commit") == commit
+    )
+
+
 def steadiness(results: Results, previous: dict[str, Any] | None) -> list[Target]:
-    """Each judged ratio against the previous run's: within ``STEADY`` of it."""
-    if previous is None:
+    """Each judged ratio against the previous run's of the same code: within ``STEADY``."""
+    if previous is None or not same_code(results, previous):
         return []
     before = previous.get("ratios", {})
     found = []
@@ -604,6 +618,11 @@ def document(results: Results, previous: tuple[str, dict[str, Any]] | None) -> s
         out += _table(
             ["target", "medians", "steady"],
             [[t.text, t.measured, "yes" if t.met else "**no**"] for t in steady],
+        )
+    elif record is not None:
+        out.append(
+            f"The previous run measured other code ({record.get('commit', '?')}): steadiness "
+            "is judged between two runs of the same code. Run the benchmark again."
         )
     else:
         out.append("No previous run to compare with: run the benchmark again.")

@@ -53,9 +53,10 @@ def rounds(
     seconds: float,
     load: Callable[[Server, int], Run],
     progress: Callable[[str], None],
+    first: int = 0,
 ) -> list[Row]:
     rows = []
-    for number in range(rounds):
+    for number in range(first, first + rounds):
         order = list(servers) if number % 2 == 0 else list(reversed(servers))
         for server in order:
             settle(server)
@@ -65,20 +66,31 @@ def rounds(
             rows.append(
                 Row(figure, number, server.name, run.requests, run.seconds, run.errors, cpu)
             )
-            progress(f"{figure} round {number + 1}/{rounds}: {server.name} {run.rate:,.0f} req/s")
+            progress(
+                f"{figure} round {number - first + 1}/{rounds}: {server.name} {run.rate:,.0f} req/s"
+            )
             time.sleep(0.2)
     return rows
 
 
+#: Where the rounds of the warm pass that only gives context start: their rows share a
+#: figure with the judged pass's, and pair within their own rounds.
+CONTEXT_FIRST_ROUND = 1000
+
+
 def warm_rounds(
-    servers: Sequence[Server], count: int, seconds: float, progress: Callable[[str], None]
+    servers: Sequence[Server],
+    count: int,
+    seconds: float,
+    progress: Callable[[str], None],
+    first: int = 0,
 ) -> list[Row]:
     """Every run cycles over the same cached tiles."""
 
     def load(server: Server, number: int) -> Run:
         return run_load(server.port, server.prefix, "warm", WARM_GRID, seconds)
 
-    return rounds("warm", servers, count, seconds, load, progress)
+    return rounds("warm", servers, count, seconds, load, progress, first)
 
 
 def cold_rounds(

@@ -31,16 +31,14 @@ __all__ = [
 def started(recorder: Recorder, label: str) -> Request:
     """Record ``Started <label>``, preceded by ``Created`` in a new process; the
     request is in flight until ``finished``, ``error`` or ``aborted``."""
-    if not recorder.created:
-        recorder.created = True
-        recorder.record(vocabulary.created())
-    return recorder.begin_request(label, vocabulary.started(label))
+    return recorder.begin_request(label)
 
 
 def finished(recorder: Recorder, request: Request, seconds: float, status: int) -> None:
-    """The request was answered with ``status`` after ``seconds``."""
+    """The request was answered with ``status`` after ``seconds`` (``Finished``, worded
+    by the recorder's writer)."""
     request.status, request.seconds = status, seconds
-    recorder.end_request(request, SERVED, vocabulary.finished(request.path, seconds))
+    recorder.end_request(request, SERVED)
 
 
 def error(
@@ -55,6 +53,7 @@ def aborted(recorder: Recorder, request: Request, exc: BaseException, seconds: f
     """The request was ended by ``exc``, not an ``Exception`` (``SystemExit``,
     ``KeyboardInterrupt``): recorded as an error; if the process now exits,
     the request is shown as what it died on."""
+    request.seconds = seconds
     recorder.end_request(request, ABORTED, vocabulary.error(exc, seconds))
 
 

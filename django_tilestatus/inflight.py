@@ -64,7 +64,7 @@ class Request:
 
     What every request starts with is a class default (a request's own value
     shadows it once set), so entering a request, done on every tile request,
-    sets four attributes, not fourteen. ``threading.get_ident`` is looked up
+    sets four attributes, not sixteen. ``threading.get_ident`` is looked up
     at each call, so gevent's patch applies even to a module imported first.
     """
 
@@ -86,6 +86,10 @@ class Request:
     status: int | None = None
     seconds = 0.0
     ended = 0.0
+    #: How it ended, for the recorder (``SERVED``, ``FAILED``, ``ABORTED``), and its
+    #: closing message when that is not ``Finished`` (an ``Error``).
+    outcome = ""
+    closing: str | None = None
 
     def __init__(self, ident: int, path: str, started: float):
         self.ident = ident
@@ -153,10 +157,15 @@ def requests() -> list[Request]:
 
 
 def cache_read_begins() -> Request | None:
-    """The cache is read for the calling thread's request (returned, for ``cache_read_ends``)."""
-    request = current()
+    """The cache is read for the calling thread's request (returned, for ``cache_read_ends``).
+
+    Every tile request reads the cache: ``set_phase`` is spelled out here.
+    """
+    request = _table.get(threading.get_ident())
     if request is not None and not request.locked:
-        request.set_phase(READING)
+        request.phase = READING
+        request.since = time.time()
+        request.version += 1
     return request
 
 

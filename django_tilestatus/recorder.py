@@ -1,12 +1,18 @@
 """The per-process background writer that keeps recording off the request path.
 
-A request only appends ``(time, message)`` to an in-memory queue, which costs
-microseconds. A daemon thread, started lazily in each process (so after a
+Recording only appends to an in-memory queue, which costs well under a
+microsecond. A daemon thread, started lazily in each process (so after a
 gunicorn fork), wakes on a timer and sends whatever has gathered as one
 pipelined write. Order is kept; when Redis is away the queue is bounded by
 dropping the oldest events (and counting them), a warning is logged once per
 outage, and sending resumes by itself. At a clean exit the process records
 ``Destroyed`` and flushes.
+
+A queued event is ``(time, message)``, except a tile request's ``Started`` and
+its closing ``Finished``/``Error``: the request appends its in-flight entry
+(``Started``) and ``(time, entry)`` (the closing), and the writer words them
+(``vocabulary``) only for the newest events, the ones the store keeps (a busy
+process queues hundreds of requests between sends and the store keeps 20).
 
 The same write carries the process's in-flight requests (``inflight``): on
 each wake the writer compares the table with what it last sent and sends only
@@ -40,7 +46,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import overload
 
 from . import inflight, stats, vocabulary
 from .inflight import Request
@@ -95,7 +102,9 @@ class Recorder:
         self.tile_labels = tile_labels or _no_labels
         self.created = False
         self._store_factory = store_factory
-        self._queue: deque[tuple[float, str]] = deque()
+        #: Events, oldest first: ``(time, message)``, a request (its ``Started``) or
+        #: ``(time, request)`` (its closing message); see ``event_of``.
+        self._queue: deque[Queued] = deque()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,8 +112,8 @@ class Recorder:
         self._outage = False
         #: Seconds a request runs before the writer takes its stack.
         self.busy_after = busy_after
-        #: Requests ended since the last send, and how: appended by request threads.
-        self._ended: deque[tuple[Request, str]] = deque()
+        #: Requests ended since the last send: appended by request threads.
+        self._ended: deque[Request] = deque()
         #: Aborted requests, with when: put back at exit if recent (see ``ABORT_GRACE``).
         self._aborted: deque[tuple[Request, float]] = deque(maxlen=inflight.MAX_IN_FLIGHT)
         #: What the store holds of the in-flight table: field -> (request, version, stack taken).
@@ -116,36 +125,40 @@ class Recorder:
         """Queue ``message``, stamped now; never blocks on Redis."""
         if self._thread is None:
             self._start()
-        self._append(time.time(), message)
+        queue = self._queue
+        queue.append((time.time(), message))
+        if len(queue) > self.max_queue:
+            self._drop_oldest()
 
-    def begin_request(self, label: str, message: str | None = None) -> Request:
-        """Enter the calling thread's request in the process's in-flight table, and queue
-        ``message`` (its ``Started``), stamped with the same instant."""
-        if self._thread is None:
-            self._start()
-        now = time.time()
-        if message is not None:
-            self._append(now, message)
-        return inflight.begin(label, now)
+    def begin_request(self, label: str) -> Request:
+        """Enter the calling thread's request in the process's in-flight table and queue
+        its ``Started`` (``Created`` first, in a process's first request)."""
+        if not self.created:
+            self._first_request()
+        request = inflight.begin(label, time.time())
+        queue = self._queue
+        queue.append(request)
+        if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
+            self._drop_oldest()
+        return request
 
-    def end_request(self, request: Request, outcome: str, message: str | None = None) -> None:
-        """Queue ``message`` and take ``request`` out of the table; ``outcome`` is SERVED,
-        FAILED or ABORTED.
+    def end_request(self, request: Request, outcome: str, closing: str | None = None) -> None:
+        """Take ``request`` out of the table and queue its closing message: ``closing``,
+        or ``Finished`` when None; ``outcome`` is SERVED, FAILED or ABORTED.
 
         A request with a ``status`` is counted in the statistics at the next send.
         """
-        now = time.time()
-        if message is not None:
-            self._append(now, message)
-        request.ended = now
+        request.ended = now = time.time()
+        request.outcome = outcome
+        if closing is not None:
+            request.closing = closing
         inflight.end(request)
-        self._ended.append((request, outcome))
+        self._queue.append((now, request))
+        self._ended.append(request)
 
-    def _append(self, stamp: float, message: str) -> None:
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self._drop_oldest(len(queue) - self.max_queue + 1)
-        queue.append((stamp, message))
+    def _first_request(self) -> None:
+        self.created = True
+        self.record(vocabulary.created())
 
     def flush(self, timeout: float = -1) -> bool:
         """Send what is queued now; False if it could not (yet) be sent."""
@@ -182,10 +195,13 @@ class Recorder:
         while not self._stop.wait(delay):
             delay = self.interval if self.flush() else RETRY_INTERVAL
 
-    def _drop_oldest(self, count: int) -> None:
-        for _ in range(count):
+    def _drop_oldest(self) -> None:
+        """Drop the oldest events past ``max_queue``; request threads and the writer may
+        both be at it (each pop takes one event, and the length is read at each)."""
+        queue = self._queue
+        while len(queue) > self.max_queue:
             try:
-                self._queue.popleft()
+                queue.popleft()
             except IndexError:
                 return
             self.dropped += 1
@@ -236,37 +252,15 @@ class Recorder:
         """Count the requests that ended since the last send: served or failed, and in
         the statistics; keep the aborted ones for ``prepare_exit``."""
         ended = self._ended
-        if not ended:
+        popleft = ended.popleft
+        requests = [popleft() for _ in range(len(ended))]
+        if not requests:
             return
-        # Per drain, so labels never outlive the layers they were worked out from.
-        labels_of: dict[str, tuple[str, int]] = {}
-        counted: list[stats.Ended] = []
-        tile_head, outcome_of = stats.tile_head, stats.outcome_of
-        while ended:
-            request, outcome = ended.popleft()
-            if outcome == SERVED:
-                self._served += 1
-            else:
-                self._failed += 1
-                if outcome == ABORTED:
-                    self._aborted.append((request, now))
-            status = request.status
-            if status is not None:
-                head = tile_head(request.path)
-                labels = labels_of.get(head)
-                if labels is None:
-                    labels = labels_of[head] = self.tile_labels(head)
-                counted.append(
-                    (
-                        labels,
-                        outcome_of(status, request.from_cache),
-                        request.seconds,
-                        request.lock_wait,
-                        request.path,
-                        request.ended,
-                    )
-                )
-        self.stats.count_all(counted)
+        unserved = [request for request in requests if request.outcome != SERVED]
+        self._served += len(requests) - len(unserved)
+        self._failed += len(unserved)
+        self._aborted.extend((request, now) for request in unserved if request.outcome == ABORTED)
+        self.stats.count_ended(requests, self.tile_labels)
 
     def prepare_exit(self) -> None:
         """At exit: the requests whose abort ended the process count as in flight."""
@@ -285,9 +279,15 @@ class Recorder:
 
     def _send(self) -> bool:
         queue = self._queue
-        # As many as are queued now; a request thread may append meanwhile (kept for later).
+        # As many as are queued now; a request thread may append meanwhile (kept for later),
+        # or drop the oldest (Redis away), so the queue may run out first.
         popleft = queue.popleft
-        batch = [popleft() for _ in range(len(queue))]
+        batch: list[Queued] = []
+        try:
+            for _ in range(len(queue)):
+                batch.append(popleft())
+        except IndexError:
+            pass
         now = time.time()
         self._drain_ended(now)
         deltas = self._take_stats()
@@ -296,7 +296,7 @@ class Recorder:
             update, state = self._in_flight(now, store.ttl)
             if not batch and update is None and not deltas:
                 return True
-            store.write(self.host, self.pid, batch, update, stats=deltas)
+            store.write(self.host, self.pid, QueuedEvents(batch), update, stats=deltas)
             self._written = state
             self._served = self._failed = 0
             if update is not None and update.touch is not None:
@@ -304,8 +304,7 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - recording must never break serving
             self._give_back_stats(deltas)
             queue.extendleft(reversed(batch))
-            if len(queue) > self.max_queue:
-                self._drop_oldest(len(queue) - self.max_queue)
+            self._drop_oldest()
             if not self._outage:
                 self._outage = True
                 reason = str(exc) if isinstance(exc, StoreUnavailable) else repr(exc)
@@ -322,6 +321,43 @@ class Recorder:
                 "Tile status recording resumed; %d events were dropped meanwhile.", self.dropped
             )
         return True
+
+
+#: What the queue holds (see ``Recorder._queue``).
+Queued = Request | tuple[float, str | Request]
+
+
+def event_of(item: Queued) -> tuple[float, str]:
+    """A queued item as the event it stands for: ``(time, message)``."""
+    if isinstance(item, Request):
+        return item.started, vocabulary.started(item.path)
+    stamp, what = item
+    if isinstance(what, Request):
+        closing = what.closing
+        return stamp, vocabulary.finished(what.path, what.seconds) if closing is None else closing
+    return stamp, what
+
+
+class QueuedEvents(Sequence[tuple[float, str]]):
+    """A batch as the store reads it, each event worded when read: the store reads only
+    the newest it keeps."""
+
+    def __init__(self, items: list[Queued]):
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[float, str] | list[tuple[float, str]]:
+        if isinstance(index, slice):
+            return [event_of(item) for item in self._items[index]]
+        return event_of(self._items[index])
 
 
 def _no_labels(path: str) -> tuple[str, int]:

@@ -33,9 +33,9 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 #: Upper bounds (seconds) of the response and lock-wait buckets, from a warm
 #: tile read (5 ms) to a render that times out (30 s); one more bucket, +Inf,
@@ -105,9 +105,35 @@ def tile_of(path: str, layers: Container[str], max_zoom: int) -> tuple[str, int]
 
 # -- accumulating in memory ------------------------------------------------------
 
-#: One request to count: ``((layer, zoom), outcome, seconds, lock wait seconds, path,
-#: when it ended)``.
-Ended = tuple[tuple[str, int], str, float, float, str, float]
+
+class EndedRequest(Protocol):
+    """What a request noted for its statistics (the recorder's in-flight entries)."""
+
+    #: As messages show it: ``/layer/z/x/y.ext``.
+    path: str
+    #: The HTTP status; None for a request that was not answered (not counted).
+    status: int | None
+    from_cache: bool
+    seconds: float
+    lock_wait: float
+    #: When it ended (unix time).
+    ended: float
+
+
+@dataclass
+class _Noted:
+    """One request's notes, for ``TileStats.count``."""
+
+    path: str
+    status: int | None
+    from_cache: bool
+    seconds: float
+    lock_wait: float
+    ended: float
+
+
+#: A status and cache flag per outcome, for ``TileStats.count``.
+_STATUS_OF = {HIT: (200, True), RENDERED: (200, False), CLIENT_ERROR: (400, False)}
 
 
 @dataclass(frozen=True, order=True)
@@ -195,18 +221,37 @@ class TileStats:
         path: str,
         when: float | None = None,
     ) -> None:
-        """Count one request that ended at ``when`` (default: now); no I/O."""
+        """Count one request with ``outcome`` that ended at ``when`` (default: now); no I/O."""
+        status, from_cache = _STATUS_OF.get(outcome, (500, False))
         ended = time.time() if when is None else when
-        self.count_all([((layer, zoom), outcome, seconds, lock_wait, path, ended)])
+        noted = _Noted(path, status, from_cache, seconds, lock_wait, ended)
+        self.count_ended([noted], lambda head: (layer, zoom))
 
-    def count_all(self, requests: Iterable[Ended]) -> None:
-        """Count requests that ended: ``((layer, zoom), outcome, seconds, lock wait, path,
-        when)`` each (the recorder's writer counts a send's worth at once)."""
+    def count_ended(
+        self, requests: Iterable[EndedRequest], labels: Callable[[str], tuple[str, int]]
+    ) -> None:
+        """Count requests that ended (the recorder's writer counts a send's worth at once);
+        one not answered (no status) is not counted.
+
+        ``labels`` gives the ``(layer, zoom)`` of a ``tile_head``, and is asked once per
+        head: a send's requests share a few heads, and labels must not change within one.
+        """
+        labels_of: dict[str, tuple[str, int]] = {}
         bucket_of = bisect.bisect_left
         with self._lock:
             deltas = self._deltas
             counts, summed_seconds, slowest = deltas.counts, deltas.seconds, deltas.slowest
-            for (layer, zoom), outcome, seconds, lock_wait, path, when in requests:
+            for request in requests:
+                status = request.status
+                if status is None:
+                    continue
+                path, seconds, when = request.path, request.seconds, request.ended
+                head = tile_head(path)
+                pair = labels_of.get(head)
+                if pair is None:
+                    pair = labels_of[head] = labels(head)
+                layer, zoom = pair
+                outcome = outcome_of(status, request.from_cache)
                 minute = int(when // 60)
                 key = (minute, layer, zoom, outcome, bucket_of(BUCKETS, seconds))
                 counts[key] = counts.get(key, 0) + 1
@@ -217,6 +262,7 @@ class TileStats:
                     summed[0] += seconds
                     if seconds > summed[1]:
                         summed[1] = seconds
+                lock_wait = request.lock_wait
                 if lock_wait > 0:
                     lock_key = (minute, layer, bucket_of(BUCKETS, lock_wait))
                     deltas.lock_counts[lock_key] = deltas.lock_counts.get(lock_key, 0) + 1

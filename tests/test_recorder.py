@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from django_tilestatus.recorder import Recorder
+from django_tilestatus.recorder import FAILED, SERVED, Recorder
 from django_tilestatus.store import (
     InFlightUpdate,
     RedisStore,
@@ -74,6 +74,49 @@ def test_events_are_sent_in_order_in_few_batches() -> None:
     assert store.batches == []  # recording did not touch Redis
     assert recorder.flush()
     assert store.batches == [[f"event {i}" for i in range(100)]]
+    recorder.stop()
+
+
+def test_requests_are_worded_in_order_even_when_they_span_sends() -> None:
+    store = FlakyStore()
+    recorder = make_recorder(store, interval=3600)
+    slow = recorder.begin_request("/a/1/0/0.png")
+    assert recorder.flush()  # sent while it is under way
+    quick = recorder.begin_request("/b/2/0/0.png")
+    slow.status, slow.seconds = 200, 0.5
+    recorder.end_request(slow, SERVED)
+    recorder.record("a note")
+    quick.status, quick.seconds = 500, 0.1
+    recorder.end_request(quick, FAILED, "Error: boom after 0.100 seconds")
+    assert recorder.flush()
+    assert store.batches == [
+        ["Created", "Started /a/1/0/0.png"],
+        [
+            "Started /b/2/0/0.png",
+            "Finished /a/1/0/0.png in 0.500 seconds",
+            "a note",
+            "Error: boom after 0.100 seconds",
+        ],
+    ]
+    recorder.stop()
+
+
+def test_a_store_that_keeps_few_gets_the_newest_of_a_busy_batch(
+    real_redis: Any, real_prefix: str
+) -> None:
+    store = RedisStore(real_redis, real_prefix, keep=3)
+    recorder = Recorder(lambda: store, "web1", 4242, interval=3600)
+    for number in range(1000):
+        request = recorder.begin_request(f"/a/1/{number}/0.png")
+        request.status, request.seconds = 200, number / 1000
+        recorder.end_request(request, SERVED)
+    assert recorder.flush()
+    [log] = store.read()
+    assert [message for _, message in log.entries] == [
+        "Finished /a/1/999/0.png in 0.999 seconds",
+        "Started /a/1/999/0.png",
+        "Finished /a/1/998/0.png in 0.998 seconds",
+    ]
     recorder.stop()
 
 

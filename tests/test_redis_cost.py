@@ -134,7 +134,9 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     under_way = writer.begin_request("/solid/9/9/9.png")
 
     assert (counts.connections, counts.round_trips, counts.commands) == (0, 0, 0)
-    assert writer.pending == 25 * 2 + 5 * 4
+    # Started and Finished of each request, the cache lock's two of each render, and
+    # the Started of the request under way.
+    assert writer.pending == 25 * 2 + 5 * 4 + 1
 
     assert writer.flush()
     # The messages and the statistics of all 30 requests: one round trip.
@@ -146,8 +148,9 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
         "HSET",  # the request in flight (and ZADD, EXPIRE: the busy set)
         *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # served counts, the statistics
     }
-    newest = store.read()[0].entries[0][1]
-    assert newest.startswith(f"Finished {cold[-1]} in ")
+    newest, before_it = (message for _, message in store.read()[0].entries[:2])
+    assert newest == "Started /solid/9/9/9.png"
+    assert before_it.startswith(f"Finished {cold[-1]} in ")
     added = _request_totals(store) - before
     assert added == {"solid 3 hit": 25, f"{COLD_LAYER} 9 rendered": 5, "lock waits": 5}
     [(host, pid)] = [(log.host, log.pid) for log in store.read()]
@@ -157,10 +160,16 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     )
 
     counts.reset()
+    under_way.seconds = 0.25
     writer.end_request(under_way, recorder.SERVED)
     assert writer.flush()
     assert counts.round_trips == 1
-    assert counts.names == Counter({"HDEL": 1, "ZREM": 1, "HINCRBY": 1, "EXPIRE": 1})
+    # Its Finished (and the registry), its entry gone, its served count (never
+    # counted in the statistics: it has no status).
+    assert counts.names == Counter(
+        {"LPUSH": 1, "LTRIM": 1, "ZADD": 1, "HDEL": 1, "ZREM": 1, "HINCRBY": 1, "EXPIRE": 3}
+    )
+    assert store.read()[0].entries[0][1] == "Finished /solid/9/9/9.png in 0.250 seconds"
     assert not real_redis.exists(store.in_flight_key(host, pid))
     assert real_redis.zscore(store.busy_key(), f"{pid}:{host}") is None
 
