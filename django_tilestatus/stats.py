@@ -29,11 +29,13 @@ Core module: imports the standard library only.
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import json
+import operator
 import threading
 import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -197,6 +199,24 @@ class Deltas:
         self.dropped += other.dropped
 
 
+def _bucket_sizes(ascending: list[float]) -> Iterator[tuple[int, int]]:
+    """``(bucket, how many)`` of sorted values, for the buckets holding any (``bucket_of``:
+    a value equal to a bound is in that bound's bucket)."""
+    start, total = 0, len(ascending)
+    for bucket, bound in enumerate(BUCKETS):
+        if start == total:
+            return
+        end = bisect.bisect_right(ascending, bound, start)
+        if end > start:
+            yield bucket, end - start
+            start = end
+    if start < total:
+        yield len(BUCKETS), total - start
+
+
+_SECONDS_OF = operator.attrgetter("seconds")
+
+
 def _keep_slowest(heap: list[SlowTile], slow: SlowTile) -> None:
     if len(heap) < SLOWEST:
         heapq.heappush(heap, slow)
@@ -235,42 +255,63 @@ class TileStats:
 
         ``labels`` gives the ``(layer, zoom)`` of a ``tile_head``, and is asked once per
         head: a send's requests share a few heads, and labels must not change within one.
+
+        The requests are first grouped by head, status, cache and minute, which is all
+        the per-request work; buckets, sums, maxima, lock waits and the slowest are then
+        worked out per group (a send of a busy worker holds hundreds of requests in a
+        handful of groups).
         """
+        groups: dict[tuple[str, int, bool, float], list[EndedRequest]] = {}
+        for request in requests:
+            status = request.status
+            if status is not None:
+                key = (tile_head(request.path), status, request.from_cache, request.ended // 60)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [request]
+                else:
+                    group.append(request)
+        if not groups:
+            return
         labels_of: dict[str, tuple[str, int]] = {}
-        bucket_of = bisect.bisect_left
         with self._lock:
-            deltas = self._deltas
-            counts, summed_seconds, slowest = deltas.counts, deltas.seconds, deltas.slowest
-            for request in requests:
-                status = request.status
-                if status is None:
-                    continue
-                path, seconds, when = request.path, request.seconds, request.ended
-                head = tile_head(path)
+            for (head, status, from_cache, minute), members in groups.items():
                 pair = labels_of.get(head)
                 if pair is None:
                     pair = labels_of[head] = labels(head)
-                layer, zoom = pair
-                outcome = outcome_of(status, request.from_cache)
-                minute = int(when // 60)
-                key = (minute, layer, zoom, outcome, bucket_of(BUCKETS, seconds))
-                counts[key] = counts.get(key, 0) + 1
-                summed = summed_seconds.get((minute, layer, outcome))
-                if summed is None:
-                    summed_seconds[minute, layer, outcome] = [seconds, seconds]
-                else:
-                    summed[0] += seconds
-                    if seconds > summed[1]:
-                        summed[1] = seconds
-                lock_wait = request.lock_wait
-                if lock_wait > 0:
-                    lock_key = (minute, layer, bucket_of(BUCKETS, lock_wait))
-                    deltas.lock_counts[lock_key] = deltas.lock_counts.get(lock_key, 0) + 1
-                    deltas.lock_seconds[minute, layer] = (
-                        deltas.lock_seconds.get((minute, layer), 0.0) + lock_wait
-                    )
-                if len(slowest) < SLOWEST or seconds > slowest[0].seconds:
-                    _keep_slowest(slowest, SlowTile(seconds, when, layer, zoom, path))
+                outcome = outcome_of(status, from_cache)
+                self._add_group(int(minute), *pair, outcome, members)
+
+    def _add_group(
+        self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]
+    ) -> None:
+        """Count requests of one minute, layer, zoom and outcome."""
+        deltas = self._deltas
+        seconds = sorted([request.seconds for request in members])
+        counts = deltas.counts
+        for bucket, size in _bucket_sizes(seconds):
+            key = (minute, layer, zoom, outcome, bucket)
+            counts[key] = counts.get(key, 0) + size
+        summed = deltas.seconds.get((minute, layer, outcome))
+        if summed is None:
+            deltas.seconds[minute, layer, outcome] = [sum(seconds), seconds[-1]]
+        else:
+            summed[0] += sum(seconds)
+            summed[1] = max(summed[1], seconds[-1])
+        waits = sorted([request.lock_wait for request in members if request.lock_wait > 0])
+        lock_counts = deltas.lock_counts
+        for bucket, size in _bucket_sizes(waits):
+            lock_key = (minute, layer, bucket)
+            lock_counts[lock_key] = lock_counts.get(lock_key, 0) + size
+        if waits:
+            deltas.lock_seconds[minute, layer] = deltas.lock_seconds.get(
+                (minute, layer), 0.0
+            ) + sum(waits)
+        slowest = deltas.slowest
+        if len(slowest) < SLOWEST or seconds[-1] > slowest[0].seconds:
+            for request in heapq.nlargest(SLOWEST, members, key=_SECONDS_OF):
+                slow = SlowTile(request.seconds, request.ended, layer, zoom, request.path)
+                _keep_slowest(slowest, slow)
 
     def take(self) -> Deltas:
         """Everything counted since the last ``take``; counting starts afresh."""
@@ -287,8 +328,11 @@ class TileStats:
 # -- field names in the statistics hashes ----------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def field_name(kind: str, *labels: Any) -> str:
-    """A hash field: a JSON array of the kind and its labels (layer names are free text)."""
+    """A hash field: a JSON array of the kind and its labels (layer names are free text).
+
+    Remembered: each send names the same few fields again."""
     return json.dumps([kind, *labels], separators=(",", ":"))
 
 

@@ -115,6 +115,59 @@ def test_buckets_hold_their_upper_bound() -> None:
     assert stats.bucket_of(31.0) == len(BUCKETS)  # +Inf
 
 
+_seconds = st.one_of(
+    st.sampled_from([0.0, *BUCKETS, 31.0]),  # bounds belong to their own bucket
+    st.floats(min_value=0.0, max_value=40.0, allow_nan=False),
+)
+_ended_request = st.builds(
+    stats._Noted,
+    path=st.sampled_from(["/solid/3/1/1.png", "/solid/4/0/0.png", "/other/3/0/0.png", "/x"]),
+    status=st.sampled_from([None, 200, 304, 404, 500]),
+    from_cache=st.booleans(),
+    seconds=_seconds,
+    lock_wait=st.one_of(st.just(0.0), _seconds),
+    ended=st.sampled_from([1_800_000_000.0, 1_800_000_059.9, 1_800_000_060.0]),
+)
+
+
+@given(st.lists(_ended_request, max_size=60))
+def test_a_sends_requests_are_counted_as_one_by_one(requests: list[Any]) -> None:
+    """The writer groups a send's requests before counting: the counts, sums, maxima, lock
+    waits and slowest are those of counting each request on its own."""
+
+    def labels(head: str) -> tuple[str, int]:
+        return stats.tile_of(head, {"solid"}, 32)
+
+    grouped = TileStats()
+    grouped.count_ended(requests, labels)
+    got = grouped.take()
+    counts: Counter[Any] = Counter()
+    lock_counts: Counter[Any] = Counter()
+    sums: dict[Any, float] = {}
+    maxima: dict[Any, float] = {}
+    lock_sums: dict[Any, float] = {}
+    answered = [request for request in requests if request.status is not None]
+    for request in answered:
+        layer, zoom = labels(stats.tile_head(request.path))
+        outcome = stats.outcome_of(request.status, request.from_cache)
+        minute = int(request.ended // 60)
+        counts[minute, layer, zoom, outcome, stats.bucket_of(request.seconds)] += 1
+        key = (minute, layer, outcome)
+        sums[key] = sums.get(key, 0.0) + request.seconds
+        maxima[key] = max(maxima.get(key, 0.0), request.seconds)
+        if request.lock_wait > 0:
+            lock_counts[minute, layer, stats.bucket_of(request.lock_wait)] += 1
+            lock_sums[minute, layer] = lock_sums.get((minute, layer), 0.0) + request.lock_wait
+    assert got.counts == dict(counts)
+    assert got.lock_counts == dict(lock_counts)
+    assert got.seconds.keys() == sums.keys()
+    for key, (summed, slowest) in got.seconds.items():
+        assert summed == pytest.approx(sums[key]) and slowest == maxima[key]
+    assert got.lock_seconds == pytest.approx(lock_sums)
+    slowest = sorted((request.seconds for request in answered), reverse=True)[: stats.SLOWEST]
+    assert sorted((slow.seconds for slow in got.slowest), reverse=True) == slowest
+
+
 def test_a_failed_send_gives_its_counts_back_and_the_slowest_stay_ten() -> None:
     counted = TileStats()
     for index in range(25):
