@@ -165,7 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--context-seconds", type=int, default=1, help="seconds per such run (default 1)"
     )
-    parser.add_argument("--cold-rounds", type=int, default=20, help="cold rounds (default 20)")
+    parser.add_argument("--cold-rounds", type=int, default=30, help="cold rounds (default 30)")
     parser.add_argument(
         "--cold-seconds", type=int, default=2, help="seconds per cold run (default 2)"
     )
