@@ -8,6 +8,7 @@ connection per request; redis-py's pools notice a fork by themselves.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,9 @@ SOCKET_TIMEOUT = 0.5
 
 _lock = threading.Lock()
 _client: Any = None
+#: Whether ``_client`` is the app's own (from ``REDIS_URL``), which ``reset`` closes; a
+#: django-redis cache's client belongs to the cache.
+_own_client = False
 
 
 def _own_options() -> dict[str, Any]:
@@ -121,15 +125,27 @@ def client_for(config: conf.Config, **options: Any) -> Any:
 
 def get_client() -> Any:
     """The process's Redis client for the settings in force."""
-    global _client
+    global _client, _own_client
     if _client is None:
         with _lock:
             if _client is None:
-                _client = client_for(conf.get_config())
+                config = conf.get_config()
+                _client = client_for(config)
+                _own_client = bool(config.redis_url)
     return _client
 
 
 def reset() -> None:
-    """Forget the client (settings changed); the next use builds a new one."""
-    global _client
-    _client = None
+    """Forget the client (settings changed); the next use builds a new one.
+
+    The app's own client is closed first: left to the garbage collector, its
+    connections' sockets may be collected before the connections close them.
+    """
+    global _client, _own_client
+    with _lock:
+        client, own = _client, _own_client
+        _client, _own_client = None, False
+    if client is not None and own:
+        # Closing is tidiness: the client is forgotten whatever happens.
+        with contextlib.suppress(Exception):
+            client.close()

@@ -13,6 +13,8 @@ from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from django_tilestatus import conf, connection
 
+from .support.real_redis import REAL_REDIS_URL
+
 SENTINELS = [("sentinel-1", 26379), ("sentinel-2", 26380)]
 
 
@@ -63,3 +65,21 @@ def test_get_client_is_built_once_per_settings(settings: Any) -> None:
     client = connection.get_client()
     assert connection.get_client() is client
     assert isinstance(client.connection_pool, SentinelConnectionPool)
+
+
+def test_new_settings_close_the_apps_own_client_but_never_a_caches(
+    settings: Any, real_redis: Any
+) -> None:
+    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": REAL_REDIS_URL}
+    own = connection.get_client()
+    assert own.ping()
+    [connected] = own.connection_pool._available_connections
+    assert connected.is_connected
+    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": ""}  # a cache's client now
+    assert not connected.is_connected  # closed, not left to the garbage collector
+    cache_client = connection.get_client()
+    assert cache_client.ping()
+    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": REAL_REDIS_URL}
+    assert cache_client.ping()  # still the cache's, and still connected
+    [still] = cache_client.connection_pool._available_connections
+    assert still.is_connected
