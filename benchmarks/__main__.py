@@ -29,7 +29,7 @@ from tests.support.http import request
 from . import config, in_process
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
-from .report import Results, document, newest_run, steadiness, targets
+from .report import Results, code_version, document, newest_run, steadiness, targets
 from .servers import WORKERS, Server
 
 #: Key prefix the instrumented server records under.
@@ -118,7 +118,7 @@ def environment(url: str) -> dict[str, str]:
         text=True,
         cwd=config.ROOT,
     ).stdout.strip()
-    code = f"{commit or 'unknown'}{' (modified)' if dirty else ''}"
+    code = code_version(commit, bool(dirty))
     packages = ", ".join(
         f"{name} {version(name)}"
         for name in ("Django", "redis", "django-redis", "TileStache", "gunicorn", "Pillow")

@@ -556,6 +556,15 @@ def newest_run(document: str) -> tuple[str, dict[str, Any]] | None:
     return (section, record) if isinstance(record, dict) else None
 
 
+#: After the commit in a run's code version when the working tree held changes.
+MODIFIED = " (modified)"
+
+
+def code_version(commit: str, modified: bool) -> str:
+    """The code a run measured, as ``RESULTS.md`` names it."""
+    return f"{commit or 'unknown'}{MODIFIED if modified else ''}"
+
+
 def same_code(results: Results, previous: dict[str, Any] | None) -> bool:
     """Whether the previous run measured this very code (a commit, unmodified): only then
     does a change between the two say how steady the figures are."""
@@ -563,7 +572,7 @@ def same_code(results: Results, previous: dict[str, Any] | None) -> bool:
     return (
         previous is not None
         and bool(commit)
-        and "(" not in commit
+        and not commit.endswith(MODIFIED)
         and previous.get("commit") == commit
     )
 

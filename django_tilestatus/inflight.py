@@ -157,15 +157,10 @@ def requests() -> list[Request]:
 
 
 def cache_read_begins() -> Request | None:
-    """The cache is read for the calling thread's request (returned, for ``cache_read_ends``).
-
-    Every tile request reads the cache: ``set_phase`` is spelled out here.
-    """
+    """The cache is read for the calling thread's request (returned, for ``cache_read_ends``)."""
     request = _table.get(threading.get_ident())
     if request is not None and not request.locked:
-        request.phase = READING
-        request.since = time.time()
-        request.version += 1
+        request.set_phase(READING)
     return request
 
 
