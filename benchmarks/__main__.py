@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
-        from django_tilestatus.store import RedisStore
+        from django_tilestatus.storage import RedisStore
 
         from . import redis_usage, status_reads, status_scale, throughput
 

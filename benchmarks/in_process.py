@@ -158,7 +158,7 @@ def _writer() -> Any:
     """The process's recorder, if it records, sending only when told to."""
     if "django_tilestatus" not in sys.modules:
         return None
-    from django_tilestatus import recorder
+    from django_tilestatus.recording import recorder
 
     writer = recorder.existing_recorder()
     if writer is not None:

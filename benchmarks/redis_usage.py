@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from django_tilestatus import stats
-from django_tilestatus.store import MINUTE_TTL, RedisStore
+from django_tilestatus.statistics import counting as stats
+from django_tilestatus.storage.redis_store import MINUTE_TTL, RedisStore
 from tests.support.http import request
 
 from .load import cold_path, warm_path

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from . import original_pattern as original
 from .redis_server import db_url

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from .redis_server import db_url
 from .status_reads import KEEP, PREFIX, _messages, _staff_client, best_time

@@ -15,7 +15,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf, connection
-from .store import RedisStore
+from .storage import RedisStore
 from .tilestache import ConfigError, build_configuration, read_config_source
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -327,7 +327,7 @@ def check_fast_path(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
     ``manage.py``), so a URLconf without the tile URLs is an error only when the
     middleware is listed; the wrapper logs the same reason at its first request.
     """
-    from .fastpath import TileRoutes
+    from .web.fastpath import TileRoutes
 
     if conf.merged()["FAST_PATH"] is not True:
         return []

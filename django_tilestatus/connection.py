@@ -78,18 +78,18 @@ def client_from_sentinels(
     from redis.connection import parse_url
     from redis.sentinel import Sentinel
 
-    params: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    params: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call, unused-ignore]
     service = params.pop("host")
     params.pop("port", None)
     # rediss:// gives an SSL connection class; the sentinel pool picks its own from ``ssl``.
     if params.pop("connection_class", None) is not None:
         params["ssl"] = True
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         [(host, int(port)) for host, port in sentinels],
         sentinel_kwargs={**_own_options(), **(sentinel_kwargs or {})},
     )
     master_options = {**_own_options(), **params, **options}
-    return sentinel.master_for(service, **master_options)  # type: ignore[no-untyped-call]
+    return sentinel.master_for(service, **master_options)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def database_of(url: str) -> int | None:
@@ -97,7 +97,7 @@ def database_of(url: str) -> int | None:
     from redis.connection import parse_url
 
     try:
-        return int(parse_url(url).get("db", 0))  # type: ignore[no-untyped-call]
+        return int(parse_url(url).get("db", 0))  # type: ignore[no-untyped-call, unused-ignore]
     except ValueError:
         return None
 

@@ -11,10 +11,12 @@ import os
 import threading
 from collections.abc import Container
 
-from . import conf, connection, inflight, recorder, stats
-from .recorder import Recorder
-from .store import RedisStore, StatusStore
-from .tiles import MAX_ZOOM, TileServer, load_server
+from . import conf, connection
+from .recording import inflight, recorder
+from .recording.recorder import Recorder
+from .serving.tile_server import MAX_ZOOM, TileServer, load_server
+from .statistics import counting
+from .storage import RedisStore, StatusStore
 from .tilestache import set_mapnik_lock_observer
 
 _lock = threading.Lock()
@@ -70,8 +72,8 @@ def layer_names() -> Container[str]:
 
 
 def tile_labels(path: str) -> tuple[str, int]:
-    """The statistics' ``(layer, zoom)`` labels of a tile path (see ``stats.tile_of``)."""
-    return stats.tile_of(path, layer_names(), MAX_ZOOM)
+    """The statistics' ``(layer, zoom)`` labels of a tile path (see ``counting.tile_of``)."""
+    return counting.tile_of(path, layer_names(), MAX_ZOOM)
 
 
 def install() -> None:

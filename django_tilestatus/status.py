@@ -18,12 +18,13 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple, cast
 
-from . import conf, recorder, vocabulary
-from .recorder import existing_recorder
-from .report import pid_indent
+from . import conf
+from .reading.report import pid_indent
+from .recording import recorder, vocabulary
+from .recording.recorder import flush_own_events
+from .recording.vocabulary import nice_time
 from .runtime import get_store
-from .store import StoreUnavailable
-from .vocabulary import nice_time
+from .storage import StoreUnavailable
 
 
 class _StatusFields(NamedTuple):
@@ -87,9 +88,7 @@ def get_recent(now: float | None = None) -> tuple[list[Status], list[Status]]:
     it just recorded is included. Entries that do not parse are skipped.
     Raises ``StoreUnavailable`` if the store cannot be reached.
     """
-    current = existing_recorder()
-    if current is not None:
-        current.flush(timeout=1.0)
+    flush_own_events()
     now = time.time() if now is None else now
     processes: list[Status] = []
     messages: list[Status] = []

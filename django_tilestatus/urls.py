@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from . import metrics_views, status_views, views
+from .web import metrics_view, status_view, tile_view
 
 app_name = "tilestatus"
 
@@ -14,13 +14,13 @@ TILE_PATH = r"^(?!status/?\Z)(?P<path>[\s\S]*)\Z"
 urlpatterns = [
     # The metrics path is matched first, as the one exact path a tile cannot have (a
     # layer may not be named "metrics": tilestatus.E009); a tile costs one short compare.
-    path("metrics", metrics_views.metrics, name="metrics"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     # Nearly every request is a tile and Django tries patterns in order: the tile
     # pattern comes next, so a tile request is resolved by two matches in this list.
-    re_path(TILE_PATH, views.tile, name="tile"),
-    path("status/", status_views.status, name="status"),
+    re_path(TILE_PATH, tile_view.tile, name="tile"),
+    path("status/", status_view.status, name="status"),
     path("status", RedirectView.as_view(pattern_name="tilestatus:status", query_string=True)),
     # Never matched (the pattern above takes the empty path): lets
     # reverse("tilestatus:tile") work without arguments.
-    path("", views.tile, name="tile"),
+    path("", tile_view.tile, name="tile"),
 ]

@@ -13,7 +13,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 django_application = get_wsgi_application()
 
-from django_tilestatus.fastpath import FastPath  # noqa: E402 - once Django is set up
+from django_tilestatus.web.fastpath import FastPath  # noqa: E402 - once Django is set up
 from example_project.apps import say_where_recording_goes  # noqa: E402 (needs settings)
 
 application = FastPath(django_application)

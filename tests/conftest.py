@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from django_tilestatus import connection, runtime
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from .support.clients import PATHS, make_client
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.inflight import Request
-from django_tilestatus.store import InFlightUpdate, RedisStore
+from django_tilestatus.recording.inflight import Request
+from django_tilestatus.storage import InFlightUpdate, RedisStore
 
 from .support import ROOT
 from .support.gunicorn import GunicornServer

@@ -12,20 +12,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The Django-free core (see "Architecture" in docs/development.md).
 CORE = [
-    "django_tilestatus.vocabulary",
-    "django_tilestatus.events",
-    "django_tilestatus.recorder",
-    "django_tilestatus.inflight",
-    "django_tilestatus.store",
-    "django_tilestatus.policy",
-    "django_tilestatus.liveness",
-    "django_tilestatus.report",
-    "django_tilestatus.cache",
-    "django_tilestatus.tiles",
+    "django_tilestatus.serving",
+    "django_tilestatus.serving.answer",
+    "django_tilestatus.serving.tile_server",
+    "django_tilestatus.serving.tilestache_cache",
+    "django_tilestatus.recording",
+    "django_tilestatus.recording.recorder",
+    "django_tilestatus.recording.inflight",
+    "django_tilestatus.recording.vocabulary",
+    "django_tilestatus.statistics",
+    "django_tilestatus.statistics.counting",
+    "django_tilestatus.statistics.tiles_report",
+    "django_tilestatus.storage",
+    "django_tilestatus.storage.interface",
+    "django_tilestatus.storage.redis_store",
+    "django_tilestatus.reading.liveness",
+    "django_tilestatus.reading.report",
+    "django_tilestatus.reading.metrics",
     "django_tilestatus.tilestache",
-    "django_tilestatus.stats",
-    "django_tilestatus.tile_stats",
-    "django_tilestatus.metrics",
 ]
 
 PROGRAM = """
@@ -33,10 +37,12 @@ import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
 # Serve a tile with the core alone, as a plain WSGI app could.
-from django_tilestatus.tiles import load_server
+from django_tilestatus.serving.answer import answer
+from django_tilestatus.serving.tile_server import load_server
 config = {"cache": {"name": "Test"}, "layers": {"grey": {"provider": {
     "class": "tests.providers:Solid", "kwargs": {"color": "#888888"}}}}}
-answer = load_server(config).handle("grey/1/0/0.png")
+server = load_server(config)
+answer = answer("GET", "grey/1/0/0.png", "", "", lambda: server)
 print(json.dumps({
     "django": sorted(name for name in sys.modules if name.split(".")[0] == "django"),
     "status": answer.status,

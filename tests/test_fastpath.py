@@ -140,11 +140,13 @@ def test_without_the_tile_urls_everything_goes_to_django_and_a_warning_says_why(
 ) -> None:
     settings.ROOT_URLCONF = "tests.urls_without_tiles"
     client = FastPathClient()
-    with caplog.at_level(logging.WARNING, logger="django_tilestatus.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="django_tilestatus.web.fastpath"):
         assert client.get("/tiles/solid/1/0/0.png").status_code == 404
         assert client.get("/tiles/solid/1/0/1.png").status_code == 404
     assert client.django_requests == 2
-    warnings = [r.getMessage() for r in caplog.records if r.name == "django_tilestatus.fastpath"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "django_tilestatus.web.fastpath"
+    ]
     assert len(warnings) == 1
     assert "reverse('tilestatus:tile') fails" in warnings[0]
 

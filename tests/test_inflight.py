@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from django_tilestatus import connection, events, inflight, recorder
-from django_tilestatus.cache import InstrumentedCache
-from django_tilestatus.inflight import Request, capture_stack, decode
-from django_tilestatus.recorder import Recorder
-from django_tilestatus.store import RedisStore
+from django_tilestatus import connection
+from django_tilestatus.recording import inflight, recorder
+from django_tilestatus.recording.inflight import Request, capture_stack, decode
+from django_tilestatus.recording.recorder import Recorder, active
+from django_tilestatus.serving.tilestache_cache import InstrumentedCache
+from django_tilestatus.storage import RedisStore
 
 from .support.status import recorded_messages
 from .test_recorder import FlakyStore, run_and_exit, wait_for
@@ -168,11 +169,11 @@ class Coord:
 
 
 def test_the_cache_wrapper_tells_the_phase_and_the_metatile_locked() -> None:
-    writer = events.active()
+    writer = active()
     assert writer is not None
     inner = LockingCache()
     cache = InstrumentedCache(inner)
-    request = events.started(writer, "/osm/15/5255/12664.png")
+    request = writer.begin_request("/osm/15/5255/12664.png")
     assert request.phase == inflight.STARTING
     assert cache.read(Layer(), Coord(), "PNG") is None
     assert request.phase == inflight.RENDERING  # a miss: lock or render next
@@ -182,20 +183,20 @@ def test_the_cache_wrapper_tells_the_phase_and_the_metatile_locked() -> None:
     cache.read(Layer(), Coord(), "PNG")  # TileStache reads again under the lock
     assert request.phase == inflight.RENDERING
     cache.unlock(Layer(), Coord(), "PNG")
-    events.finished(writer, request, 0.1, 200)
+    writer.finish_request(request, 0.1, 200)
     assert inflight.current() is None
 
 
 def test_the_mapnik_seam_sets_its_phase_and_does_nothing_outside_a_request() -> None:
     inflight.waiting_for_mapnik_lock()  # no request: nothing to do, no error
-    writer = events.active()
+    writer = active()
     assert writer is not None
-    request = events.started(writer, "/a/1/0/0.png")
+    request = writer.begin_request("/a/1/0/0.png")
     inflight.waiting_for_mapnik_lock()
     assert request.phase == inflight.WAITING_MAPNIK
     inflight.mapnik_lock_held()
     assert request.phase == inflight.RENDERING
-    events.finished(writer, request, 0.1, 200)
+    writer.finish_request(request, 0.1, 200)
 
 
 @pytest.mark.parametrize(
@@ -241,12 +242,12 @@ def test_a_request_still_in_flight_at_exit_stays_and_an_aborted_one_is_put_back(
         real_prefix,
         """
         import threading
-        from django_tilestatus import events
-        recorder = events.active()
-        first = events.started(recorder, "/solid/1/0/0.png")
-        events.finished(recorder, first, 0.01, 200)
-        aborted = events.started(recorder, "/hang/3/1/2.png")
-        events.aborted(recorder, aborted, SystemExit(1), 3.0)
+        from django_tilestatus.recording.recorder import active
+        recorder = active()
+        first = recorder.begin_request("/solid/1/0/0.png")
+        recorder.finish_request(first, 0.01, 200)
+        aborted = recorder.begin_request("/hang/3/1/2.png")
+        recorder.abort_request(aborted, SystemExit(1), 3.0)
         print(recorder.pid)
         """,
     )
@@ -270,11 +271,11 @@ def test_a_clean_exit_with_nothing_in_flight_clears_the_entries(
         real_prefix,
         """
         import time
-        from django_tilestatus import events
-        recorder = events.active()
-        request = events.started(recorder, "/solid/1/0/0.png")
+        from django_tilestatus.recording.recorder import active
+        recorder = active()
+        request = recorder.begin_request("/solid/1/0/0.png")
         recorder.flush()  # in flight when written
-        events.finished(recorder, request, 0.01, 200)
+        recorder.finish_request(request, 0.01, 200)
         print(recorder.pid)
         """,
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus.status_views import current_report
+from django_tilestatus.web.status_view import current_report
 
 from .support import ROOT, free_port
 from .support.gunicorn import GunicornServer

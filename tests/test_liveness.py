@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from django_tilestatus import liveness
+from django_tilestatus.reading import liveness
 
 from .support.processes import dead_pid
 

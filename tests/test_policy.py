@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_tilestatus.policy import EXPIRED, DeathPolicy
+from django_tilestatus.reading.liveness import EXPIRED, DeathPolicy
 
 NOW = 1_700_000_000.0
 HERE, THERE = "here", "there"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from django_tilestatus import conf, liveness, status
-from django_tilestatus.store import RedisStore
+from django_tilestatus import conf, status
+from django_tilestatus.reading import liveness
+from django_tilestatus.storage import RedisStore
 
 from .support.real_redis import REAL_REDIS_URL
 from .support.status import flush_events, write_log
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.redis
 #: or with a fourth argument stays alive until its stdin closes.
 RECORD = """
 import os, sys, time, redis
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 url, prefix, host = sys.argv[1:4]
 store = RedisStore(redis.Redis.from_url(url), prefix)
 store.write(host, os.getpid(), [(time.time(), "Started /demo/3/1/2.png")])

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from django_tilestatus import liveness
-from django_tilestatus.store import RedisStore
+from django_tilestatus.reading import liveness
+from django_tilestatus.storage import RedisStore
 
 from .support import ROOT, wait_until
 from .support.gunicorn import GunicornServer

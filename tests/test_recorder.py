@@ -14,13 +14,9 @@ from typing import Any
 import pytest
 import redis
 
-from django_tilestatus.recorder import FAILED, SERVED, Recorder
-from django_tilestatus.store import (
-    InFlightUpdate,
-    RedisStore,
-    StoreUnavailable,
-    describe_failure,
-)
+from django_tilestatus.recording.recorder import FAILED, SERVED, Recorder
+from django_tilestatus.storage import InFlightUpdate, RedisStore, StoreUnavailable
+from django_tilestatus.storage.redis_store import describe_failure
 
 from .support.real_redis import REAL_REDIS_URL
 
@@ -132,7 +128,7 @@ def test_outage_keeps_newest_events_bounded_and_warns_once(caplog: Any) -> None:
     store = FlakyStore()
     store.up = False
     recorder = make_recorder(store, interval=3600, max_queue=10)
-    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recorder"):
+    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recording.recorder"):
         for i in range(25):
             recorder.record(f"event {i}")
             recorder.flush()
@@ -194,9 +190,9 @@ def test_a_clean_exit_records_destroyed(real_redis: Any, real_prefix: str) -> No
     output = run_and_exit(
         real_prefix,
         """
-        from django_tilestatus import events
-        recorder = events.active()
-        events.started(recorder, "/solid/1/2/3.png")
+        from django_tilestatus.recording.recorder import active
+        recorder = active()
+        recorder.begin_request("/solid/1/2/3.png")
         print(recorder.pid)
         """,
     )
@@ -224,16 +220,16 @@ def test_a_clean_exit_flushes_update_status_events(real_redis: Any, real_prefix:
 # only checks its recorder and exits at once.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_its_own_recorder() -> None:
-    from django_tilestatus import events
-    from django_tilestatus import recorder as recorder_module
+    from django_tilestatus.recording import recorder as recorder_module
+    from django_tilestatus.recording.recorder import active
 
-    parent = events.active()
+    parent = active()
     assert parent is not None
     parent.record("in the parent")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
-        child = events.active()
+        child = active()
         ok = child is not parent and child.pid == os.getpid() and child.pending == 0
         os.write(write_end, b"1" if ok else b"0")
         os._exit(0)
@@ -262,7 +258,7 @@ def test_a_refused_write_is_logged_as_refused_without_the_events(caplog: Any) ->
             return FullPipeline()
 
     recorder = make_recorder(RedisStore(FullRedis()), interval=3600)
-    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recorder"):
+    with caplog.at_level(logging.WARNING, logger="django_tilestatus.recording.recorder"):
         recorder.record("Started /secret/1/2/3.png")
         assert not recorder.flush()
     [warning] = [r.getMessage() for r in caplog.records]

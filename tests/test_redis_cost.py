@@ -24,9 +24,11 @@ import pytest
 from django.test import Client
 from django_redis import get_redis_connection
 
-from django_tilestatus import conf, connection, recorder, stats
+from django_tilestatus import conf, connection
+from django_tilestatus.recording import recorder
+from django_tilestatus.statistics import counting as stats
 from django_tilestatus.status import get_recent, get_store
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection

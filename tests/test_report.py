@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from django_tilestatus.inflight import Request
-from django_tilestatus.policy import DeathPolicy
-from django_tilestatus.report import (
+from django_tilestatus.reading.liveness import DeathPolicy
+from django_tilestatus.reading.report import (
     BUSY,
     COLOURS,
     EXITED,
@@ -16,8 +15,9 @@ from django_tilestatus.report import (
     colour_processes,
     pid_indent,
 )
-from django_tilestatus.store import Head, ProcessLog, Snapshot
-from django_tilestatus.vocabulary import nice_time
+from django_tilestatus.recording.inflight import Request
+from django_tilestatus.recording.vocabulary import nice_time
+from django_tilestatus.storage import Head, ProcessLog, Snapshot
 
 NOW = 1_700_000_000.0
 SETTINGS = ReportSettings(

@@ -12,10 +12,11 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from django_tilestatus import recorder, stats
-from django_tilestatus.stats import BUCKETS, OTHER_LAYER, TileStats
-from django_tilestatus.store import MINUTE_TTL, STATS_TTL, RedisStore
-from django_tilestatus.tile_stats import build_tiles, quantile, tile_url
+from django_tilestatus.recording import recorder
+from django_tilestatus.statistics import counting as stats
+from django_tilestatus.statistics.counting import BUCKETS, OTHER_LAYER, TileStats
+from django_tilestatus.statistics.tiles_report import build_tiles, quantile, tile_url
+from django_tilestatus.storage.redis_store import MINUTE_TTL, STATS_TTL, RedisStore
 
 from .support.cold import COLD_LAYER, cold_tile
 from .support.status import flush_events

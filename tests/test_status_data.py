@@ -17,9 +17,9 @@ from django.core.management import call_command
 from django.test import Client
 
 from django_tilestatus import conf, status
-from django_tilestatus.report import MAX_PROCESS_ROWS
-from django_tilestatus.store import RedisStore
-from django_tilestatus.vocabulary import MAX_MESSAGE_LENGTH
+from django_tilestatus.reading.report import MAX_PROCESS_ROWS
+from django_tilestatus.recording.vocabulary import MAX_MESSAGE_LENGTH
+from django_tilestatus.storage import RedisStore
 
 from .support.status import write_busy, write_log
 

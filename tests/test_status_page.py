@@ -14,8 +14,9 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
-from django_tilestatus import conf, liveness, status
-from django_tilestatus.report import colour_processes
+from django_tilestatus import conf, status
+from django_tilestatus.reading import liveness
+from django_tilestatus.reading.report import colour_processes
 
 from .support.processes import dead_pid
 from .support.status import write_busy, write_log

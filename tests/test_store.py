@@ -7,7 +7,7 @@ import time
 import pytest
 from redis.crc import key_slot
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 
 def test_write_then_read_newest_first(store: RedisStore) -> None:

@@ -7,6 +7,6 @@ while Redis is away. Used with ``gunicorn -c`` by the hung-Redis test only.
 
 
 def post_fork(server, worker):
-    from django_tilestatus import recorder
+    from django_tilestatus.recording import recorder
 
     recorder.MAX_QUEUE = 100

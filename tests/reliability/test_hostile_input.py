@@ -25,7 +25,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_tilestatus import runtime, tiles, vocabulary
+from django_tilestatus import runtime
+from django_tilestatus.recording import vocabulary
+from django_tilestatus.serving import tile_server as tiles
 from django_tilestatus.status import get_recent
 
 from ..support import ROOT

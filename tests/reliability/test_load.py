@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from ..support import wait_until
 from ..support.example_project import demo_pixels, is_demo_tile

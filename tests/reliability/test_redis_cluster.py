@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from ..support import ROOT, wait_until
 from ..support.example_project import is_demo_tile

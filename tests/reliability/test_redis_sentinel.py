@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from ..support import wait_until
 from ..support.example_project import PAUSED, RESUMED, dropped_events, is_demo_tile, warnings_by_pid

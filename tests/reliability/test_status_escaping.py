@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_tilestatus import events
+from django_tilestatus.recording.vocabulary import path_label
 
 pytestmark = [
     pytest.mark.reliability,
@@ -62,7 +62,7 @@ def test_every_payload_is_escaped_in_html_valid_in_json_and_plain_in_text(figure
         # The app's own pages under the include are not tiles: nothing is recorded for them.
         assume(payload.rstrip("/") not in NOT_TILES)
         anyone.get("/tiles/" + urllib.parse.quote(payload, safe=""))
-        message = "Started " + events.path_label(payload)
+        message = "Started " + path_label(payload)
         seen["examples"] += 1
 
         html = staff.get(url).content.decode()

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from ..support import wait_until
 from ..support.http import request

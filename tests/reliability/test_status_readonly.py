@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from django_tilestatus.store import RedisStore
+from django_tilestatus.storage import RedisStore
 
 from ..support import free_port
 from ..support.redis_server import RedisServer

@@ -15,7 +15,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
 
-from django_tilestatus.fastpath import FastPath
+from django_tilestatus.web.fastpath import FastPath
 
 #: The ways a tile request is served, as ``tile_client`` fixture parameters.
 PATHS = ("django", "middleware", "wsgi")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from django_tilestatus.tiles import TileServer, load_server
+from django_tilestatus.serving.tile_server import TileServer, load_server
 
 from .real_redis import IN_CI
 

@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from django_tilestatus import recorder
-from django_tilestatus.inflight import Request
+from django_tilestatus.recording import recorder
+from django_tilestatus.recording.inflight import Request
 from django_tilestatus.status import get_recent
-from django_tilestatus.store import InFlightUpdate, ProcessLog, RedisStore
+from django_tilestatus.storage import InFlightUpdate, ProcessLog, RedisStore
 
 #: The example project's default KEEP: the reliability tests read its servers' lists.
 KEEP = 20

@@ -9,10 +9,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import conf
-from ...policy import DeathPolicy
+from ...reading.liveness import DeathPolicy
+from ...recording.vocabulary import nice_time
 from ...runtime import get_store
-from ...store import StoreUnavailable, describe_member
-from ...vocabulary import nice_time
+from ...storage import StoreUnavailable
+from ...storage.redis_store import describe_member
 
 
 def _plural(count: int) -> str:

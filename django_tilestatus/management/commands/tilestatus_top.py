@@ -10,10 +10,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...report import BUSY, EXITED, GONE, STATES, Report
-from ...status_views import current_report
-from ...store import StoreUnavailable
-from ...vocabulary import clean
+from ...reading.current import current_report
+from ...reading.report import BUSY, EXITED, GONE, STATES, Report
+from ...recording.vocabulary import clean
+from ...storage import StoreUnavailable
 
 #: Process rows shown at most; the rest are counted.
 MAX_ROWS = 20

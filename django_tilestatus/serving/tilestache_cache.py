@@ -1,4 +1,4 @@
-"""A wrapper around a TileStache cache that records waiting for its lock.
+"""A wrapper around TileStache's cache (not Django's) that records waiting for its lock.
 
 TileStache takes the cache lock only when a tile is not cached, so a warm tile
 records nothing here. Waiting on that lock is where a busy tile server stalls
@@ -11,7 +11,7 @@ held or when the cache had nothing; and, for the tile statistics, whether
 ``read`` returned a body (the tile was served from the cache) and how long the
 lock took.
 
-Core module: imports the standard library, ``events`` and ``inflight`` only.
+Core module: imports the standard library and ``recording`` only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import events, inflight
+from ..recording import inflight
+from ..recording.recorder import active
 
 
 def _layer_name(layer: Any) -> str:
@@ -42,17 +43,17 @@ class InstrumentedCache:
         self.inner = inner
 
     def lock(self, layer: Any, coord: Any, format: str) -> Any:
-        recorder = events.active()
+        recorder = active()
         if recorder is None:
             return self.inner.lock(layer, coord, format)
-        events.lock_attempted(recorder)
+        recorder.lock_attempted()
         request = inflight.waiting_for_cache_lock(
             _layer_name(layer), int(coord.zoom), int(coord.column), int(coord.row)
         )
         start = time.perf_counter()
         result = self.inner.lock(layer, coord, format)
         waited = time.perf_counter() - start
-        events.lock_acquired(recorder, waited)
+        recorder.lock_acquired(waited)
         if request is not None:
             inflight.cache_lock_held(request, waited)
         return result

@@ -1,75 +1,39 @@
 """The staff-only status page: one report, as HTML (default), JSON or plain text.
 
-Adapter: reads the store through ``runtime``, computes with ``report``, renders.
+Adapter: reads with ``reading.current``, renders the ``Report`` it computed.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from . import conf
-from .recorder import existing_recorder
-from .report import Report, ReportSettings, build_report
-from .runtime import get_store
-from .store import StoreUnavailable
-from .tile_stats import MINUTES, build_tiles
-from .vocabulary import nice_time
+from .. import conf
+from ..reading.current import current_report
+from ..reading.report import Report
+from ..recording.vocabulary import nice_time
+from ..storage import StoreUnavailable
+from .http import log_unavailable, text_response, unavailable_text, without_body_for_head
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("html", "json", "text")
 #: Seconds between the page's refreshes from the JSON format.
 REFRESH_SECONDS = 3
-TEXT = "text/plain; charset=utf-8"
-UNAVAILABLE = "Tile status is unavailable: Redis cannot be reached. Tiles are still served."
+UNAVAILABLE = unavailable_text("Tile status is")
 
 
 #: Longest ``?host=`` taken; a longer one names no host.
 MAX_HOST_LENGTH = 255
-
-
-def current_report(host: str | None = None, tiles: bool = True) -> Report:
-    """Read the statuses and build the report, deleting long-silent dead processes.
-
-    The read is bounded (see ``StatusStore.snapshot``); the deletions are
-    best effort, so a read-only replica still serves the page. With ``tiles``
-    the report carries the Tiles section (one more round trip). Raises
-    ``StoreUnavailable`` when the store cannot be reached.
-    """
-    config = conf.get_config()
-    current = existing_recorder()
-    if current is not None:
-        current.flush(timeout=1.0)
-    settings = ReportSettings(
-        this_host=config.host,
-        hide_after=config.hide_after,
-        purge_after=config.purge_after,
-        busy_after=config.busy_after,
-        messages=config.messages,
-    )
-    store = get_store()
-    snapshot = store.snapshot(time.time(), recent=config.messages, host=host)
-    report, purge = build_report(snapshot, settings, read_heads=store.heads)
-    if purge:
-        store.delete_quietly(purge)
-    if not tiles:
-        return replace(report, host=host)
-    tile_root = reverse("tilestatus:tile").rstrip("/")
-    section = build_tiles(store.stat_minutes(snapshot.now, MINUTES), snapshot.now, tile_root)
-    return replace(report, host=host, tiles=section)
 
 
 def _nosniff(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -85,15 +49,6 @@ def _nosniff(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         return response
 
     return wrapped
-
-
-def _without_body_for_head(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """HEAD gets the GET's headers and no body (gunicorn sends what it is given)."""
-    if request.method == "HEAD":
-        length = len(response.content)
-        response.content = b""
-        response["Content-Length"] = str(length)
-    return response
 
 
 def _seconds_text(seconds: float) -> str:
@@ -122,7 +77,7 @@ def _json(request: HttpRequest, report: Report) -> HttpResponse:
 
 
 def _text(request: HttpRequest, report: Report) -> HttpResponse:
-    return HttpResponse(report.as_text(), content_type=TEXT)
+    return text_response(report.as_text())
 
 
 RENDERERS = {"html": _html, "json": _json, "text": _text}
@@ -133,7 +88,7 @@ def _unavailable(request: HttpRequest, fmt: str) -> HttpResponse:
     if fmt == "json":
         return JsonResponse({"error": UNAVAILABLE}, status=503)
     if fmt == "text":
-        return HttpResponse(UNAVAILABLE + "\n", status=503, content_type=TEXT)
+        return text_response(UNAVAILABLE, status=503)
     context = {**admin.site.each_context(request), "title": "Tile status", "error": UNAVAILABLE}
     return render(request, "django_tilestatus/unavailable.html", context, status=503)
 
@@ -142,22 +97,21 @@ def _unavailable(request: HttpRequest, fmt: str) -> HttpResponse:
 @require_safe
 def _status_page(request: HttpRequest) -> HttpResponse:
     fmt = request.GET.get("format", "html")
-    if fmt not in FORMATS:
-        return HttpResponseBadRequest(
-            "Unknown format: use ?format=html, ?format=json or ?format=text.\n", content_type=TEXT
+    if fmt not in RENDERERS:
+        return text_response(
+            "Unknown format: use ?format=html, ?format=json or ?format=text.", status=400
         )
     host = request.GET.get("host") or None
     if host is not None and len(host) > MAX_HOST_LENGTH:
-        return HttpResponseBadRequest("Bad host: too long.\n", content_type=TEXT)
+        return text_response("Bad host: too long.", status=400)
     try:
         report = current_report(host)
     except StoreUnavailable as exc:
-        cause = type(exc.__cause__ or exc).__name__  # no address or password in the log
-        logger.warning("Tile status page: Redis cannot be reached (%s).", cause)
+        log_unavailable(logger, "Tile status page", exc)
         response = _unavailable(request, fmt)
     else:
         response = RENDERERS[fmt](request, report)
-    return _without_body_for_head(request, response)
+    return without_body_for_head(request, response)
 
 
 @csrf_exempt

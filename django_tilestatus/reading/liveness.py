@@ -1,16 +1,31 @@
-"""Whether a process on this host that recorded statuses still runs.
+"""Whether a recorded process is dead, and whether its entry should go: the one rule.
 
-Shared by the status page (which marks such a process "gone") and
-``tilestatus_purge`` (which deletes it), through ``policy``. Only processes of
-this host can be judged; a process of another host is judged by its silence
-alone. Any integer may come from Redis: an impossible PID is simply not running.
+The status page marks dead processes and deletes long-silent ones on read;
+``tilestatus_purge`` deletes dead ones whenever it runs; both ask the same
+``DeathPolicy``, which differs between them only in its numbers:
 
-Core module: imports the standard library only.
+- A process of this host is dead when liveness says so (its PID no longer
+  runs, or was reused): that is seen directly, whatever its age. Any integer
+  may come from Redis: an impossible PID is simply not running.
+- A process of another host cannot be seen; it counts as dead once silent
+  longer than ``silence``.
+- A registry entry whose messages have expired points at nothing and goes.
+- An entry goes once its process is dead and silent at least ``local_after``
+  seconds (the page waits PURGE_AFTER so a person sees what died; the purge
+  command, asked explicitly, does not wait).
+
+Core module: imports the standard library, ``storage`` (its PID range) and
+``vocabulary`` only.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..recording.vocabulary import nice_time
+from ..storage.interface import MAX_PID
 
 #: Why a local process counts as dead.
 NOT_RUNNING = "no longer running"
@@ -22,8 +37,6 @@ REUSED = "PID reused by a newer process"
 START_TIME_SLACK = 2.0
 
 _PROC = "/proc"
-#: The largest value a PID can have (a C ``pid_t``); ``os.kill`` overflows beyond.
-MAX_PID = 2**31 - 1
 
 
 def is_running(pid: int) -> bool:
@@ -102,3 +115,43 @@ def _boot_time() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+# -- the policy: dead, and when its entry goes ------------------------------
+
+#: Why a registry entry goes although its process cannot be judged.
+EXPIRED = "its messages have expired"
+
+
+@dataclass(frozen=True)
+class DeathPolicy:
+    """Judges registry entries ``(host, pid, last_seen)`` at one moment."""
+
+    this_host: str
+    #: Seconds of silence after which another host's process counts as dead.
+    silence: float
+    #: Seconds a dead process stays listed before its entry goes.
+    local_after: float = 0.0
+    #: ``why_dead(pid, last_event)`` for processes of this host (see ``liveness``).
+    why_dead_here: Callable[[int, float], str | None] = why_dead
+
+    def why_dead(self, host: str, pid: int, last_seen: float, now: float) -> str | None:
+        """Why the process is dead, or None while it runs or cannot be judged yet."""
+        if host == self.this_host:
+            return self.why_dead_here(pid, last_seen)
+        if now - last_seen > self.silence:
+            return f"silent for {nice_time(now - last_seen)}"
+        return None
+
+    def why_delete(
+        self, host: str, pid: int, last_seen: float, now: float, has_log: bool = True
+    ) -> str | None:
+        """Why the entry should go now, or None to keep it."""
+        if not has_log:
+            return EXPIRED
+        if now - last_seen < self.local_after:
+            return None
+        reason = self.why_dead(host, pid, last_seen, now)
+        if reason is None or host != self.this_host:
+            return reason
+        return f"{reason}, last seen {nice_time(now - last_seen)} ago"

@@ -24,7 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stats import (
+from ..recording.vocabulary import clean, nice_time
+from ..storage.interface import StatMinutes
+from .counting import (
     BUCKET,
     BUCKET_COUNT,
     BUCKETS,
@@ -37,8 +39,6 @@ from .stats import (
     RENDERED,
     SERVER_ERROR,
 )
-from .store import StatMinutes
-from .vocabulary import clean, nice_time
 
 #: The windows of the Tiles section, in minutes.
 WINDOWS = (5, 60)

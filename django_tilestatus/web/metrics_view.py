@@ -1,7 +1,7 @@
 """The Prometheus metrics endpoint: cluster-wide figures for a scraper or a staff member.
 
-Adapter: checks who asks, reads the store through ``runtime`` and the status
-report, and renders with ``metrics``. A request is let in with
+Adapter: checks who asks, reads the status report (``reading.current``) and the
+cumulative statistics, and renders with ``reading.metrics``. A request is let in with
 ``Authorization: Bearer <METRICS_TOKEN>`` (compared in constant time) or a
 session the admin site accepts; anything else gets 401 (no credentials) or
 403 (a wrong token, a user who is not staff) and no figures. Answers are never cached.
@@ -19,15 +19,16 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from . import conf
-from .metrics import exposition
-from .runtime import get_store
-from .status_views import TEXT, current_report
-from .store import StoreUnavailable
+from .. import conf
+from ..reading.current import current_report
+from ..reading.metrics import exposition
+from ..runtime import get_store
+from ..storage import StoreUnavailable
+from .http import body_to_send, log_unavailable, text_response, unavailable_text
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = "Tile metrics are unavailable: Redis cannot be reached. Tiles are still served."
+UNAVAILABLE = unavailable_text("Tile metrics are")
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -41,13 +42,9 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     if user is not None and admin.site.has_permission(request):
         return None
     if bearer or (user is not None and user.is_authenticated):
-        return HttpResponse(
-            "Forbidden: a wrong token, or a user who is not staff.\n", status=403, content_type=TEXT
-        )
-    response = HttpResponse(
-        "Unauthorized: send Authorization: Bearer <METRICS_TOKEN> or log in as staff.\n",
-        status=401,
-        content_type=TEXT,
+        return text_response("Forbidden: a wrong token, or a user who is not staff.", status=403)
+    response = text_response(
+        "Unauthorized: send Authorization: Bearer <METRICS_TOKEN> or log in as staff.", status=401
     )
     response["WWW-Authenticate"] = 'Bearer realm="tilestatus"'
     return response
@@ -61,11 +58,10 @@ def _metrics(request: HttpRequest) -> HttpResponse:
         report = current_report(tiles=False)
         totals = get_store().stat_totals()
     except StoreUnavailable as exc:
-        cause = type(exc.__cause__ or exc).__name__  # no address or password in the log
-        logger.warning("Tile metrics: Redis cannot be reached (%s).", cause)
-        return HttpResponse(UNAVAILABLE + "\n", status=503, content_type=TEXT)
+        log_unavailable(logger, "Tile metrics", exc)
+        return text_response(UNAVAILABLE, status=503)
     body, content_type = exposition(totals, report, request.headers.get("Accept", ""))
-    response = HttpResponse(b"" if request.method == "HEAD" else body, content_type=content_type)
+    response = HttpResponse(body_to_send(request.method or "GET", body), content_type=content_type)
     response["Content-Length"] = str(len(body))
     return response
 

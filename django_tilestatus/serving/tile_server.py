@@ -21,8 +21,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import InstrumentedCache
-from .tilestache import TileNotFoundError, build_configuration, import_tilestache
+from ..tilestache import TileNotFoundError, build_configuration, import_tilestache
+from .tilestache_cache import InstrumentedCache
 
 #: JSONP callbacks allowed: dotted JavaScript identifiers, ASCII, bounded.
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)

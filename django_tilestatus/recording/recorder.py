@@ -49,10 +49,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import overload
 
-from . import inflight, stats, vocabulary
+from ..statistics import counting
+from ..statistics.counting import Deltas, TileStats
+from ..storage.interface import InFlightUpdate, StatusStore, StoreUnavailable
+from . import inflight, vocabulary
 from .inflight import Request
-from .stats import Deltas, TileStats
-from .store import InFlightUpdate, StatusStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,33 @@ class Recorder:
         if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
             self._drop_oldest()
         return request
+
+    def finish_request(self, request: Request, seconds: float, status: int) -> None:
+        """The request was answered with ``status`` after ``seconds`` (``Finished``, worded
+        by the writer)."""
+        request.status, request.seconds = status, seconds
+        self.end_request(request, SERVED)
+
+    def fail_request(
+        self, request: Request, exc: BaseException, seconds: float, status: int
+    ) -> None:
+        """The request failed with ``exc`` and was answered with ``status``; its process
+        goes on."""
+        request.status, request.seconds = status, seconds
+        self.end_request(request, FAILED, vocabulary.error(exc, seconds))
+
+    def abort_request(self, request: Request, exc: BaseException, seconds: float) -> None:
+        """The request was ended by ``exc``, not an ``Exception`` (``SystemExit``,
+        ``KeyboardInterrupt``): recorded as an error; if the process now exits, the
+        request is shown as what it died on."""
+        request.seconds = seconds
+        self.end_request(request, ABORTED, vocabulary.error(exc, seconds))
+
+    def lock_attempted(self) -> None:
+        self.record(vocabulary.lock_attempted())
+
+    def lock_acquired(self, seconds: float) -> None:
+        self.record(vocabulary.lock_acquired(seconds))
 
     def end_request(self, request: Request, outcome: str, closing: str | None = None) -> None:
         """Take ``request`` out of the table and queue its closing message: ``closing``,
@@ -361,7 +389,7 @@ class QueuedEvents(Sequence[tuple[float, str]]):
 
 
 def _no_labels(path: str) -> tuple[str, int]:
-    return stats.OTHER_LAYER, stats.NO_ZOOM
+    return counting.OTHER_LAYER, counting.NO_ZOOM
 
 
 # -- the process's recorder ------------------------------------------------
@@ -407,6 +435,14 @@ def existing_recorder() -> Recorder | None:
     """This process's recorder if it has recorded anything, else None."""
     recorder = _recorder
     return recorder if recorder is not None and recorder.pid == os.getpid() else None
+
+
+def flush_own_events(timeout: float = 1.0) -> None:
+    """Send what this process has queued before it reads the store, so a read shows what
+    the reader itself just recorded (waits at most ``timeout`` seconds)."""
+    recorder = existing_recorder()
+    if recorder is not None:
+        recorder.flush(timeout=timeout)
 
 
 def discard_recorder(flush: bool = True) -> None:

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from . import inflight
-from .inflight import Entry, Frame
-from .policy import DeathPolicy
-from .store import Head, Snapshot
-from .tile_stats import TilesReport
-from .vocabulary import Kind, clean, nice_time, parse, phase_text
+from ..recording import inflight
+from ..recording.inflight import Entry, Frame
+from ..recording.vocabulary import Kind, clean, nice_time, parse, phase_text
+from ..statistics.tiles_report import TilesReport
+from ..storage.interface import Head, Snapshot
+from .liveness import DeathPolicy
 
 #: A process's state on the page: requests under way, none, died without a
 #: word (killed), or exited cleanly (recorded ``Destroyed``).

@@ -1,4 +1,4 @@
-"""Where the status log lives: the store interface and its Redis implementation.
+"""The status log and tile statistics in Redis: the one storage backend (``RedisStore``).
 
 Each process (host name + PID) has one list of ``"<unix time> <message>"``
 strings, newest first, trimmed to KEEP and expiring TTL seconds after its last
@@ -22,8 +22,8 @@ Tile statistics (see ``stats``) live in hashes of their own, written in the
 same pipeline as the messages and read in one round trip; their keys and
 commands are in the "statistics" sections below.
 
-Core module: imports the standard library, redis-py, ``liveness`` (its PID
-range), ``stats`` (its field names) and ``vocabulary`` only.
+Core module: imports the standard library, redis-py, ``interface`` (what crosses the
+seam), ``statistics`` (its field names) and ``vocabulary`` only.
 This module and ``connection`` are the only ones that import redis; callers
 see ``StoreUnavailable`` instead of redis-py's errors.
 
@@ -44,164 +44,33 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from . import stats as tile_stats
-from .liveness import MAX_PID
-from .vocabulary import MAX_MESSAGE_LENGTH, clean
+from ..recording.vocabulary import MAX_MESSAGE_LENGTH, clean
+from ..statistics import counting
+from .interface import (
+    MAX_BUSY_READ,
+    MAX_PID,
+    Events,
+    Head,
+    InFlightUpdate,
+    ProcessLog,
+    Registry,
+    Snapshot,
+    StatMinutes,
+    StatTotals,
+    StoreUnavailable,
+)
 
 logger = logging.getLogger(__name__)
-
-#: Events of one process, oldest first: ``(unix time, message)``.
-Events = Sequence[tuple[float, str]]
 
 T = TypeVar("T")
 #: What redis-py raises when Redis cannot be reached or refuses: a cluster's own
 #: errors (``RedisClusterException``) are not ``RedisError``s.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
-
-#: Busy processes whose in-flight requests one page read takes at most (the
-#: oldest requests first): more than a page lists (``report.MAX_PROCESS_ROWS``).
-MAX_BUSY_READ = 200
-
-
-class StoreUnavailable(Exception):  # noqa: N818 - named for what happened, as ImproperlyConfigured
-    """The status store cannot be reached, or refused what was asked.
-
-    The text says why in words fit for a log: redis-py's own texts may quote
-    the failed command, whose arguments are tile paths (user input).
-    """
-
-
-@dataclass(frozen=True)
-class ProcessLog:
-    """What the store holds for one process."""
-
-    host: str
-    pid: int
-    last_seen: float
-    #: ``(unix time, message)``, newest first; empty where the list was not read.
-    entries: list[tuple[float, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Registry:
-    """The registry as it is: parsed entries, youngest first, and what did not parse."""
-
-    entries: list[tuple[str, int, float]]
-    #: Members that name no process, as Redis returned them (to report and remove).
-    malformed: list[Any] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One bounded read for the status page (see ``StatusStore.snapshot``)."""
-
-    now: float
-    #: Every process seen within TTL, youngest first; ``entries`` filled for those read.
-    processes: list[ProcessLog]
-    #: Registry members that did not parse, found (and removed) on the way.
-    malformed: int = 0
-    #: The in-flight hashes of the busy processes read: ``(host, pid)`` -> raw values.
-    in_flight: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
-    #: Processes in the busy set, read or not.
-    busy_total: int = 0
-
-
-@dataclass(frozen=True)
-class Head:
-    """A process's newest message and counts (see ``StatusStore.heads``)."""
-
-    newest: tuple[float, str] | None = None
-    served: int = 0
-    failed: int = 0
-
-
-@dataclass(frozen=True)
-class InFlightUpdate:
-    """What changed in a process's in-flight requests since the writer's last send."""
-
-    #: Hash fields (thread ids) to set, with their encoded requests.
-    set: dict[str, str] = field(default_factory=dict)
-    #: Fields whose requests have ended.
-    delete: list[str] = field(default_factory=list)
-    #: Start of the oldest request still in flight; None when none is.
-    oldest: float | None = None
-    #: Requests served and failed since the last send.
-    served: int = 0
-    failed: int = 0
-    #: Set while requests stay in flight a long time: keep every key alive, seen now.
-    touch: float | None = None
-
-
-@dataclass(frozen=True)
-class StatTotals:
-    """Cumulative statistics: ``stats.parse_field`` tuples to totals, and drops per host."""
-
-    fields: dict[tuple[Any, ...], float]
-    dropped: dict[str, float]
-
-
-@dataclass(frozen=True)
-class StatMinutes:
-    """Per-minute statistics (minute = unix time // 60), newest minute last."""
-
-    #: minute -> ``stats.parse_field`` tuple -> total.
-    fields: dict[int, dict[tuple[Any, ...], float]]
-    #: minute -> ``(layer, outcome)`` -> slowest seconds.
-    maxima: dict[int, dict[tuple[str, str], float]]
-    #: The slowest requests of the minutes read, as written (``SlowTile.as_json``), slowest first.
-    slowest: list[dict[str, Any]]
-
-
-class StatusStore(Protocol):
-    """What the app needs from wherever the status log lives."""
-
-    keep: int
-    ttl: int
-
-    def write(
-        self,
-        host: str,
-        pid: int,
-        events: Events,
-        in_flight: InFlightUpdate | None = None,
-        stats: tile_stats.Deltas | None = None,
-    ) -> None:
-        """Append events (oldest first) for one process, update its in-flight requests and
-        add its statistics."""
-
-    def stat_totals(self) -> StatTotals:
-        """The cumulative statistics of every process (for counters)."""
-
-    def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
-        """The statistics of each of the last ``minutes`` minutes, and their slowest tiles."""
-
-    def snapshot(self, now: float, *, recent: int, host: str | None = None) -> Snapshot:
-        """Every registered process; the lists of the most recent; busy ones (bounded)."""
-
-    def heads(self, processes: Sequence[tuple[str, int]]) -> list[Head]:
-        """The newest message and the counts of each ``(host, pid)``."""
-
-    def read(self, now: float | None = None) -> list[ProcessLog]:
-        """Every live process with all its messages."""
-
-    def registry(self) -> Registry:
-        """Every registry entry, changing nothing."""
-
-    def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
-        """Whether each ``(host, pid)`` still has messages."""
-
-    def delete(self, processes: Iterable[tuple[str, int]], malformed: Iterable[Any] = ()) -> int:
-        """Delete processes' messages and registry entries, and malformed members."""
-
-    def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
-        """``delete`` as clean-up on a read: a refusal is logged once, not raised."""
-
 
 # -- parsing what Redis holds -----------------------------------------------
 
@@ -370,7 +239,7 @@ def _parse_stat_hash(raw: dict[Any, Any]) -> dict[tuple[Any, ...], float]:
     """What parses in a statistics hash; fields this app did not write are skipped."""
     parsed = {}
     for name, value in raw.items():
-        key = tile_stats.parse_field(name)
+        key = counting.parse_field(name)
         number = _number(value)
         if key is not None and number is not None:
             parsed[key] = number
@@ -380,9 +249,9 @@ def _parse_stat_hash(raw: dict[Any, Any]) -> dict[tuple[Any, ...], float]:
 def _parse_maxima(raw: list[tuple[Any, Any]]) -> dict[tuple[str, str], float]:
     maxima = {}
     for member, score in raw:
-        key = tile_stats.parse_field(member)
+        key = counting.parse_field(member)
         number = _number(score)
-        if key is not None and key[0] == tile_stats.SECONDS and number is not None:
+        if key is not None and key[0] == counting.SECONDS and number is not None:
             maxima[key[1], key[2]] = number
     return maxima
 
@@ -442,14 +311,14 @@ class _RedisStatistics:
     def stats_slow_key(self, minute: int) -> str:
         return f"{self._namespace}:stats:slow:{minute}"
 
-    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: tile_stats.Deltas) -> None:
+    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: counting.Deltas) -> None:
         """Queue the commands adding ``deltas`` on ``pipe`` (the write's own pipeline).
 
         Per minute touched: an ``HINCRBY``/``HINCRBYFLOAT`` per field (and the
         same on the cumulative hash), one ``ZADD GT`` of the maxima, one
         ``ZADD`` and trim of the slowest tiles, and an ``EXPIRE`` per key.
         """
-        field_name = tile_stats.field_name
+        field_name = counting.field_name
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         sums: dict[int, dict[str, float]] = defaultdict(dict)
         maxima: dict[int, dict[str, float]] = defaultdict(dict)
@@ -457,18 +326,18 @@ class _RedisStatistics:
         for (minute, layer, zoom, outcome, bucket), count in deltas.counts.items():
             fields = counts[minute]
             for name in (
-                field_name(tile_stats.COUNT, layer, zoom, outcome),
-                field_name(tile_stats.BUCKET, layer, outcome, bucket),
+                field_name(counting.COUNT, layer, zoom, outcome),
+                field_name(counting.BUCKET, layer, outcome, bucket),
             ):
                 fields[name] = fields.get(name, 0) + count
         for (minute, layer, bucket), count in deltas.lock_counts.items():
-            counts[minute][field_name(tile_stats.LOCK_COUNT, layer, bucket)] = count
+            counts[minute][field_name(counting.LOCK_COUNT, layer, bucket)] = count
         for (minute, layer, outcome), (summed, slowest_seconds) in deltas.seconds.items():
-            name = field_name(tile_stats.SECONDS, layer, outcome)
+            name = field_name(counting.SECONDS, layer, outcome)
             sums[minute][name] = summed
             maxima[minute][name] = slowest_seconds
         for (minute, layer), summed in deltas.lock_seconds.items():
-            sums[minute][field_name(tile_stats.LOCK_SECONDS, layer)] = summed
+            sums[minute][field_name(counting.LOCK_SECONDS, layer)] = summed
         for slow in deltas.slowest:
             slowest[int(slow.when // 60)][slow.as_json(host, pid)] = slow.seconds
 
@@ -488,7 +357,7 @@ class _RedisStatistics:
         for minute, members in slowest.items():
             key = self.stats_slow_key(minute)
             pipe.zadd(key, members)
-            pipe.zremrangebyrank(key, 0, -tile_stats.SLOWEST - 1)
+            pipe.zremrangebyrank(key, 0, -counting.SLOWEST - 1)
             pipe.expire(key, MINUTE_TTL)
         if deltas.counts:
             pipe.expire(total, STATS_TTL)
@@ -518,7 +387,7 @@ class _RedisStatistics:
         for minute in wanted:
             pipe.hgetall(self.stats_minute_key(minute))
             pipe.zrange(self.stats_max_key(minute), 0, -1, withscores=True)
-            pipe.zrevrange(self.stats_slow_key(minute), 0, tile_stats.SLOWEST - 1)
+            pipe.zrevrange(self.stats_slow_key(minute), 0, counting.SLOWEST - 1)
         with _unavailable_as_store_error():
             replies = pipe.execute()
         fields, maxima, slowest = {}, {}, []
@@ -530,7 +399,7 @@ class _RedisStatistics:
                 maxima[minute] = _parse_maxima(top)
             slowest += [entry for entry in map(_parse_slow, slow) if entry is not None]
         slowest.sort(key=lambda entry: -float(entry["seconds"]))
-        return StatMinutes(fields, maxima, slowest[: tile_stats.SLOWEST])
+        return StatMinutes(fields, maxima, slowest[: counting.SLOWEST])
 
 
 # -- the Redis store ----------------------------------------------------------
@@ -588,7 +457,7 @@ class RedisStore(_RedisStatistics):
         pid: int,
         events: Events,
         in_flight: InFlightUpdate | None = None,
-        stats: tile_stats.Deltas | None = None,
+        stats: counting.Deltas | None = None,
     ) -> None:
         """Append events (oldest first), apply ``in_flight`` and add ``stats``, in one
         round trip."""

@@ -36,10 +36,18 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from ..statistics.counting import (
+    BUCKET,
+    BUCKET_COUNT,
+    BUCKETS,
+    COUNT,
+    LOCK_COUNT,
+    LOCK_SECONDS,
+    SECONDS,
+)
+from ..statistics.tiles_report import zoom_text
+from ..storage.interface import StatTotals
 from .report import BUSY, STATES, Report
-from .stats import BUCKET, BUCKET_COUNT, BUCKETS, COUNT, LOCK_COUNT, LOCK_SECONDS, SECONDS
-from .store import StatTotals
-from .tile_stats import zoom_text
 
 #: The ``le`` labels of the buckets, +Inf last.
 LE = [str(floatToGoString(bound)) for bound in BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]

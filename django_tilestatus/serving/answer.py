@@ -1,0 +1,69 @@
+"""One tile request, answered and recorded, on no Django object.
+
+``answer`` is everything a tile request does (recording, statistics, the
+answer, errors, 405). The tile view (``web.tile_view``) and the fast path
+(``web.fastpath``) both call it, so whatever a tile request does belongs here
+and both ways serve it the same.
+
+Core module: imports the standard library, ``recording`` and ``tile_server`` only;
+the tile server comes from the caller's ``get_server`` (the Django adapter builds
+it from the settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..recording.recorder import active
+from ..recording.vocabulary import path_label
+from . import tile_server
+from .tile_server import TileResponse, TileServer
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("GET", "HEAD")
+
+
+def answer(
+    method: str,
+    path: str,
+    query_string: str,
+    script_name: str,
+    get_server: Callable[[], TileServer],
+) -> TileResponse:
+    """Answer one tile request, recording Started/Finished/Error and noting what its
+    statistics need (counted by the recorder's writer); never raises ``Exception``.
+
+    ``path`` is under the tile URLs' root, ``script_name`` the URL prefix they
+    are mounted under (for redirects). The body is the GET's even for HEAD:
+    the HTTP adapters leave it out, after ``Content-Length`` is taken from it.
+    The request is one in-flight entry of its process until it ends; an
+    exception that is not an ``Exception`` (gunicorn's timeout, Ctrl-C) is
+    recorded as an ``Error`` and goes on.
+    """
+    recorder = active()
+    start = time.perf_counter()
+    entry = None
+    if recorder is not None:
+        entry = recorder.begin_request(path_label(path))
+    try:
+        if method not in ALLOWED_METHODS:
+            result = tile_server.not_allowed(ALLOWED_METHODS)
+        else:
+            result = get_server().handle(path, query_string, script_name)
+    except Exception as exc:  # answered briefly, logged in full
+        elapsed = time.perf_counter() - start
+        failed = tile_server.error_response(exc)
+        if recorder is not None and entry is not None:
+            recorder.fail_request(entry, exc, elapsed, failed.status)
+        logger.exception("Tile request %s failed after %.3f seconds", path_label(path), elapsed)
+        return failed
+    except BaseException as exc:
+        if recorder is not None and entry is not None:
+            recorder.abort_request(entry, exc, time.perf_counter() - start)
+        raise
+    if recorder is not None and entry is not None:
+        recorder.finish_request(entry, time.perf_counter() - start, result.status)
+    return result
