@@ -62,10 +62,13 @@ def test_index_text_for_the_empty_path(client: Client) -> None:
         ("/tiles/unknown/1/0/0.png", 404),
         ("/tiles/café/1/0/0.png", 404),
         ("/tiles/favicon.ico", 404),
-        ("/tiles/solid/33/0/0.png", 400),
-        ("/tiles/solid/1/4294967296/0.png", 400),
-        ("/tiles/solid/1/0/-4294967296.png", 400),
-        ("/tiles/solid/1/" + "9" * 400 + "/0.png", 400),  # a file name too long for the cache
+        ("/tiles/solid/33/0/0.png", 404),  # deeper than any layer
+        ("/tiles/solid/1/2/0.png", 404),  # zoom 1 has columns and rows 0 and 1
+        ("/tiles/solid/1/0/2.png", 404),
+        ("/tiles/solid/1/-1/0.png", 404),
+        ("/tiles/solid/1/0/-4294967296.png", 404),
+        ("/tiles/solid/0/-4258557161/1049203985.png", 404),
+        ("/tiles/solid/1/" + "9" * 400 + "/0.png", 404),  # a file name too long for the cache
         ("/tiles/solid/1/0/" + "9" * 5000 + ".png", 400),  # past int()'s 4,300 digits
         ("/tiles/unknown/" + "9" * 5000 + "/0/0.png", 400),
     ],
@@ -79,7 +82,7 @@ def test_bad_requests_get_short_answers(client: Client, path: str, status: int) 
 
 def test_the_deepest_zoom_and_the_farthest_tiles_are_still_served(client: Client) -> None:
     assert client.get("/tiles/solid/32/4294967295/4294967295.png").status_code == 200
-    assert client.get("/tiles/solid/1/-4294967295/0.png").status_code == 200
+    assert client.get("/tiles/solid/1/1/1.png").status_code == 200
 
 
 def test_jsonp_wraps_json_with_a_valid_callback(client: Client) -> None:

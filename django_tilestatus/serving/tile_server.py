@@ -49,9 +49,9 @@ def site_path(path: str) -> str:
     return "/" + "%2F" * more_slashes + rest
 
 
-#: The deepest zoom served. A deeper zoom, or a column or row beyond
-#: 2**MAX_ZOOM either way, names no tile; TileStache would build cache paths
-#: too long for the filesystem from it, or a provider would work on it for ages.
+#: The deepest zoom served: a deeper one names no tile (404, see ``TileGrid``);
+#: TileStache would build cache paths too long for the filesystem from it, or a
+#: provider would work on it for ages.
 MAX_ZOOM = 32
 
 #: Exceptions that mean the layer's upstream source failed, answered 502.
@@ -120,11 +120,47 @@ def error_response(exc: BaseException) -> TileResponse:
     return text_response(500, "Server error: the tile could not be rendered.")
 
 
-def in_range(coord: Any) -> bool:
-    """Whether a parsed coordinate can name a tile (see ``MAX_ZOOM``)."""
-    limit = 2**MAX_ZOOM
-    zoom, column, row = int(coord.zoom), int(coord.column), int(coord.row)
-    return 0 <= zoom <= MAX_ZOOM and -limit < column < limit and -limit < row < limit
+@dataclass(frozen=True)
+class TileGrid:
+    """Which tiles a layer has: its zooms, and its columns and rows at zoom 0.
+
+    A coordinate outside them names no tile, and is answered 404 before the cache or
+    the provider sees it: otherwise any client could make the server render, and the
+    cache store, tiles without end (``/demo/0/-4258557161/1049203985.png``).
+    """
+
+    min_zoom: int
+    max_zoom: int
+    #: Columns and rows at zoom 0: 1 by 1 in spherical mercator, 2 by 1 in WGS84.
+    columns: int
+    rows: int
+
+    def has(self, coord: Any) -> bool:
+        zoom = int(coord.zoom)
+        if not self.min_zoom <= zoom <= self.max_zoom:
+            return False
+        return 0 <= int(coord.column) < self.columns << zoom and 0 <= int(coord.row) < (
+            self.rows << zoom
+        )
+
+
+def tile_grid(layer: Any) -> TileGrid:
+    """The ``TileGrid`` of a TileStache layer: its ``bounds`` zooms, if set, and its
+    projection's extent."""
+    min_zoom, max_zoom = 0, MAX_ZOOM
+    bounds = getattr(layer, "bounds", None)
+    if bounds:
+        parts = getattr(bounds, "bounds", [bounds])  # a BoundsList, or one Bounds
+        min_zoom = max(0, min(int(part.lower_right_low.zoom) for part in parts))
+        max_zoom = min(MAX_ZOOM, max(int(part.upper_left_high.zoom) for part in parts))
+    columns = rows = 1
+    try:
+        location = import_tilestache().Geography.Location
+        corner = layer.projection.locationCoordinate(location(-85.0511287798, 180.0)).zoomTo(0)
+        columns, rows = max(1, round(corner.column)), max(1, round(corner.row))
+    except Exception:  # noqa: BLE001 - a projection of its own: the usual grid
+        pass
+    return TileGrid(min_zoom, max_zoom, columns, rows)
 
 
 class TileServer:
@@ -136,6 +172,8 @@ class TileServer:
         self._known_unknown = self._ts.Core.KnownUnknown
         self._tile_path = self._ts._pathinfo_pat
         self._coordinate = self._ts.Core.Coordinate
+        #: Each layer's ``TileGrid``, worked out at its first request.
+        self._grids: dict[str, TileGrid] = {}
 
     def handle(self, path: str, query_string: str = "", script_name: str = "") -> TileResponse:
         """Answer ``path`` (relative to the tile URLs' root); provider errors propagate."""
@@ -157,13 +195,11 @@ class TileServer:
             return text_response(
                 400, "Bad path: expected /<layer>/<z>/<x>/<y>.<extension> or /<layer>/preview.html."
             )
-        if coord is not None and not in_range(coord):
-            return text_response(
-                400, f"Bad path: zoom above {MAX_ZOOM}, or a column or row beyond 2**{MAX_ZOOM}."
-            )
         layer = config.layers.get(name)
         if layer is None:
             return text_response(404, "Unknown layer.")
+        if coord is not None and not self._grid(name, layer).has(coord):
+            return text_response(404, "No such tile: outside the layer's zooms or extent.")
         if extension == "html" and coord is None:
             response = TileResponse(200, "text/html", _as_bytes(self._ts.Core._preview(layer)))
         elif extension.lower() in layer.redirects:
@@ -179,6 +215,12 @@ class TileServer:
             content_type = headers.get("Content-Type") or "application/octet-stream"
             response = TileResponse(status, content_type, _as_bytes(body), extra)
         return self._decorate(layer, response, query_string)
+
+    def _grid(self, name: str, layer: Any) -> TileGrid:
+        grid = self._grids.get(name)
+        if grid is None:
+            grid = self._grids[name] = tile_grid(layer)
+        return grid
 
     def _redirect(
         self, layer: Any, coord: Any, extension: str, query_string: str, script_name: str
