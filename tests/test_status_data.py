@@ -105,6 +105,29 @@ def test_malformed_entries_leave_every_format_up_and_are_dropped(
     assert members == {f"4242:{GOOD}".encode(), f"7:{GOOD}".encode()}
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Got cache lock in . seconds",
+        "Finished /x in . seconds",
+        "Error: boom after 1.2.3 seconds",
+        "Finished /x in ..5 seconds",
+    ],
+)
+def test_numbers_that_are_only_dots_leave_every_format_and_metrics_up(
+    staff: Client, store: RedisStore, message: str
+) -> None:
+    """A message worded like the app's but naming no number, as ``update_status`` or another
+    program may store it, is shown as it is."""
+    status.update_status(message)
+    write_log(store, GOOD, 99, (1, message))
+    for fmt in FORMATS:
+        response = staff.get(f"/tiles/status/?format={fmt}")
+        assert response.status_code == 200, fmt
+        assert message in response.content.decode(), fmt
+    assert staff.get("/tiles/metrics").status_code == 200
+
+
 def test_the_python_api_skips_malformed_entries(store: RedisStore) -> None:
     write_malformed(store)
     processes, messages = status.get_recent()

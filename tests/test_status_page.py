@@ -301,3 +301,12 @@ def test_redis_unreachable_is_a_short_503_without_connection_details(
     if "json" in query:
         assert set(json.loads(body)) == {"error"}
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_html_tiles_table_shows_the_hit_ratio(staff: Client) -> None:
+    assert staff.get("/tiles/solid/4/3/2.png").status_code == 200  # rendered
+    assert staff.get("/tiles/solid/4/3/2.png").status_code == 200  # a hit
+    html = staff.get("/tiles/status/").content.decode()
+    ratios = re.findall(r'<td class="tilestatus-hit-ratio">([^<]*)</td>', html)
+    # The solid layer's row for each window: one hit of one render and one hit.
+    assert ratios and all(ratio == "50 %" for ratio in ratios), ratios

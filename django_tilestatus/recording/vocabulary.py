@@ -188,7 +188,12 @@ _EXACT = {
 
 
 def _seconds(text: str) -> float | None:
-    value = float(text) if text.count(".") <= 1 else math.nan
+    """The seconds a message names, or None for digits and dots that are no number
+    (``"."``, ``"1.2.3"``): any text may be stored under the prefix."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
     return value if math.isfinite(value) else None
 
 
