@@ -360,6 +360,49 @@ def check_fast_path(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
     ]
 
 
+#: Middleware a public tile answer does not miss when the fast path skips it: the fast
+#: path applies their rules itself (``web.site_rules``), or they serve only sessions,
+#: users, forms and messages, which a tile uses none of.
+NOT_MISSED_BY_TILES = {
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
+
+
+@register()
+def check_skipped_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Name the middleware that tile requests skip when ``FastPathMiddleware`` precedes them.
+
+    A login, logging or rate-limiting middleware of the project's own listed after it
+    would silently not see tiles. (The ``FastPath`` WSGI wrapper, which skips them all,
+    cannot be seen from here; docs/fast-path.md says so.)
+    """
+    if conf.merged()["FAST_PATH"] is not True:
+        return []
+    middleware = [str(name) for name in getattr(settings, "MIDDLEWARE", None) or ()]
+    if FAST_PATH_MIDDLEWARE not in middleware:
+        return []
+    after = middleware[middleware.index(FAST_PATH_MIDDLEWARE) + 1 :]
+    skipped = [name for name in after if name not in NOT_MISSED_BY_TILES]
+    if not skipped:
+        return []
+    return [
+        Warning(
+            f"Tile requests skip these middleware, listed after FastPathMiddleware: "
+            f"{', '.join(skipped)}.",
+            hint="List FastPathMiddleware after every middleware that must see tiles, or "
+            "set TILESTATUS['FAST_PATH'] = False.",
+            id="tilestatus.W003",
+        )
+    ]
+
+
 def _layer_names() -> list[str]:
     """The layers named in ``CONFIG`` (without building it: ``check_settings`` does)."""
     try:

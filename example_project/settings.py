@@ -58,10 +58,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # The tile fast path under ASGI; under WSGI, wsgi.py's FastPath answers tiles before
-    # this list is reached (see docs/fast-path.md).
-    "django_tilestatus.fastpath.FastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The tile fast path under ASGI, after SecurityMiddleware as docs/fast-path.md advises;
+    # under WSGI, wsgi.py's FastPath answers tiles before this list is reached.
+    "django_tilestatus.fastpath.FastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

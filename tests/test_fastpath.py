@@ -8,6 +8,7 @@ path skips, how the prefix is found, and how it is turned off.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.core.signals import request_started
 from django.test import AsyncClient, Client
 
 from .support.clients import MIDDLEWARE, FastPathClient
+from .support.middleware import MARK, MARKING
 from .support.status import recorded_messages
 
 
@@ -57,31 +59,19 @@ def test_the_wsgi_wrapper_leaves_everything_else_to_django(django_requests: list
 
 
 def test_the_middleware_skips_the_middleware_after_it(settings: Any) -> None:
-    settings.MIDDLEWARE = [
-        MIDDLEWARE,
-        *settings.MIDDLEWARE,
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    ]
+    settings.MIDDLEWARE = [MIDDLEWARE, *settings.MIDDLEWARE, MARKING]
     client = Client()
-    assert "X-Frame-Options" not in client.get("/tiles/solid/1/0/0.png")
-    assert client.get("/tiles/status/")["X-Frame-Options"] == "DENY"
+    assert MARK not in client.get("/tiles/solid/1/0/0.png")
+    assert client.get("/tiles/status/")[MARK] == "yes"
 
 
 def test_middleware_before_it_still_sees_tiles(settings: Any) -> None:
-    settings.MIDDLEWARE = [
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-        MIDDLEWARE,
-        *settings.MIDDLEWARE,
-    ]
-    assert Client().get("/tiles/solid/1/0/0.png")["X-Frame-Options"] == "DENY"
+    settings.MIDDLEWARE = [MARKING, MIDDLEWARE, *settings.MIDDLEWARE]
+    assert Client().get("/tiles/solid/1/0/0.png")[MARK] == "yes"
 
 
 def test_the_middleware_serves_tiles_under_asgi_too(settings: Any) -> None:
-    settings.MIDDLEWARE = [
-        MIDDLEWARE,
-        *settings.MIDDLEWARE,
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    ]
+    settings.MIDDLEWARE = [MIDDLEWARE, *settings.MIDDLEWARE, MARKING]
 
     async def requests() -> tuple[Any, Any]:
         client = AsyncClient()
@@ -89,8 +79,8 @@ def test_the_middleware_serves_tiles_under_asgi_too(settings: Any) -> None:
 
     tile, status = async_to_sync(requests)()
     assert tile.status_code == 200 and tile["Content-Type"] == "image/png"
-    assert "X-Frame-Options" not in tile  # the middleware after it was skipped
-    assert status.status_code == 302 and status["X-Frame-Options"] == "DENY"
+    assert MARK not in tile  # the middleware after it was skipped
+    assert status.status_code == 302 and status[MARK] == "yes"
     assert recorded_messages()[1] == "Started /solid/1/0/0.png"
 
 
@@ -178,9 +168,135 @@ def test_check_w002_a_project_view_shadows_a_tile_path(settings: Any) -> None:
     assert "tilestatus.W002" not in _check_ids()
 
 
+def test_check_w003_names_the_middleware_tiles_skip(settings: Any) -> None:
+    django_own = list(settings.MIDDLEWARE)
+    settings.MIDDLEWARE = [MIDDLEWARE, *django_own]
+    assert "tilestatus.W003" not in _check_ids()  # Django's own: nothing a tile misses
+    settings.MIDDLEWARE = [MARKING, MIDDLEWARE, *django_own]
+    assert "tilestatus.W003" not in _check_ids()  # before it: it sees tiles
+    settings.MIDDLEWARE = [
+        MIDDLEWARE,
+        *django_own,
+        MARKING,
+        "django.middleware.gzip.GZipMiddleware",
+    ]
+    [message] = [m for m in run_checks() if m.id == "tilestatus.W003"]
+    assert message.msg == (
+        "Tile requests skip these middleware, listed after FastPathMiddleware: "
+        "tests.support.middleware.Marking, django.middleware.gzip.GZipMiddleware."
+    )
+    settings.TILESTATUS = {**settings.TILESTATUS, "FAST_PATH": False}
+    assert "tilestatus.W003" not in _check_ids()
+
+
 def test_check_e007_fast_path_must_be_a_bool(settings: Any) -> None:
     settings.TILESTATUS = {**settings.TILESTATUS, "FAST_PATH": "yes"}
     messages = [m for m in run_checks() if m.id == "tilestatus.E007"]
     assert [m.msg for m in messages] == [
         "TILESTATUS['FAST_PATH'] must be True or False, not 'yes'."
     ]
+
+
+# -- what Django's middleware would enforce, kept by the fast path ------------------
+
+SECURITY = "django.middleware.security.SecurityMiddleware"
+XFRAME = "django.middleware.clickjacking.XFrameOptionsMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+
+
+def both_paths(settings: Any) -> list[Client]:
+    """A client through the WSGI wrapper, and one through the middleware listed first."""
+    settings.MIDDLEWARE = [MIDDLEWARE, *settings.MIDDLEWARE]
+    return [FastPathClient(), Client()]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "testserver.evil.example", "", "a b"])
+def test_a_host_django_refuses_is_400_on_both_paths(
+    settings: Any, host: str, django_requests: list[str]
+) -> None:
+    for client in both_paths(settings):
+        answer = client.get("/tiles/solid/1/0/0.png", headers={"host": host})
+        assert answer.status_code == 400, (client, host)
+        assert answer["Content-Type"].startswith("text/html")
+    assert recorded_messages() == []  # refused before the tile was asked for
+
+
+def test_allowed_hosts_and_forwarded_hosts_are_served(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = [".example.org"]
+    settings.USE_X_FORWARDED_HOST = True
+    for client in both_paths(settings):
+        assert (
+            client.get("/tiles/solid/1/0/0.png", headers={"host": "tiles.example.org"}).status_code
+            == 200
+        )
+        forwarded = {"host": "internal", "x-forwarded-host": "a.example.org:8443"}
+        assert client.get("/tiles/solid/1/0/0.png", headers=forwarded).status_code == 200
+        refused = {"host": "tiles.example.org", "x-forwarded-host": "evil.example"}
+        assert client.get("/tiles/solid/1/0/0.png", headers=refused).status_code == 400
+
+
+def test_debug_allows_local_names_when_allowed_hosts_is_empty(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = []
+    settings.DEBUG = True
+    for client in both_paths(settings):
+        assert (
+            client.get("/tiles/solid/1/0/0.png", headers={"host": "localhost:8000"}).status_code
+            == 200
+        )
+        assert (
+            client.get("/tiles/solid/1/0/0.png", headers={"host": "evil.example"}).status_code
+            == 400
+        )
+
+
+def test_tiles_carry_the_security_middleware_headers_it_skips(settings: Any) -> None:
+    settings.MIDDLEWARE = [MIDDLEWARE, SECURITY, XFRAME]
+    settings.SECURE_REFERRER_POLICY = ["origin", "strict-origin"]
+    for client in (FastPathClient(), Client()):
+        tile = client.get("/tiles/solid/1/0/0.png")
+        assert tile.status_code == 200
+        assert tile["X-Content-Type-Options"] == "nosniff"
+        assert tile["Referrer-Policy"] == "origin,strict-origin"
+        assert tile["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert tile["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in tile  # plain HTTP
+
+
+def test_headers_follow_the_settings_and_the_middleware_listed(settings: Any) -> None:
+    settings.MIDDLEWARE = [MIDDLEWARE, XFRAME]
+    settings.X_FRAME_OPTIONS = "sameorigin"
+    tile = FastPathClient().get("/tiles/solid/1/0/0.png")
+    assert tile["X-Frame-Options"] == "SAMEORIGIN"
+    assert "X-Content-Type-Options" not in tile  # no SecurityMiddleware listed
+    settings.MIDDLEWARE = [MIDDLEWARE, SECURITY]
+    settings.SECURE_CONTENT_TYPE_NOSNIFF = False
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    for client in (FastPathClient(), Client()):
+        secure = client.get("/tiles/solid/1/0/0.png", secure=True)
+        assert "X-Content-Type-Options" not in secure
+        assert "X-Frame-Options" not in secure
+        assert secure["Strict-Transport-Security"] == "max-age=3600; includeSubDomains"
+
+
+def test_ssl_redirect_and_refused_user_agents_are_left_to_django(
+    settings: Any, django_requests: list[str]
+) -> None:
+    settings.MIDDLEWARE = [MIDDLEWARE, SECURITY, COMMON]
+    settings.SECURE_SSL_REDIRECT = True
+    for client in (FastPathClient(), Client()):
+        redirect = client.get("/tiles/solid/1/0/0.png")
+        assert redirect.status_code == 301
+        assert redirect["Location"] == "https://testserver/tiles/solid/1/0/0.png"
+        assert client.get("/tiles/solid/1/0/0.png", secure=True).status_code == 200
+    settings.SECURE_SSL_REDIRECT = False
+    settings.DISALLOWED_USER_AGENTS = [re.compile(r"BadBot")]
+    for client in (FastPathClient(), Client()):
+        assert (
+            client.get("/tiles/solid/1/0/0.png", headers={"user-agent": "BadBot/1"}).status_code
+            == 403
+        )
+        assert (
+            client.get("/tiles/solid/1/0/0.png", headers={"user-agent": "Firefox"}).status_code
+            == 200
+        )

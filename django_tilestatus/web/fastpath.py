@@ -31,14 +31,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.core.exceptions import ImproperlyConfigured
-from django.core.handlers.wsgi import get_path_info, get_script_name
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.handlers.exception import response_for_exception
+from django.core.handlers.wsgi import WSGIRequest, get_path_info, get_script_name
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.urls import NoReverseMatch, get_resolver, get_script_prefix, resolve, reverse
 from django.urls.exceptions import Resolver404
 
 from .. import conf
-from . import tile_view
+from . import site_rules, tile_view
 from .http import body_to_send
 
 if TYPE_CHECKING:
@@ -151,7 +152,11 @@ class FastPath:
             path_info = raw if raw.isascii() else get_path_info(environ)
             path = routes.tile_path(path_info)
             if path is not None:
-                return self._serve(environ, start_response, path_info, path)
+                if not site_rules.host_allowed(site_rules.raw_host(environ)):
+                    return _refuse_host(environ, start_response)
+                secure = site_rules.secure_wsgi(environ)
+                if not site_rules.for_django(environ, secure):
+                    return self._serve(environ, start_response, path_info, path, secure)
         return self.application(environ, start_response)
 
     def _serve(
@@ -160,6 +165,7 @@ class FastPath:
         start_response: StartResponse,
         path_info: str,
         path: str,
+        secure: bool,
     ) -> list[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         full_path = get_script_name(environ) + path_info
@@ -171,9 +177,37 @@ class FastPath:
             # Rare (a layer's header beyond ASCII): let Django encode it, or refuse it, as
             # the view's response would.
             headers = list(tile_view.http_response(result, method).items())
+        headers += site_rules.security_headers()
+        hsts = site_rules.hsts_header() if secure else None
+        if hsts is not None:
+            headers.append(hsts)
         reason = http.client.responses.get(result.status, "Unknown Status Code")
         start_response(f"{result.status} {reason}", headers)
         return [body_to_send(method, result.body)]
+
+
+def _refuse_host(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """Django's own answer to a host it refuses: 400, logged by ``django.security``."""
+    request = WSGIRequest(environ)
+    try:
+        request.get_host()
+    except DisallowedHost as exc:
+        response = response_for_exception(request, exc)
+    else:  # pragma: no cover - the host was refused by the same rule
+        response = HttpResponseBadRequest()
+    reason = http.client.responses.get(response.status_code, "Unknown Status Code")
+    start_response(f"{response.status_code} {reason}", list(response.items()))
+    return [body_to_send(request.method or "GET", response.content)]
+
+
+def _with_site_rules(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """The headers the security middleware would add, where it is skipped."""
+    for name, value in site_rules.security_headers():
+        response.headers.setdefault(name, value)
+    hsts = site_rules.hsts_header() if request.is_secure() else None
+    if hsts is not None:
+        response.headers.setdefault(*hsts)
+    return response
 
 
 def _plain(values: str) -> bool:
@@ -204,16 +238,29 @@ class FastPathMiddleware:
             return self._acall(request)
         path = self._tile_path(request)
         if path is not None:
-            return tile_view.tile(request, path)
+            return _with_site_rules(request, tile_view.tile(request, path))
         return self.get_response(request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         path = self._tile_path(request)
         if path is not None:
-            return await sync_to_async(tile_view.tile)(request, path)
-        response: HttpResponseBase = await self.get_response(request)
-        return response
+            response = await sync_to_async(tile_view.tile)(request, path)
+            return _with_site_rules(request, response)
+        answer: HttpResponseBase = await self.get_response(request)
+        return answer
 
     def _tile_path(self, request: HttpRequest) -> str | None:
+        """The tile path to answer here, or None to hand the request on.
+
+        A host Django refuses raises ``DisallowedHost``, which Django answers 400 as for
+        any view; a request Django would redirect to HTTPS, or refuse for its user agent,
+        is handed on.
+        """
         routes = self._routes.get() if conf.get_config().fast_path else None
-        return routes.tile_path(request.path_info) if routes is not None else None
+        path = routes.tile_path(request.path_info) if routes is not None else None
+        if path is None:
+            return None
+        request.get_host()
+        if site_rules.for_django(request.META, request.is_secure()):
+            return None
+        return path
