@@ -12,7 +12,7 @@ import threading
 from collections.abc import Container
 
 from . import conf, connection
-from .recording import inflight, recorder
+from .recording import inflight, recorder, termination
 from .recording.recorder import Recorder
 from .serving.tile_server import MAX_ZOOM, TileServer, load_server
 from .statistics import counting
@@ -77,9 +77,11 @@ def tile_labels(path: str) -> tuple[str, int]:
 
 
 def install() -> None:
-    """Record with recorders made from the settings (called when the app is ready), and
-    show waits for TileStache's global Mapnik lock as a phase of the request waiting."""
+    """Record with recorders made from the settings (called when the app is ready), say
+    ``Destroyed`` when told to stop (SIGTERM), and show waits for TileStache's global
+    Mapnik lock as a phase of the request waiting."""
     recorder.install_factory(make_recorder)
+    termination.install()
     set_mapnik_lock_observer(inflight.MapnikLockPhases())
 
 

@@ -74,6 +74,8 @@ EXIT_TIMEOUT = 2.0
 ABORT_GRACE = 10.0
 #: How a request ended, as ``end_request`` is told.
 SERVED, FAILED, ABORTED = "served", "failed", "aborted"
+#: The status an aborted request is counted with: a server error, as the client sees it.
+ABORTED_STATUS = 500
 
 
 class Recorder:
@@ -102,6 +104,11 @@ class Recorder:
         #: ``(layer, zoom)`` labels of a request's path (default: one label for all).
         self.tile_labels = tile_labels or _no_labels
         self.created = False
+        #: Told to stop (SIGTERM): ``Destroyed`` follows its last request in flight.
+        self.terminating = False
+        #: ``Destroyed`` was recorded (see ``say_destroyed``).
+        self.destroyed = False
+        self._destroy_lock = threading.Lock()
         self._store_factory = store_factory
         #: Events, oldest first: ``(time, message)``, a request (its ``Started``) or
         #: ``(time, request)`` (its closing message); see ``event_of``.
@@ -158,10 +165,11 @@ class Recorder:
         self.end_request(request, FAILED, vocabulary.error(exc, seconds))
 
     def abort_request(self, request: Request, exc: BaseException, seconds: float) -> None:
-        """The request was ended by ``exc``, not an ``Exception`` (``SystemExit``,
-        ``KeyboardInterrupt``): recorded as an error; if the process now exits, the
-        request is shown as what it died on."""
-        request.seconds = seconds
+        """The request was ended by ``exc``, not an ``Exception`` (``SystemExit`` from
+        gunicorn's timeout, ``KeyboardInterrupt``): recorded as an error and counted as a
+        server error with its seconds (the client gets a 500, or nothing); if the process
+        now exits, the request is shown as what it died on."""
+        request.status, request.seconds = ABORTED_STATUS, seconds
         self.end_request(request, ABORTED, vocabulary.error(exc, seconds))
 
     def lock_attempted(self) -> None:
@@ -183,6 +191,27 @@ class Recorder:
         inflight.end(request)
         self._queue.append((now, request))
         self._ended.append(request)
+        if self.terminating and not inflight.requests():
+            self.say_destroyed(stop=False)  # the last request of a process told to stop
+
+    def say_destroyed(self, stop: bool = True) -> None:
+        """Record ``Destroyed`` (in a process that served tiles) and send it now, once.
+
+        ``stop`` (at exit) also ends the writer and shows the requests an abort ended as
+        what the process died on; without it (told to stop, not yet gone) the writer
+        goes on, so whatever still happens is recorded too.
+        """
+        with self._destroy_lock:
+            if self.destroyed:
+                return
+            self.destroyed = True
+        if self.created:
+            self.record(vocabulary.destroyed())
+        if stop:
+            self.prepare_exit()
+            self.stop()
+        else:
+            self.flush(timeout=EXIT_TIMEOUT)
 
     def _first_request(self) -> None:
         self.created = True
@@ -462,14 +491,26 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
 
 
-def _at_exit() -> None:
-    """Flush at a clean exit; a process that served tiles says ``Destroyed`` first."""
+def say_terminating() -> None:
+    """The process was told to stop (SIGTERM) and will finish what is in flight first:
+    ``Destroyed`` is recorded now when nothing is, else after the last request ends."""
     recorder = existing_recorder()
     if recorder is not None:
-        if recorder.created:
-            recorder.record(vocabulary.destroyed())
-        recorder.prepare_exit()
-        recorder.stop()
+        recorder.terminating = True
+        if not inflight.requests():
+            recorder.say_destroyed(stop=False)
+
+
+def say_destroyed_now() -> None:
+    """The process ends now: record ``Destroyed``, show what an abort ended, flush."""
+    recorder = existing_recorder()
+    if recorder is not None:
+        recorder.say_destroyed(stop=True)
+
+
+def _at_exit() -> None:
+    """Flush at a clean exit; a process that served tiles says ``Destroyed`` first."""
+    say_destroyed_now()
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,0 +1,114 @@
+"""Told to stop, a process records ``Destroyed`` once, after its last request in flight;
+an aborted request is counted as a server error with its seconds."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import pytest
+
+from django_tilestatus.recording import inflight, recorder, termination
+from django_tilestatus.recording.recorder import Recorder
+from django_tilestatus.storage import InFlightUpdate
+
+
+class ListStore:
+    """A store that keeps what it is sent."""
+
+    ttl = 3600
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.stats: list[Any] = []
+
+    def write(
+        self,
+        host: str,
+        pid: int,
+        events: Any,
+        in_flight: InFlightUpdate | None = None,
+        stats: Any = None,
+    ) -> None:
+        self.messages += [message for _, message in events[:]]
+        if stats:
+            self.stats.append(stats)
+
+
+@pytest.fixture
+def store() -> ListStore:
+    return ListStore()
+
+
+@pytest.fixture
+def writer(store: ListStore) -> Any:
+    made = Recorder(lambda: store, "web1", 4242, interval=3600)
+    yield made
+    made.stop(flush=False)
+    for request in inflight.requests():
+        inflight.end(request)
+
+
+def test_destroyed_follows_the_last_request_in_flight(writer: Recorder, store: ListStore) -> None:
+    request = writer.begin_request("/demo/1/0/0.png")
+    writer.terminating = True
+    writer.flush()
+    assert "Destroyed" not in store.messages  # still serving
+    writer.finish_request(request, 0.01, 200)
+    assert store.messages[-2:] == ["Finished /demo/1/0/0.png in 0.010 seconds", "Destroyed"]
+    writer.say_destroyed()  # at exit: said already
+    writer.flush()
+    assert store.messages.count("Destroyed") == 1
+
+
+def test_an_aborted_request_counts_as_a_server_error_with_its_seconds(
+    writer: Recorder, store: ListStore
+) -> None:
+    request = writer.begin_request("/demo/2/1/1.png")
+    writer.abort_request(request, SystemExit(1), 5.1)
+    writer.flush()
+    assert store.messages[-1] == "Error: SystemExit: 1 after 5.100 seconds"
+    [deltas] = store.stats
+    outcomes = {key[3] for key in deltas.counts}
+    assert outcomes == {"server_error"}
+    [(total, slowest)] = deltas.seconds.values()
+    assert total == slowest == pytest.approx(5.1)
+
+
+def test_the_handler_chains_a_server_handler_and_says_terminating(monkeypatch: Any) -> None:
+    called: list[int] = []
+    told: list[str] = []
+    monkeypatch.setattr(recorder, "say_terminating", lambda: told.append("terminating"))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: called.append(signum))
+    try:
+        assert termination.install()
+        assert termination.install()  # once: not chained to itself
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+        assert called == [signal.SIGTERM] and told == ["terminating"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_ignored_sigterm_stays_ignored(monkeypatch: Any) -> None:
+    told: list[str] = []
+    monkeypatch.setattr(recorder, "say_destroyed_now", lambda: told.append("destroyed"))
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        termination.install()
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)  # nothing happens, and the test goes on
+        assert told == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_only_the_main_thread_installs() -> None:
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(termination.install()))
+    thread.start()
+    thread.join()
+    assert results == [False]
