@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-from django_tilestatus.statistics import counting as stats
+from django_tilestatus.statistics import schema
+from django_tilestatus.statistics.counting import Deltas
 from django_tilestatus.storage.redis_store import MINUTE_TTL, RedisStore
 from tests.support.http import request
 
@@ -161,23 +162,29 @@ def statistics_memory(client: Any, layers: int = 10, zooms: int = 21) -> Statist
     now = time.time()
     current = int(now // 60)
     names = [f"layer-{index:02d}" for index in range(layers)]
-    zoom_values = [*range(zooms), stats.NO_ZOOM]
+    zoom_values = [*range(zooms), schema.NO_ZOOM]
     for minute in range(current - MINUTE_TTL // 60, current + 1):
-        deltas = stats.Deltas()
+        # 1000 requests in each zoom, outcome and bucket.
+        counts: dict[schema.Statistic, int] = {}
+        sums: dict[schema.Statistic, float] = {}
+        maxima: dict[schema.Statistic, float] = {}
         for layer in names:
-            for zoom in zoom_values:
-                for outcome in stats.OUTCOMES:
-                    for bucket in range(stats.BUCKET_COUNT):
-                        deltas.counts[minute, layer, zoom, outcome, bucket] = 1000
-            for outcome in stats.OUTCOMES:
-                deltas.seconds[minute, layer, outcome] = [123.456, 12.5]
-            for bucket in range(stats.BUCKET_COUNT):
-                deltas.lock_counts[minute, layer, bucket] = 10
-            deltas.lock_seconds[minute, layer] = 4.5
-        for index in range(stats.SLOWEST):
+            for outcome in schema.OUTCOMES:
+                for zoom in zoom_values:
+                    counts[schema.RequestCount(layer, zoom, outcome)] = 1000 * schema.BUCKET_COUNT
+                for bucket in range(schema.BUCKET_COUNT):
+                    bucket_count = schema.ResponseBucket(layer, outcome, bucket)
+                    counts[bucket_count] = 1000 * len(zoom_values)
+                sums[schema.ResponseSeconds(layer, outcome)] = 123.456
+                maxima[schema.ResponseSeconds(layer, outcome)] = 12.5
+            for bucket in range(schema.BUCKET_COUNT):
+                counts[schema.LockWaitBucket(layer, bucket)] = 10
+            sums[schema.LockWaitSeconds(layer)] = 4.5
+        deltas = Deltas({minute: counts}, {minute: sums}, {minute: maxima})
+        for index in range(schema.SLOWEST):
             path = f"/{names[0]}/18/{131000 + index}/87000.png"
             when = minute * 60 + index
-            deltas.slowest.append(stats.SlowTile(20.0 + index, when, names[0], 18, path))
+            deltas.slowest.append(schema.SlowTile(20.0 + index, when, names[0], 18, path))
         store.write("tiles-1.example.org", 12345, [], stats=deltas)
 
     def usage(key: str) -> int:
@@ -190,7 +197,7 @@ def statistics_memory(client: Any, layers: int = 10, zooms: int = 21) -> Statist
     )
     total = sum(usage(key.decode()) for key in client.scan_iter(match="tilestatus:*:stats:*"))
     client.flushdb()
-    outcomes, buckets = len(stats.OUTCOMES), stats.BUCKET_COUNT
+    outcomes, buckets = len(schema.OUTCOMES), schema.BUCKET_COUNT
     # Per layer: requests by zoom and outcome, by outcome and bucket, seconds by outcome,
     # lock waits by bucket, lock seconds.
     fields = layers * (len(zoom_values) * outcomes + outcomes * buckets + outcomes + buckets + 1)

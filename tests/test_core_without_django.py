@@ -22,6 +22,7 @@ CORE = [
     "django_tilestatus.recording.vocabulary",
     "django_tilestatus.statistics",
     "django_tilestatus.statistics.counting",
+    "django_tilestatus.statistics.schema",
     "django_tilestatus.statistics.tiles_report",
     "django_tilestatus.storage",
     "django_tilestatus.storage.interface",

@@ -19,6 +19,16 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_tilestatus import status
+from django_tilestatus.reading.metrics import exposition
+from django_tilestatus.reading.report import Report
+from django_tilestatus.statistics.schema import (
+    LockWaitBucket,
+    LockWaitSeconds,
+    RequestCount,
+    ResponseBucket,
+    ResponseSeconds,
+    StatTotals,
+)
 
 from .support import ROOT
 from .support.status import flush_events, write_busy, write_log
@@ -255,3 +265,36 @@ def test_tilestatus_top_redraws_until_ctrl_c_and_exits_cleanly() -> None:
             process.wait()
     assert process.returncode == 0
     assert b"Traceback" not in errors
+
+
+def test_each_statistic_becomes_its_metric_sample() -> None:
+    """From the cumulative records alone (no Redis): counters by zoom, and both histograms
+    with their sums."""
+    totals = StatTotals(
+        {
+            RequestCount("solid", 3, "hit"): 4,
+            RequestCount("solid", -1, "client_error"): 1,
+            ResponseBucket("solid", "hit", 0): 3,
+            ResponseBucket("solid", "hit", 2): 1,
+            ResponseSeconds("solid", "hit"): 0.03,
+            LockWaitBucket("solid", 1): 2,
+            LockWaitSeconds("solid"): 0.015,
+        },
+        {"tiles-1": 5},
+    )
+    body, _ = exposition(totals, Report(now=time.time()))
+    found = samples(body)
+    solid = ("layer", "solid")
+    requests = "tilestatus_tile_requests_total"
+    assert found[requests, (solid, ("outcome", "hit"), ("zoom", "3"))] == 4
+    assert found[requests, (solid, ("outcome", "client_error"), ("zoom", "none"))] == 1
+    response = "tilestatus_tile_response_seconds"
+    assert found[f"{response}_bucket", (solid, ("le", "0.005"), ("outcome", "hit"))] == 3
+    assert found[f"{response}_bucket", (solid, ("le", "0.025"), ("outcome", "hit"))] == 4
+    assert found[f"{response}_count", (solid, ("outcome", "hit"))] == 4
+    assert found[f"{response}_sum", (solid, ("outcome", "hit"))] == pytest.approx(0.03)
+    lock = "tilestatus_tile_lock_wait_seconds"
+    assert found[f"{lock}_bucket", (solid, ("le", "0.005"))] == 0
+    assert found[f"{lock}_bucket", (solid, ("le", "+Inf"))] == 2
+    assert found[f"{lock}_sum", (solid,)] == pytest.approx(0.015)
+    assert found["tilestatus_events_dropped_total", (("host", "tiles-1"),)] == 5

@@ -26,7 +26,7 @@ from django_redis import get_redis_connection
 
 from django_tilestatus import conf, connection
 from django_tilestatus.recording import recorder
-from django_tilestatus.statistics import counting as stats
+from django_tilestatus.statistics.schema import LockWaitBucket, RequestCount
 from django_tilestatus.status import get_recent, get_store
 from django_tilestatus.storage import RedisStore
 
@@ -34,6 +34,7 @@ from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
 from .support.redis_topology import ClusterGroup, cluster_group
+from .support.statistics import pending
 
 pytestmark = pytest.mark.redis
 
@@ -138,7 +139,7 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     assert (counts.connections, counts.round_trips, counts.commands) == (0, 0, 0)
     # Started and Finished of each request, the cache lock's two of each render, and
     # the Started of the request under way.
-    assert writer.pending == 25 * 2 + 5 * 4 + 1
+    assert pending(writer) == 25 * 2 + 5 * 4 + 1
 
     assert writer.flush()
     # The messages and the statistics of all 30 requests: one round trip.
@@ -179,10 +180,10 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
 def _request_totals(store: RedisStore) -> Counter[str]:
     """Cumulative requests by layer, zoom and outcome, and lock waits."""
     totals = Counter[str]()
-    for key, value in store.stat_totals().fields.items():
-        if key[0] == stats.COUNT:
-            totals[f"{key[1]} {key[2]} {key[3]}"] += int(value)
-        if key[0] == stats.LOCK_COUNT:
+    for record, value in store.stat_totals().fields.items():
+        if isinstance(record, RequestCount):
+            totals[f"{record.layer} {record.zoom} {record.outcome}"] += int(value)
+        if isinstance(record, LockWaitBucket):
             totals["lock waits"] += int(value)
     return totals
 

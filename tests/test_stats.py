@@ -14,11 +14,24 @@ from hypothesis import strategies as st
 
 from django_tilestatus.recording import recorder
 from django_tilestatus.statistics import counting as stats
-from django_tilestatus.statistics.counting import BUCKETS, OTHER_LAYER, TileStats
+from django_tilestatus.statistics import schema
+from django_tilestatus.statistics.counting import TileStats
+from django_tilestatus.statistics.schema import (
+    BUCKETS,
+    NO_ZOOM,
+    OTHER_LAYER,
+    LockWaitBucket,
+    LockWaitSeconds,
+    RequestCount,
+    ResponseBucket,
+    ResponseSeconds,
+    Statistic,
+)
 from django_tilestatus.statistics.tiles_report import build_tiles, quantile, tile_url
 from django_tilestatus.storage.redis_store import MINUTE_TTL, STATS_TTL, RedisStore
 
 from .support.cold import COLD_LAYER, cold_tile
+from .support.statistics import Noted, bucket_of, count
 from .support.status import flush_events
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +39,9 @@ pytestmark = pytest.mark.django_db
 
 def totals_by_outcome(store: RedisStore) -> Counter[tuple[str, int, str]]:
     found: Counter[tuple[str, int, str]] = Counter()
-    for key, value in store.stat_totals().fields.items():
-        if key[0] == stats.COUNT:
-            found[key[1], key[2], key[3]] += int(value)
+    for record, value in store.stat_totals().fields.items():
+        if isinstance(record, RequestCount):
+            found[record.layer, record.zoom, record.outcome] += int(value)
     return found
 
 
@@ -51,14 +64,14 @@ def test_a_request_is_a_render_then_a_hit_and_errors_are_counted_by_status(clien
     assert totals_by_outcome(app_store()) == {
         (COLD_LAYER, 12, "rendered"): 1,
         (COLD_LAYER, 12, "hit"): 1,
-        (OTHER_LAYER, stats.NO_ZOOM, "client_error"): 1,
-        ("solid", stats.NO_ZOOM, "client_error"): 1,
+        (OTHER_LAYER, NO_ZOOM, "client_error"): 1,
+        ("solid", NO_ZOOM, "client_error"): 1,
         ("broken", 3, "server_error"): 1,
     }
     lock_waits = [
         value
-        for key, value in app_store().stat_totals().fields.items()
-        if key[0] == stats.LOCK_COUNT
+        for record, value in app_store().stat_totals().fields.items()
+        if isinstance(record, LockWaitBucket)
     ]
     assert sum(lock_waits) == 1  # only the render took the cache lock
 
@@ -75,13 +88,13 @@ def test_nothing_is_counted_when_recording_is_off(client: Client, settings: Any)
     [
         ("solid/3/1/2.png", ("solid", 3)),
         ("/solid/32/1/2.png", ("solid", 32)),
-        ("solid/33/1/2.png", ("solid", stats.NO_ZOOM)),
-        ("solid/²/1/2.png", ("solid", stats.NO_ZOOM)),
-        ("solid/99999999999999999999/1/2.png", ("solid", stats.NO_ZOOM)),
-        ("solid/preview.html", ("solid", stats.NO_ZOOM)),
-        ("<script>/3/1/2.png", (OTHER_LAYER, stats.NO_ZOOM)),
-        ("unknown/3/1/2.png", (OTHER_LAYER, stats.NO_ZOOM)),
-        ("", (OTHER_LAYER, stats.NO_ZOOM)),
+        ("solid/33/1/2.png", ("solid", NO_ZOOM)),
+        ("solid/²/1/2.png", ("solid", NO_ZOOM)),
+        ("solid/99999999999999999999/1/2.png", ("solid", NO_ZOOM)),
+        ("solid/preview.html", ("solid", NO_ZOOM)),
+        ("<script>/3/1/2.png", (OTHER_LAYER, NO_ZOOM)),
+        ("unknown/3/1/2.png", (OTHER_LAYER, NO_ZOOM)),
+        ("", (OTHER_LAYER, NO_ZOOM)),
     ],
 )
 def test_labels_come_from_the_configuration_never_from_the_path(
@@ -110,10 +123,10 @@ def test_outcomes_follow_the_status_and_the_cache() -> None:
 
 
 def test_buckets_hold_their_upper_bound() -> None:
-    assert stats.bucket_of(0.005) == 0
-    assert stats.bucket_of(0.0051) == 1
-    assert stats.bucket_of(30.0) == len(BUCKETS) - 1
-    assert stats.bucket_of(31.0) == len(BUCKETS)  # +Inf
+    assert bucket_of(0.005) == 0
+    assert bucket_of(0.0051) == 1
+    assert bucket_of(30.0) == len(BUCKETS) - 1
+    assert bucket_of(31.0) == len(BUCKETS)  # +Inf
 
 
 _seconds = st.one_of(
@@ -121,7 +134,7 @@ _seconds = st.one_of(
     st.floats(min_value=0.0, max_value=40.0, allow_nan=False),
 )
 _ended_request = st.builds(
-    stats._Noted,
+    Noted,
     path=st.sampled_from(["/solid/3/1/1.png", "/solid/4/0/0.png", "/other/3/0/0.png", "/x"]),
     status=st.sampled_from([None, 200, 304, 404, 500]),
     from_cache=st.booleans(),
@@ -142,57 +155,77 @@ def test_a_sends_requests_are_counted_as_one_by_one(requests: list[Any]) -> None
     grouped = TileStats()
     grouped.count_ended(requests, labels)
     got = grouped.take()
-    counts: Counter[Any] = Counter()
-    lock_counts: Counter[Any] = Counter()
-    sums: dict[Any, float] = {}
-    maxima: dict[Any, float] = {}
-    lock_sums: dict[Any, float] = {}
+    counts: dict[int, Counter[Statistic]] = {}
+    sums: dict[int, dict[Statistic, float]] = {}
+    maxima: dict[int, dict[Statistic, float]] = {}
     answered = [request for request in requests if request.status is not None]
     for request in answered:
         layer, zoom = labels(stats.tile_head(request.path))
         outcome = stats.outcome_of(request.status, request.from_cache)
         minute = int(request.ended // 60)
-        counts[minute, layer, zoom, outcome, stats.bucket_of(request.seconds)] += 1
-        key = (minute, layer, outcome)
-        sums[key] = sums.get(key, 0.0) + request.seconds
-        maxima[key] = max(maxima.get(key, 0.0), request.seconds)
+        minute_counts = counts.setdefault(minute, Counter())
+        minute_sums = sums.setdefault(minute, {})
+        minute_counts[RequestCount(layer, zoom, outcome)] += 1
+        minute_counts[ResponseBucket(layer, outcome, bucket_of(request.seconds))] += 1
+        response = ResponseSeconds(layer, outcome)
+        minute_sums[response] = minute_sums.get(response, 0.0) + request.seconds
+        slowest_seconds = maxima.setdefault(minute, {})
+        slowest_seconds[response] = max(slowest_seconds.get(response, 0.0), request.seconds)
         if request.lock_wait > 0:
-            lock_counts[minute, layer, stats.bucket_of(request.lock_wait)] += 1
-            lock_sums[minute, layer] = lock_sums.get((minute, layer), 0.0) + request.lock_wait
-    assert got.counts == dict(counts)
-    assert got.lock_counts == dict(lock_counts)
-    assert got.seconds.keys() == sums.keys()
-    for key, (summed, slowest) in got.seconds.items():
-        assert summed == pytest.approx(sums[key]) and slowest == maxima[key]
-    assert got.lock_seconds == pytest.approx(lock_sums)
-    slowest = sorted((request.seconds for request in answered), reverse=True)[: stats.SLOWEST]
+            minute_counts[LockWaitBucket(layer, bucket_of(request.lock_wait))] += 1
+            lock = LockWaitSeconds(layer)
+            minute_sums[lock] = minute_sums.get(lock, 0.0) + request.lock_wait
+    assert got.counts == {minute: dict(found) for minute, found in counts.items()}
+    assert got.sums.keys() == sums.keys()
+    for minute, found in got.sums.items():
+        assert found == pytest.approx(sums[minute])
+    assert got.maxima == maxima
+    slowest = sorted((request.seconds for request in answered), reverse=True)[: schema.SLOWEST]
     assert sorted((slow.seconds for slow in got.slowest), reverse=True) == slowest
+
+
+def requests_in(deltas: stats.Deltas) -> int:
+    return sum(
+        number
+        for counts in deltas.counts.values()
+        for record, number in counts.items()
+        if isinstance(record, RequestCount)
+    )
+
+
+def lock_waits_in(deltas: stats.Deltas) -> int:
+    return sum(
+        number
+        for counts in deltas.counts.values()
+        for record, number in counts.items()
+        if isinstance(record, LockWaitBucket)
+    )
 
 
 def test_a_failed_send_gives_its_counts_back_and_the_slowest_stay_ten() -> None:
     counted = TileStats()
     for index in range(25):
-        counted.count("solid", 3, "hit", index / 100, 0.0, f"/solid/3/{index}/0.png")
-    counted.count("solid", 3, "rendered", 2.0, 0.5, "/solid/3/99/0.png")
+        count(counted, "solid", 3, "hit", index / 100, 0.0, f"/solid/3/{index}/0.png")
+    count(counted, "solid", 3, "rendered", 2.0, 0.5, "/solid/3/99/0.png")
     first = counted.take()
-    assert sum(first.counts.values()) == 26
+    assert requests_in(first) == 26
     assert sorted(slow.path for slow in first.slowest)[-1] == "/solid/3/99/0.png"
     assert len(first.slowest) == 10
-    counted.count("solid", 3, "hit", 0.001, 0.0, "/solid/3/0/0.png")
+    count(counted, "solid", 3, "hit", 0.001, 0.0, "/solid/3/0/0.png")
     counted.give_back(first)
     again = counted.take()
-    assert sum(again.counts.values()) == 27
+    assert requests_in(again) == 27
     assert len(again.slowest) == 10 and max(again.slowest).seconds == 2.0
-    assert sum(again.lock_counts.values()) == 1
+    assert lock_waits_in(again) == 1
     assert not counted.take()
 
 
 def test_quantiles_interpolate_within_buckets_and_never_pass_the_slowest() -> None:
-    counts = [0.0] * stats.BUCKET_COUNT
-    counts[stats.bucket_of(0.03)] = 100  # all between 25 and 50 ms
+    counts = [0.0] * schema.BUCKET_COUNT
+    counts[bucket_of(0.03)] = 100  # all between 25 and 50 ms
     assert quantile(0.5, counts) == pytest.approx(0.0375)
     assert quantile(0.95, counts, slowest=0.04) == pytest.approx(0.04)
-    assert quantile(0.5, [0.0] * stats.BUCKET_COUNT) is None
+    assert quantile(0.5, [0.0] * schema.BUCKET_COUNT) is None
     counts[-1] = 1000  # beyond 30 s: reported as 30 s, as Prometheus does
     assert quantile(0.95, counts) == BUCKETS[-1]
 
@@ -200,9 +233,9 @@ def test_quantiles_interpolate_within_buckets_and_never_pass_the_slowest() -> No
 def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: RedisStore) -> None:
     counted = TileStats()
     for index in range(12):
-        counted.count("solid", 3, "hit", 0.002, 0.0, f"/solid/3/{index}/0.png")
-    counted.count("solid", 4, "rendered", 0.3, 0.02, "/solid/4/0/0.png")
-    counted.count("sol|id\n", 4, "rendered", 0.1, 0.0, "/sol|id\n/4/0/0.png")
+        count(counted, "solid", 3, "hit", 0.002, 0.0, f"/solid/3/{index}/0.png")
+    count(counted, "solid", 4, "rendered", 0.3, 0.02, "/solid/4/0/0.png")
+    count(counted, "sol|id\n", 4, "rendered", 0.1, 0.0, "/sol|id\n/4/0/0.png")
     deltas = counted.take()
     deltas.dropped = 7
     store.write("tiles-1", 42, [(time.time(), "Finished /solid/4/0/0.png")], stats=deltas)
@@ -210,7 +243,11 @@ def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: Redi
 
     totals = store.stat_totals()
     assert totals.dropped == {"tiles-1": 7, "tiles-2": 2}
-    counts = {key[1:4]: value for key, value in totals.fields.items() if key[0] == stats.COUNT}
+    counts = {
+        record.labels(): value
+        for record, value in totals.fields.items()
+        if isinstance(record, RequestCount)
+    }
     assert counts == {
         ("solid", 3, "hit"): 12,
         ("solid", 4, "rendered"): 1,
@@ -219,11 +256,13 @@ def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: Redi
 
     now = time.time()
     minutes = store.stat_minutes(now, 60)
-    assert sum(1 for key in minutes.fields[int(now // 60)] if key[0] == stats.COUNT) == 3
-    assert minutes.maxima[int(now // 60)][("solid", "rendered")] == pytest.approx(0.3)
+    fields = minutes.fields[int(now // 60)]
+    assert sum(1 for record in fields if isinstance(record, RequestCount)) == 3
+    maxima = minutes.maxima[int(now // 60)]
+    assert maxima[ResponseSeconds("solid", "rendered")] == pytest.approx(0.3)
     assert len(minutes.slowest) == 10
-    assert minutes.slowest[0]["path"] == "/solid/4/0/0.png"
-    assert minutes.slowest[0]["host"] == "tiles-1" and minutes.slowest[0]["pid"] == 42
+    assert minutes.slowest[0].path == "/solid/4/0/0.png"
+    assert minutes.slowest[0].host == "tiles-1" and minutes.slowest[0].pid == 42
 
     client = store.client
     keys = list(client.scan_iter(match=f"{store.prefix}:*:stats:*"))
@@ -238,7 +277,7 @@ def test_the_store_keeps_totals_minutes_maxima_and_slowest_with_ttls(store: Redi
 def test_what_another_program_wrote_under_the_prefix_is_skipped(store: RedisStore) -> None:
     minute = int(time.time() // 60)
     client = store.client
-    good = stats.field_name(stats.COUNT, "solid", 3, "hit")
+    good = RequestCount("solid", 3, "hit").field
     client.hset(
         store.stats_total_key(),
         mapping={
@@ -247,12 +286,12 @@ def test_what_another_program_wrote_under_the_prefix_is_skipped(store: RedisStor
             '["n","solid",3,"nope"]': 1,
             '["b","solid","hit",99]': 1,
             '["n","solid","3","hit"]': 1,
-            stats.field_name(stats.COUNT, "solid", 4, "hit"): "many",
-            stats.field_name(stats.SECONDS, "solid", "hit"): "nan",
+            RequestCount("solid", 4, "hit").field: "many",
+            ResponseSeconds("solid", "hit").field: "nan",
         },
     )
     client.zadd(store.stats_slow_key(minute), {"{]": 3, json.dumps({"seconds": "x"}): 2})
-    assert store.stat_totals().fields == {("n", "solid", 3, "hit"): 2}
+    assert store.stat_totals().fields == {RequestCount("solid", 3, "hit"): 2}
     assert store.stat_minutes(time.time(), 60).slowest == []
 
 
@@ -272,10 +311,10 @@ def test_the_tiles_section_has_windows_zooms_slowest_and_sparklines(store: Redis
     now = time.time()
     counted = TileStats()
     for _ in range(30):
-        counted.count("solid", 3, "hit", 0.003, 0.0, "/solid/3/1/1.png")
+        count(counted, "solid", 3, "hit", 0.003, 0.0, "/solid/3/1/1.png")
     for _ in range(10):
-        counted.count("solid", 5, "rendered", 0.2, 0.01, "/solid/5/1/1.png")
-    counted.count("solid", 5, "client_error", 0.001, 0.0, "/solid/5/x/1.png")
+        count(counted, "solid", 5, "rendered", 0.2, 0.01, "/solid/5/1/1.png")
+    count(counted, "solid", 5, "client_error", 0.001, 0.0, "/solid/5/x/1.png")
     store.write("tiles-1", 42, [(now, "Finished")], stats=counted.take())
 
     section = build_tiles(store.stat_minutes(now, 60), now, tile_root="/tiles")

@@ -17,7 +17,8 @@ Metrics (documented in docs/metrics.md):
 - ``tilestatus_events_dropped_total{host}`` (counter)
 
 Core module: imports the standard library, ``prometheus_client``, ``report``,
-``stats``, ``store`` (its data classes) and ``tile_stats`` only.
+``statistics`` (``schema``'s records, ``tiles_report``) and ``storage.interface``
+(its data classes) only.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from ..statistics.counting import (
-    BUCKET,
+from ..statistics.schema import (
     BUCKET_COUNT,
     BUCKETS,
-    COUNT,
-    LOCK_COUNT,
-    LOCK_SECONDS,
-    SECONDS,
+    LockWaitBucket,
+    LockWaitSeconds,
+    RequestCount,
+    ResponseBucket,
+    ResponseSeconds,
 )
 from ..statistics.tiles_report import zoom_text
 from ..storage.interface import StatTotals
@@ -78,20 +79,18 @@ class ClusterCollector(Collector):
         response_sum: dict[tuple[str, str], float] = defaultdict(float)
         lock: dict[tuple[str], list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
         lock_sum: dict[tuple[str], float] = defaultdict(float)
-        for key, value in self.totals.fields.items():
-            kind = key[0]
-            if kind == COUNT:
-                _, layer, zoom, outcome = key
-                requests[layer, zoom_text(zoom), outcome] += value
-            elif kind == BUCKET:
-                _, layer, outcome, bucket = key
-                response[layer, outcome][bucket] += value
-            elif kind == SECONDS:
-                response_sum[key[1], key[2]] += value
-            elif kind == LOCK_COUNT:
-                lock[(key[1],)][key[2]] += value
-            elif kind == LOCK_SECONDS:
-                lock_sum[(key[1],)] += value
+        for record, value in self.totals.fields.items():
+            match record:
+                case RequestCount(layer=layer, zoom=zoom, outcome=outcome):
+                    requests[layer, zoom_text(zoom), outcome] += value
+                case ResponseBucket(layer=layer, outcome=outcome, bucket=bucket):
+                    response[layer, outcome][bucket] += value
+                case ResponseSeconds(layer=layer, outcome=outcome):
+                    response_sum[layer, outcome] += value
+                case LockWaitBucket(layer=layer, bucket=bucket):
+                    lock[(layer,)][bucket] += value
+                case LockWaitSeconds(layer=layer):
+                    lock_sum[(layer,)] += value
 
         family = CounterMetricFamily(
             "tilestatus_tile_requests",

@@ -1,7 +1,8 @@
 """Tile request statistics, counted in process memory and written by the recorder.
 
-Each tile request adds one count keyed by minute, layer, zoom, outcome and
-response-time bucket. The request itself only notes what happened on its
+Each tile request adds to the statistics (``schema``'s records) of its minute:
+requests by layer, zoom and outcome and by response-time bucket, seconds, and
+cache lock waits. The request itself only notes what happened on its
 in-flight entry (whether the cache gave the tile, how long the cache lock took,
 its status and seconds; see ``inflight``); the recorder's background writer
 counts the requests that ended since its last send, takes the accumulated deltas
@@ -19,11 +20,12 @@ Outcomes, decided from TileStache's own flow (``Layer.getTileResponse``):
   "no tile here");
 - ``server_error``: a 5xx answer, or an exception.
 
-Response times fall into fixed buckets (``BUCKETS``), so the page's
+Response times fall into fixed buckets (``schema.BUCKETS``), so the page's
 percentiles and Prometheus's histograms come from the same counts, and Redis
-holds a bounded number of fields whatever the traffic.
+holds a bounded number of fields whatever the traffic. What is counted, and
+under which field names it is stored, is defined in ``schema``.
 
-Core module: imports the standard library only.
+Core module: imports the standard library and ``schema`` only.
 """
 
 from __future__ import annotations
@@ -31,43 +33,29 @@ from __future__ import annotations
 import bisect
 import functools
 import heapq
-import json
 import operator
 import threading
-import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
-#: Upper bounds (seconds) of the response and lock-wait buckets, from a warm
-#: tile read (5 ms) to a render that times out (30 s); one more bucket, +Inf,
-#: follows. Changing them changes what older Redis data means: keep them.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: Number of buckets, +Inf included; bucket ``len(BUCKETS)`` is +Inf.
-BUCKET_COUNT = len(BUCKETS) + 1
-
-HIT, RENDERED, CLIENT_ERROR, SERVER_ERROR = "hit", "rendered", "client_error", "server_error"
-OUTCOMES = (HIT, RENDERED, CLIENT_ERROR, SERVER_ERROR)
-
-#: The layer label of a path that names no configured layer (an unknown
-#: layer, the index, a bad path), so user input never becomes a label.
-OTHER_LAYER = "(other)"
-#: The zoom of a request whose path holds no zoom within range.
-NO_ZOOM = -1
-#: Slowest tiles kept per minute.
-SLOWEST = 10
-
-#: Field kinds in the statistics hashes (see ``field_name``): requests by layer, zoom and
-#: outcome; requests by layer, outcome and response bucket; response seconds summed by
-#: layer and outcome; lock waits by layer and bucket; lock wait seconds summed by layer.
-#: Zoom and bucket are never crossed: that keeps the fields per layer at
-#: ``zooms x outcomes + outcomes x buckets`` rather than their product.
-COUNT, BUCKET, SECONDS, LOCK_COUNT, LOCK_SECONDS = "n", "b", "s", "w", "ws"
-
-
-def bucket_of(seconds: float) -> int:
-    """The index of the first bucket whose upper bound is at least ``seconds``."""
-    return bisect.bisect_left(BUCKETS, seconds)
+from .schema import (
+    BUCKETS,
+    CLIENT_ERROR,
+    HIT,
+    NO_ZOOM,
+    OTHER_LAYER,
+    RENDERED,
+    SERVER_ERROR,
+    SLOWEST,
+    LockWaitBucket,
+    LockWaitSeconds,
+    RequestCount,
+    ResponseBucket,
+    ResponseSeconds,
+    SlowTile,
+    Statistic,
+)
 
 
 def outcome_of(status: int, from_cache: bool) -> str:
@@ -122,58 +110,36 @@ class EndedRequest(Protocol):
     ended: float
 
 
-@dataclass
-class _Noted:
-    """One request's notes, for ``TileStats.count``."""
+N = TypeVar("N", int, float)
 
-    path: str
-    status: int | None
-    from_cache: bool
-    seconds: float
-    lock_wait: float
-    ended: float
+# The writer names the same few records send after send: made once each.
+_request_count = functools.lru_cache(maxsize=4096)(RequestCount)
+_response_bucket = functools.lru_cache(maxsize=4096)(ResponseBucket)
+_response_seconds = functools.lru_cache(maxsize=4096)(ResponseSeconds)
+_lock_wait_bucket = functools.lru_cache(maxsize=4096)(LockWaitBucket)
+_lock_wait_seconds = functools.lru_cache(maxsize=4096)(LockWaitSeconds)
 
 
-#: A status and cache flag per outcome, for ``TileStats.count``.
-_STATUS_OF = {HIT: (200, True), RENDERED: (200, False), CLIENT_ERROR: (400, False)}
+def _add(values: dict[Statistic, N], record: Statistic, amount: N) -> None:
+    values[record] = values.get(record, 0) + amount
 
 
-@dataclass(frozen=True, order=True)
-class SlowTile:
-    """One slow request, as the page lists it."""
-
-    seconds: float
-    when: float
-    layer: str
-    zoom: int
-    path: str
-
-    def as_json(self, host: str, pid: int) -> str:
-        return json.dumps(
-            {
-                "seconds": round(self.seconds, 6),
-                "when": round(self.when, 3),
-                "layer": self.layer,
-                "zoom": self.zoom,
-                "path": self.path,
-                "host": host,
-                "pid": pid,
-            }
-        )
+def _keep_most(values: dict[Statistic, float], record: Statistic, value: float) -> None:
+    known = values.get(record)
+    values[record] = value if known is None else max(known, value)
 
 
 @dataclass
 class Deltas:
-    """What a process counted since the last send, keyed by minute (unix time // 60)."""
+    """What a process counted since the last send, per minute (unix time // 60) and
+    record: the store adds them as they are, whatever the records."""
 
-    #: ``(minute, layer, zoom, outcome, bucket)``: requests.
-    counts: dict[tuple[int, str, int, str, int], int] = field(default_factory=dict)
-    #: ``(minute, layer, outcome)``: ``[seconds summed, slowest seconds]``.
-    seconds: dict[tuple[int, str, str], list[float]] = field(default_factory=dict)
-    #: ``(minute, layer, bucket)``: requests that waited for the cache lock.
-    lock_counts: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    #: ``(minute, layer)``: lock wait seconds summed.
-    lock_seconds: dict[tuple[int, str], float] = field(default_factory=dict)
+    #: minute -> record -> how many to add (``HINCRBY``).
+    counts: dict[int, dict[Statistic, int]] = field(default_factory=dict)
+    #: minute -> record -> how much to add (``HINCRBYFLOAT``).
+    sums: dict[int, dict[Statistic, float]] = field(default_factory=dict)
+    #: minute -> record -> the largest value seen (kept with ``ZADD GT``).
+    maxima: dict[int, dict[Statistic, float]] = field(default_factory=dict)
     #: The slowest requests, at most ``SLOWEST`` (a min-heap).
     slowest: list[SlowTile] = field(default_factory=list)
     #: Recording events dropped (queue full while Redis was away).
@@ -184,24 +150,27 @@ class Deltas:
 
     def merge(self, other: Deltas) -> None:
         """Add ``other`` (deltas a failed send gives back) into these."""
-        for key, count in other.counts.items():
-            self.counts[key] = self.counts.get(key, 0) + count
-        for seconds_key, (total, slowest) in other.seconds.items():
-            mine = self.seconds.setdefault(seconds_key, [0.0, 0.0])
-            mine[0] += total
-            mine[1] = max(mine[1], slowest)
-        for lock_key, count in other.lock_counts.items():
-            self.lock_counts[lock_key] = self.lock_counts.get(lock_key, 0) + count
-        for layer_key, total in other.lock_seconds.items():
-            self.lock_seconds[layer_key] = self.lock_seconds.get(layer_key, 0.0) + total
+        for minute, counts in other.counts.items():
+            mine = self.counts.setdefault(minute, {})
+            for record, count in counts.items():
+                _add(mine, record, count)
+        for minute, sums in other.sums.items():
+            summed = self.sums.setdefault(minute, {})
+            for record, total in sums.items():
+                _add(summed, record, total)
+        for minute, maxima in other.maxima.items():
+            most = self.maxima.setdefault(minute, {})
+            for record, value in maxima.items():
+                _keep_most(most, record, value)
         for slow in other.slowest:
             _keep_slowest(self.slowest, slow)
         self.dropped += other.dropped
 
 
 def _bucket_sizes(ascending: list[float]) -> Iterator[tuple[int, int]]:
-    """``(bucket, how many)`` of sorted values, for the buckets holding any (``bucket_of``:
-    a value equal to a bound is in that bound's bucket)."""
+    """``(bucket, how many)`` of sorted values, for the buckets holding any: a value's
+    bucket is the first whose upper bound is at least the value (a value equal to a
+    bound is in that bound's bucket)."""
     start, total = 0, len(ascending)
     for bucket, bound in enumerate(BUCKETS):
         if start == total:
@@ -230,22 +199,6 @@ class TileStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deltas = Deltas()
-
-    def count(
-        self,
-        layer: str,
-        zoom: int,
-        outcome: str,
-        seconds: float,
-        lock_wait: float,
-        path: str,
-        when: float | None = None,
-    ) -> None:
-        """Count one request with ``outcome`` that ended at ``when`` (default: now); no I/O."""
-        status, from_cache = _STATUS_OF.get(outcome, (500, False))
-        ended = time.time() if when is None else when
-        noted = _Noted(path, status, from_cache, seconds, lock_wait, ended)
-        self.count_ended([noted], lambda head: (layer, zoom))
 
     def count_ended(
         self, requests: Iterable[EndedRequest], labels: Callable[[str], tuple[str, int]]
@@ -288,25 +241,23 @@ class TileStats:
         """Count requests of one minute, layer, zoom and outcome."""
         deltas = self._deltas
         seconds = sorted([request.seconds for request in members])
-        counts = deltas.counts
+        counts = deltas.counts.get(minute)
+        if counts is None:
+            counts = deltas.counts[minute] = {}
+        sums = deltas.sums.get(minute)
+        if sums is None:
+            sums = deltas.sums[minute] = {}
+        _add(counts, _request_count(layer, zoom, outcome), len(seconds))
         for bucket, size in _bucket_sizes(seconds):
-            key = (minute, layer, zoom, outcome, bucket)
-            counts[key] = counts.get(key, 0) + size
-        summed = deltas.seconds.get((minute, layer, outcome))
-        if summed is None:
-            deltas.seconds[minute, layer, outcome] = [sum(seconds), seconds[-1]]
-        else:
-            summed[0] += sum(seconds)
-            summed[1] = max(summed[1], seconds[-1])
+            _add(counts, _response_bucket(layer, outcome, bucket), size)
+        response = _response_seconds(layer, outcome)
+        _add(sums, response, sum(seconds))
+        _keep_most(deltas.maxima.setdefault(minute, {}), response, seconds[-1])
         waits = sorted([request.lock_wait for request in members if request.lock_wait > 0])
-        lock_counts = deltas.lock_counts
-        for bucket, size in _bucket_sizes(waits):
-            lock_key = (minute, layer, bucket)
-            lock_counts[lock_key] = lock_counts.get(lock_key, 0) + size
         if waits:
-            deltas.lock_seconds[minute, layer] = deltas.lock_seconds.get(
-                (minute, layer), 0.0
-            ) + sum(waits)
+            for bucket, size in _bucket_sizes(waits):
+                _add(counts, _lock_wait_bucket(layer, bucket), size)
+            _add(sums, _lock_wait_seconds(layer), sum(waits))
         slowest = deltas.slowest
         if len(slowest) < SLOWEST or seconds[-1] > slowest[0].seconds:
             for request in heapq.nlargest(SLOWEST, members, key=_SECONDS_OF):
@@ -323,45 +274,3 @@ class TileStats:
         """Return deltas a send could not write, to be sent with the next."""
         with self._lock:
             self._deltas.merge(deltas)
-
-
-# -- field names in the statistics hashes ----------------------------------------
-
-
-@functools.lru_cache(maxsize=4096)
-def field_name(kind: str, *labels: Any) -> str:
-    """A hash field: a JSON array of the kind and its labels (layer names are free text).
-
-    Remembered: each send names the same few fields again."""
-    return json.dumps([kind, *labels], separators=(",", ":"))
-
-
-def parse_field(name: Any) -> tuple[Any, ...] | None:
-    """``(kind, *labels)`` from a field name, or None for one this app did not write."""
-    try:
-        text = name.decode("utf-8") if isinstance(name, bytes) else str(name)
-        value = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(value, list) or not value:
-        return None
-    shapes = {
-        COUNT: (str, int, str),
-        BUCKET: (str, str, int),
-        SECONDS: (str, str),
-        LOCK_COUNT: (str, int),
-        LOCK_SECONDS: (str,),
-    }
-    shape = shapes.get(value[0])
-    labels = value[1:]
-    if shape is None or len(labels) != len(shape):
-        return None
-    if not all(type(label) is kind for label, kind in zip(labels, shape, strict=True)):
-        return None
-    if value[0] == COUNT and labels[2] not in OUTCOMES:
-        return None
-    if value[0] == BUCKET and not (labels[1] in OUTCOMES and 0 <= labels[2] < BUCKET_COUNT):
-        return None
-    if value[0] == LOCK_COUNT and not 0 <= labels[1] < BUCKET_COUNT:
-        return None
-    return tuple(value)

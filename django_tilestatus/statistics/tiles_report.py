@@ -8,12 +8,11 @@ the hour's slowest tiles; and sparklines (SVG polyline points) of requests per
 minute and p95 over the hour. Every format (HTML, JSON, text, the terminal
 view) shows these values as computed here.
 
-Percentiles are estimated from the fixed buckets of ``stats.BUCKETS`` as
+Percentiles are estimated from the fixed buckets of ``schema.BUCKETS`` as
 Prometheus's ``histogram_quantile`` does (linear within the bucket), and never
 exceed the slowest request seen.
 
-Core module: imports the standard library, ``stats`` and ``store`` (its data
-classes) and ``vocabulary`` only.
+Core module: imports the standard library, ``schema`` and ``vocabulary`` only.
 """
 
 from __future__ import annotations
@@ -25,19 +24,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..recording.vocabulary import clean, nice_time
-from ..storage.interface import StatMinutes
-from .counting import (
-    BUCKET,
+from .schema import (
     BUCKET_COUNT,
     BUCKETS,
     CLIENT_ERROR,
-    COUNT,
     HIT,
-    LOCK_COUNT,
     NO_ZOOM,
     OTHER_LAYER,
     RENDERED,
     SERVER_ERROR,
+    LockWaitBucket,
+    RequestCount,
+    ResponseBucket,
+    ResponseSeconds,
+    SlowRequest,
+    Statistic,
+    StatMinutes,
 )
 
 #: The windows of the Tiles section, in minutes.
@@ -348,52 +350,73 @@ class TilesReport:
         return lines
 
 
+class _Hour:
+    """The last ``MINUTES`` minutes' statistics summed per layer, as ``build_tiles``
+    reads them."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+        #: layer -> window -> tally.
+        self.windows: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+        #: layer -> zoom -> outcome counts (the hour).
+        self.zooms: dict[str, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        #: layer -> minute -> tally.
+        self.per_minute: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+
+    def add_minute(
+        self, minute: int, fields: dict[Statistic, float], maxima: dict[Statistic, float]
+    ) -> None:
+        """Add one minute's statistics and maxima; a minute outside the hour is left out."""
+        age = self.current - minute
+        if not 0 <= age < MINUTES:
+            return
+        spans = [span for span in WINDOWS if age < span]
+        for record, value in fields.items():
+            self._add(record, value, minute, spans)
+        for record, seconds in maxima.items():
+            if isinstance(record, ResponseSeconds):
+                for span in spans:
+                    self.windows[record.layer][span].add_max(record.outcome, seconds)
+                self.per_minute[record.layer][minute].add_max(record.outcome, seconds)
+
+    def _add(self, record: Statistic, value: float, minute: int, spans: list[int]) -> None:
+        match record:
+            case RequestCount(layer=layer, zoom=zoom, outcome=outcome):
+                self.zooms[layer][zoom][outcome] += int(value)
+            case ResponseBucket(layer=layer, outcome=outcome, bucket=bucket):
+                tallies = [self.per_minute[layer][minute]]
+                tallies += [self.windows[layer][span] for span in spans]
+                for tally in tallies:
+                    tally.add_count(outcome, bucket, value)
+            case LockWaitBucket(layer=layer, bucket=bucket):
+                for span in spans:
+                    self.windows[layer][span].lock[bucket] += value
+
+    def layers(self) -> list[LayerTiles]:
+        """Each layer's figures, in name order with ``OTHER_LAYER`` last."""
+        minutes = range(self.current - MINUTES + 1, self.current + 1)
+        layers = []
+        for layer in sorted(self.windows, key=lambda name: (name == OTHER_LAYER, name)):
+            series = [self.per_minute[layer].get(minute) for minute in minutes]
+            zooms = self.zooms[layer]
+            layers.append(
+                LayerTiles(
+                    layer=layer,
+                    windows=[self.windows[layer][span].figures(span) for span in WINDOWS],
+                    zooms=[ZoomFigures.of(zoom, zooms[zoom]) for zoom in sorted(zooms)],
+                    requests_line=Sparkline([float(t.requests()) if t else 0.0 for t in series]),
+                    p95_line=Sparkline([_p95_all(t) for t in series]),
+                )
+            )
+        return layers
+
+
 def build_tiles(data: StatMinutes, now: float, tile_root: str = "") -> TilesReport:
     """The Tiles section from the last ``MINUTES`` minutes of statistics."""
-    current = int(now // 60)
-    # layer -> window -> tally; layer -> zoom -> outcome counts (the hour); layer -> minute
-    # -> tally.
-    windows: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
-    zooms: dict[str, dict[int, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    per_minute: dict[str, dict[int, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+    hour = _Hour(int(now // 60))
     for minute, fields in data.fields.items():
-        age = current - minute
-        if not 0 <= age < MINUTES:
-            continue
-        for key, value in fields.items():
-            if key[0] == COUNT:
-                _, layer, zoom, outcome = key
-                zooms[layer][zoom][outcome] += int(value)
-            elif key[0] == BUCKET:
-                _, layer, outcome, bucket = key
-                targets = [per_minute[layer][minute]]
-                targets += [windows[layer][span] for span in WINDOWS if age < span]
-                for tally in targets:
-                    tally.add_count(outcome, bucket, value)
-            elif key[0] == LOCK_COUNT:
-                _, layer, bucket = key
-                for span in WINDOWS:
-                    if age < span:
-                        windows[layer][span].lock[bucket] += value
-        for (layer, outcome), seconds in data.maxima.get(minute, {}).items():
-            for span in WINDOWS:
-                if age < span:
-                    windows[layer][span].add_max(outcome, seconds)
-            per_minute[layer][minute].add_max(outcome, seconds)
-    layers = []
-    for layer in sorted(windows, key=lambda name: (name == OTHER_LAYER, name)):
-        minutes = range(current - MINUTES + 1, current + 1)
-        series = [per_minute[layer].get(minute) for minute in minutes]
-        layers.append(
-            LayerTiles(
-                layer=layer,
-                windows=[windows[layer][span].figures(span) for span in WINDOWS],
-                zooms=[ZoomFigures.of(zoom, zooms[layer][zoom]) for zoom in sorted(zooms[layer])],
-                requests_line=Sparkline([float(t.requests()) if t else 0.0 for t in series]),
-                p95_line=Sparkline([_p95_all(t) for t in series]),
-            )
-        )
-    return TilesReport(WINDOWS, layers, _slowest(data.slowest, now, tile_root))
+        hour.add_minute(minute, fields, data.maxima.get(minute, {}))
+    return TilesReport(WINDOWS, hour.layers(), _slowest(data.slowest, now, tile_root))
 
 
 def tile_url(tile_root: str, path: str) -> str:
@@ -409,19 +432,19 @@ def _p95_all(tally: _Tally | None) -> float:
     return quantile(0.95, counts, max(tally.slowest.values(), default=None)) or 0.0
 
 
-def _slowest(entries: Iterable[dict[str, Any]], now: float, tile_root: str) -> list[SlowTile]:
+def _slowest(entries: Iterable[SlowRequest], now: float, tile_root: str) -> list[SlowTile]:
     slow = []
     for entry in entries:
-        path = clean(str(entry["path"]))
+        path = clean(entry.path)
         slow.append(
             SlowTile(
-                layer=clean(str(entry["layer"])),
+                layer=clean(entry.layer),
                 path=path,
-                seconds=float(entry["seconds"]),
-                when=float(entry["when"]),
-                host=clean(str(entry["host"])),
-                pid=int(entry["pid"]),
-                elapsed=max(0.0, now - float(entry["when"])),
+                seconds=entry.seconds,
+                when=entry.when,
+                host=clean(entry.host),
+                pid=entry.pid,
+                elapsed=max(0.0, now - entry.when),
                 url=tile_url(tile_root, path),
             )
         )

@@ -3,8 +3,10 @@
 ``StatusStore`` is the interface every backend satisfies (today one:
 ``redis_store.RedisStore``); the frozen data classes are what crosses it, so
 the recorder, the report, the statistics and the commands never see a Redis
-reply. ``StoreUnavailable`` is the one error a caller handles: a backend turns
-its own errors into it.
+reply. The statistics' own (``Deltas`` written, ``StatTotals`` and
+``StatMinutes`` read) are defined with the statistics (``counting``,
+``schema``) and only named here. ``StoreUnavailable`` is the one error a
+caller handles: a backend turns its own errors into it.
 
 Adding a backend is a class satisfying ``StatusStore`` and its registration in
 ``runtime.get_store``.
@@ -19,6 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..statistics.counting import Deltas
+from ..statistics.schema import StatMinutes, StatTotals
+
+__all__ = [
+    "MAX_BUSY_READ",
+    "MAX_PID",
+    "Events",
+    "Head",
+    "InFlightUpdate",
+    "ProcessLog",
+    "Registry",
+    "Snapshot",
+    "StatMinutes",
+    "StatTotals",
+    "StatusStore",
+    "StoreUnavailable",
+]
 
 #: The largest value a PID can have (a C ``pid_t``): a stored process naming a larger
 #: one names no process (and ``os.kill`` would overflow on it).
@@ -99,26 +117,6 @@ class InFlightUpdate:
     failed: int = 0
     #: Set while requests stay in flight a long time: keep every key alive, seen now.
     touch: float | None = None
-
-
-@dataclass(frozen=True)
-class StatTotals:
-    """Cumulative statistics: ``stats.parse_field`` tuples to totals, and drops per host."""
-
-    fields: dict[tuple[Any, ...], float]
-    dropped: dict[str, float]
-
-
-@dataclass(frozen=True)
-class StatMinutes:
-    """Per-minute statistics (minute = unix time // 60), newest minute last."""
-
-    #: minute -> ``stats.parse_field`` tuple -> total.
-    fields: dict[int, dict[tuple[Any, ...], float]]
-    #: minute -> ``(layer, outcome)`` -> slowest seconds.
-    maxima: dict[int, dict[tuple[str, str], float]]
-    #: The slowest requests of the minutes read, as written (``SlowTile.as_json``), slowest first.
-    slowest: list[dict[str, Any]]
 
 
 class StatusStore(Protocol):

@@ -18,12 +18,14 @@ Everything the app reads from Redis is treated as untrusted: another program,
 an older version or a bug may have written anything under the prefix. What does
 not parse is skipped and, where it is the app's own registry, removed.
 
-Tile statistics (see ``stats``) live in hashes of their own, written in the
-same pipeline as the messages and read in one round trip; their keys and
-commands are in the "statistics" sections below.
+Tile statistics (see ``statistics.counting`` and ``statistics.schema``) live in
+hashes of their own, written in the same pipeline as the messages and read in
+one round trip; their keys and commands are in the "statistics" section below.
+The store writes and reads every statistic alike, by the field names its
+records give (``schema``), and knows none of them.
 
 Core module: imports the standard library, redis-py, ``interface`` (what crosses the
-seam), ``statistics`` (its field names) and ``vocabulary`` only.
+seam), ``statistics`` (its records and field names) and ``vocabulary`` only.
 This module and ``connection`` are the only ones that import redis; callers
 see ``StoreUnavailable`` instead of redis-py's errors.
 
@@ -37,7 +39,6 @@ The client is any redis-py ``Redis`` or ``RedisCluster``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -50,7 +51,9 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..recording.vocabulary import MAX_MESSAGE_LENGTH, clean
-from ..statistics import counting
+from ..statistics import schema
+from ..statistics.counting import Deltas
+from ..statistics.schema import SlowRequest, Statistic
 from .interface import (
     MAX_BUSY_READ,
     MAX_PID,
@@ -235,60 +238,27 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _parse_stat_hash(raw: dict[Any, Any]) -> dict[tuple[Any, ...], float]:
-    """What parses in a statistics hash; fields this app did not write are skipped."""
+def _parse_stat_values(pairs: Iterable[tuple[Any, Any]]) -> dict[Statistic, float]:
+    """The records and numbers of a statistics hash or sorted set; fields this app did
+    not write, and values that are not finite numbers, are skipped."""
     parsed = {}
-    for name, value in raw.items():
-        key = counting.parse_field(name)
+    for name, value in pairs:
+        record = schema.parse(name)
         number = _number(value)
-        if key is not None and number is not None:
-            parsed[key] = number
+        if record is not None and number is not None:
+            parsed[record] = number
     return parsed
-
-
-def _parse_maxima(raw: list[tuple[Any, Any]]) -> dict[tuple[str, str], float]:
-    maxima = {}
-    for member, score in raw:
-        key = counting.parse_field(member)
-        number = _number(score)
-        if key is not None and key[0] == counting.SECONDS and number is not None:
-            maxima[key[1], key[2]] = number
-    return maxima
-
-
-_SLOW_SHAPE = {
-    "seconds": (int, float),
-    "when": (int, float),
-    "layer": (str,),
-    "zoom": (int,),
-    "path": (str,),
-    "host": (str,),
-    "pid": (int,),
-}
-
-
-def _parse_slow(member: Any) -> dict[str, Any] | None:
-    text = _text(member)
-    try:
-        value = json.loads(text) if text is not None else None
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    for name, kinds in _SLOW_SHAPE.items():
-        if type(value.get(name)) not in kinds:
-            return None
-    if _number(value["seconds"]) is None or _number(value["when"]) is None:
-        return None
-    return {name: value[name] for name in _SLOW_SHAPE}
 
 
 class _RedisStatistics:
     """The statistics half of ``RedisStore``: its keys, writes and reads.
 
     One cumulative hash (for counters), and per minute a hash of the same
-    fields, a sorted set of each layer and outcome's slowest seconds
-    (``ZADD GT``) and one of the slowest requests; every key has a TTL.
+    fields, a sorted set of the minute's largest values by field (``ZADD GT``;
+    today each layer and outcome's slowest seconds) and one of the slowest
+    requests; every key has a TTL. Fields are the records' names (``schema``),
+    written from ``Deltas`` and read back through ``schema.parse`` whatever
+    statistic they hold.
     """
 
     #: The prefix and its cluster hash tag (see ``RedisStore``): statistics
@@ -311,53 +281,38 @@ class _RedisStatistics:
     def stats_slow_key(self, minute: int) -> str:
         return f"{self._namespace}:stats:slow:{minute}"
 
-    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: counting.Deltas) -> None:
+    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: Deltas) -> None:
         """Queue the commands adding ``deltas`` on ``pipe`` (the write's own pipeline).
 
         Per minute touched: an ``HINCRBY``/``HINCRBYFLOAT`` per field (and the
         same on the cumulative hash), one ``ZADD GT`` of the maxima, one
         ``ZADD`` and trim of the slowest tiles, and an ``EXPIRE`` per key.
+        Every record is written alike: a new statistic needs nothing here.
         """
-        field_name = counting.field_name
-        counts: dict[int, dict[str, int]] = defaultdict(dict)
-        sums: dict[int, dict[str, float]] = defaultdict(dict)
-        maxima: dict[int, dict[str, float]] = defaultdict(dict)
-        slowest: dict[int, dict[str, float]] = defaultdict(dict)
-        for (minute, layer, zoom, outcome, bucket), count in deltas.counts.items():
-            fields = counts[minute]
-            for name in (
-                field_name(counting.COUNT, layer, zoom, outcome),
-                field_name(counting.BUCKET, layer, outcome, bucket),
-            ):
-                fields[name] = fields.get(name, 0) + count
-        for (minute, layer, bucket), count in deltas.lock_counts.items():
-            counts[minute][field_name(counting.LOCK_COUNT, layer, bucket)] = count
-        for (minute, layer, outcome), (summed, slowest_seconds) in deltas.seconds.items():
-            name = field_name(counting.SECONDS, layer, outcome)
-            sums[minute][name] = summed
-            maxima[minute][name] = slowest_seconds
-        for (minute, layer), summed in deltas.lock_seconds.items():
-            sums[minute][field_name(counting.LOCK_SECONDS, layer)] = summed
-        for slow in deltas.slowest:
-            slowest[int(slow.when // 60)][slow.as_json(host, pid)] = slow.seconds
-
         total = self.stats_total_key()
-        for minute in sorted(counts.keys() | sums.keys()):
+        for minute in sorted(deltas.counts.keys() | deltas.sums.keys()):
             key = self.stats_minute_key(minute)
-            for name, count in counts[minute].items():
+            for record, count in deltas.counts.get(minute, {}).items():
+                name = record.field
                 pipe.hincrby(total, name, count)
                 pipe.hincrby(key, name, count)
-            for name, summed in sums[minute].items():
+            for record, summed in deltas.sums.get(minute, {}).items():
+                name = record.field
                 pipe.hincrbyfloat(total, name, summed)
                 pipe.hincrbyfloat(key, name, summed)
             pipe.expire(key, MINUTE_TTL)
-        for minute, members in maxima.items():
-            pipe.zadd(self.stats_max_key(minute), members, gt=True)
-            pipe.expire(self.stats_max_key(minute), MINUTE_TTL)
+        for minute, maxima in deltas.maxima.items():
+            if maxima:
+                members = {record.field: value for record, value in maxima.items()}
+                pipe.zadd(self.stats_max_key(minute), members, gt=True)
+                pipe.expire(self.stats_max_key(minute), MINUTE_TTL)
+        slowest: dict[int, dict[str, float]] = defaultdict(dict)
+        for slow in deltas.slowest:
+            slowest[int(slow.when // 60)][slow.as_json(host, pid)] = slow.seconds
         for minute, members in slowest.items():
             key = self.stats_slow_key(minute)
             pipe.zadd(key, members)
-            pipe.zremrangebyrank(key, 0, -counting.SLOWEST - 1)
+            pipe.zremrangebyrank(key, 0, -schema.SLOWEST - 1)
             pipe.expire(key, MINUTE_TTL)
         if deltas.counts:
             pipe.expire(total, STATS_TTL)
@@ -377,7 +332,7 @@ class _RedisStatistics:
             name, number = _text(host), _number(value)
             if name and number is not None:
                 drops[name] = number
-        return StatTotals(_parse_stat_hash(fields), drops)
+        return StatTotals(_parse_stat_values(fields.items()), drops)
 
     def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
         """The last ``minutes`` minutes' statistics and slowest tiles, in one round trip."""
@@ -387,19 +342,19 @@ class _RedisStatistics:
         for minute in wanted:
             pipe.hgetall(self.stats_minute_key(minute))
             pipe.zrange(self.stats_max_key(minute), 0, -1, withscores=True)
-            pipe.zrevrange(self.stats_slow_key(minute), 0, counting.SLOWEST - 1)
+            pipe.zrevrange(self.stats_slow_key(minute), 0, schema.SLOWEST - 1)
         with _unavailable_as_store_error():
             replies = pipe.execute()
         fields, maxima, slowest = {}, {}, []
         for index, minute in enumerate(wanted):
             raw, top, slow = replies[3 * index : 3 * index + 3]
             if raw:
-                fields[minute] = _parse_stat_hash(raw)
+                fields[minute] = _parse_stat_values(raw.items())
             if top:
-                maxima[minute] = _parse_maxima(top)
-            slowest += [entry for entry in map(_parse_slow, slow) if entry is not None]
-        slowest.sort(key=lambda entry: -float(entry["seconds"]))
-        return StatMinutes(fields, maxima, slowest[: counting.SLOWEST])
+                maxima[minute] = _parse_stat_values(top)
+            slowest += [entry for entry in map(SlowRequest.parse, slow) if entry is not None]
+        slowest.sort(key=lambda entry: -entry.seconds)
+        return StatMinutes(fields, maxima, slowest[: schema.SLOWEST])
 
 
 # -- the Redis store ----------------------------------------------------------
@@ -457,7 +412,7 @@ class RedisStore(_RedisStatistics):
         pid: int,
         events: Events,
         in_flight: InFlightUpdate | None = None,
-        stats: counting.Deltas | None = None,
+        stats: Deltas | None = None,
     ) -> None:
         """Append events (oldest first), apply ``in_flight`` and add ``stats``, in one
         round trip."""

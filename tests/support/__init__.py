@@ -12,6 +12,7 @@ neither pytest nor Django settings:
 - ``redis_server``: the one private ``redis-server`` launcher (``RedisServer``);
 - ``real_redis``: the shared test Redis (``REAL_REDIS_URL``), skipped or failed (CI);
 - ``counting``: a redis-py connection that counts connections, round trips and commands;
+- ``statistics``: counting a request's statistics by hand, and a recorder's queue length;
 - ``cold``: tile paths this process has not served, so each one is rendered;
 - ``status``: writing and reading recorded statuses, and what must hold of them;
 - ``example_project``: the example project as the end-to-end tests serve it (its
