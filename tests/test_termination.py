@@ -11,6 +11,7 @@ import pytest
 
 from django_tilestatus.recording import inflight, recorder, termination
 from django_tilestatus.recording.recorder import Recorder
+from django_tilestatus.statistics.schema import RequestCount, ResponseSeconds
 from django_tilestatus.storage import InFlightUpdate
 
 
@@ -70,10 +71,13 @@ def test_an_aborted_request_counts_as_a_server_error_with_its_seconds(
     writer.flush()
     assert store.messages[-1] == "Error: SystemExit: 1 after 5.100 seconds"
     [deltas] = store.stats
-    outcomes = {key[3] for key in deltas.counts}
-    assert outcomes == {"server_error"}
-    [(total, slowest)] = deltas.seconds.values()
-    assert total == slowest == pytest.approx(5.1)
+    [counts] = deltas.counts.values()
+    requests = [record for record in counts if isinstance(record, RequestCount)]
+    assert [(record.outcome, counts[record]) for record in requests] == [("server_error", 1)]
+    [sums] = deltas.sums.values()
+    [seconds] = [value for record, value in sums.items() if isinstance(record, ResponseSeconds)]
+    assert seconds == pytest.approx(5.1)
+    assert [slow.seconds for slow in deltas.slowest] == [pytest.approx(5.1)]
 
 
 def test_the_handler_chains_a_server_handler_and_says_terminating(monkeypatch: Any) -> None:
