@@ -28,14 +28,14 @@ adapter installed (``install_factory``; the Django app installs one built from
 its settings). Without a factory, or when the factory returns None (recording
 disabled), ``active()`` is None and nothing is recorded.
 
-Each recorder also holds its process's tile statistics (``stats``): at each send
+Each recorder also holds its process's tile statistics (``statistics.counting``): at each send
 the writer counts the requests that ended since the last one (from what each
 noted on its in-flight entry, labelled by the ``tile_labels`` it was given) and
 adds the deltas to the same pipeline as the events and the in-flight changes,
 with the count of dropped events.
 
-Core module: imports the standard library, ``inflight``, ``stats``, ``store`` and
-``vocabulary`` only.
+Core module: imports the standard library, ``inflight``, ``vocabulary``,
+``statistics.counting`` and ``storage.interface`` only.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Recorder:
         #: Events lost because the queue was full while Redis was away.
         self.dropped = 0
         self._dropped_written = 0
-        #: Tile statistics counted since the last send (see ``stats``).
+        #: Tile statistics counted since the last send (see ``statistics.counting``).
         self.stats = TileStats()
         #: ``(layer, zoom)`` labels of a request's path (default: one label for all).
         self.tile_labels = tile_labels or _no_labels
