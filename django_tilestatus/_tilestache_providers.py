@@ -218,6 +218,53 @@ def _tms_row(coord: Any) -> int:
     return int(2 ** int(coord.zoom) - 1 - int(coord.row))
 
 
+def _mbtiles_get_tile(filename: str, coord: Any) -> tuple[str | None, bytes | None]:
+    with _tileset(filename) as db:
+        row = db.execute("SELECT value FROM metadata WHERE name='format'").fetchone()
+        query = "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
+        tile = db.execute(query, (coord.zoom, coord.column, _tms_row(coord))).fetchone()
+    mime_type = MBTILES_FORMATS.get(row[0], (None, None))[1] if row else None
+    return mime_type, (bytes(tile[0]) if tile and tile[0] is not None else None)
+
+
+def _mbtiles_put_tile(filename: str, coord: Any, content: bytes) -> None:
+    query = "REPLACE INTO tiles (zoom_level, tile_column, tile_row, tile_data) VALUES (?,?,?,?)"
+    with _tileset(filename) as db, db:
+        db.execute(query, (coord.zoom, coord.column, _tms_row(coord), bytes(content)))
+
+
+def _mbtiles_delete_tile(filename: str, coord: Any) -> None:
+    query = "DELETE FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
+    with _tileset(filename) as db, db:
+        db.execute(query, (coord.zoom, coord.column, _tms_row(coord)))
+
+
+def _mbtiles_tileset_exists(filename: str) -> bool:
+    if not os.path.exists(filename):
+        return False  # connecting would create an empty file
+    try:
+        with _tileset(filename) as db:
+            db.execute("SELECT name, value FROM metadata LIMIT 1")
+            db.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles LIMIT 1")
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _mbtiles_save(self: Any, out: Any, format: str) -> None:
+    if self.format is not None and format.upper() != self.format.upper():
+        raise ValueError(f'Requested format "{format}" does not match tileset "{self.format}"')
+    out.write(self.content)
+
+
+def _mbtiles_type_by_extension(self: Any, extension: str) -> tuple[str, str]:
+    for ext, (name, mime_type) in MBTILES_FORMATS.items():
+        if extension.lower() == ext:
+            return mime_type, name
+    known_unknown = sys.modules["TileStache.Core"].KnownUnknown
+    raise known_unknown(f'MBTiles only makes .png, .jpg, .json and .pbf, not "{extension}"')
+
+
 def _patch_mbtiles(module: Any) -> None:
     """Read and write MBTiles as text metadata and bytes tiles.
 
@@ -227,39 +274,9 @@ def _patch_mbtiles(module: Any) -> None:
     save, serves ``.jpg`` as ``image/jpg``, raises ``NameError`` for an unknown
     extension (``KnownUnknown`` is not imported there) and never closes its
     connections. ``tileset_info`` and ``list_tiles``, used only by TileStache's
-    command-line scripts, are left as they are.
+    command-line scripts, are left as they are. The ``_mbtiles_*`` functions
+    above are the replacements.
     """
-
-    def get_tile(filename: str, coord: Any) -> tuple[str | None, bytes | None]:
-        with _tileset(filename) as db:
-            row = db.execute("SELECT value FROM metadata WHERE name='format'").fetchone()
-            query = (
-                "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
-            )
-            tile = db.execute(query, (coord.zoom, coord.column, _tms_row(coord))).fetchone()
-        mime_type = MBTILES_FORMATS.get(row[0], (None, None))[1] if row else None
-        return mime_type, (bytes(tile[0]) if tile and tile[0] is not None else None)
-
-    def put_tile(filename: str, coord: Any, content: bytes) -> None:
-        query = "REPLACE INTO tiles (zoom_level, tile_column, tile_row, tile_data) VALUES (?,?,?,?)"
-        with _tileset(filename) as db, db:
-            db.execute(query, (coord.zoom, coord.column, _tms_row(coord), bytes(content)))
-
-    def delete_tile(filename: str, coord: Any) -> None:
-        query = "DELETE FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
-        with _tileset(filename) as db, db:
-            db.execute(query, (coord.zoom, coord.column, _tms_row(coord)))
-
-    def tileset_exists(filename: str) -> bool:
-        if not os.path.exists(filename):
-            return False  # connecting would create an empty file
-        try:
-            with _tileset(filename) as db:
-                db.execute("SELECT name, value FROM metadata LIMIT 1")
-                db.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles LIMIT 1")
-        except sqlite3.Error:
-            return False
-        return True
 
     def render_tile(self: Any, width: int, height: int, srs: str, coord: Any) -> Any:
         mime_type, content = module.get_tile(self.tileset, coord)
@@ -268,23 +285,13 @@ def _patch_mbtiles(module: Any) -> None:
         names = {mime: name for name, mime in MBTILES_FORMATS.values()}
         return module.TileResponse(names.get(mime_type), content)
 
-    def save(self: Any, out: Any, format: str) -> None:
-        if self.format is not None and format.upper() != self.format.upper():
-            raise ValueError(f'Requested format "{format}" does not match tileset "{self.format}"')
-        out.write(self.content)
-
-    def type_by_extension(self: Any, extension: str) -> tuple[str, str]:
-        for ext, (name, mime_type) in MBTILES_FORMATS.items():
-            if extension.lower() == ext:
-                return mime_type, name
-        known_unknown = sys.modules["TileStache.Core"].KnownUnknown
-        raise known_unknown(f'MBTiles only makes .png, .jpg, .json and .pbf, not "{extension}"')
-
-    module.get_tile, module.put_tile, module.delete_tile = get_tile, put_tile, delete_tile
-    module.tileset_exists = tileset_exists
+    module.get_tile = _mbtiles_get_tile
+    module.put_tile = _mbtiles_put_tile
+    module.delete_tile = _mbtiles_delete_tile
+    module.tileset_exists = _mbtiles_tileset_exists
     module.Provider.renderTile = render_tile
-    module.Provider.getTypeByExtension = type_by_extension
-    module.TileResponse.save = save
+    module.Provider.getTypeByExtension = _mbtiles_type_by_extension
+    module.TileResponse.save = _mbtiles_save
 
 
 # -- Verbatim (Proxy, URL template) ------------------------------------------

@@ -53,7 +53,7 @@ def cluster_client_from_url(url: str, **options: Any) -> Any:
     """A ``RedisCluster`` client that finds the whole cluster from the node at ``url``.
 
     It connects on creation, to learn which node serves which slot. Every key
-    of the app carries one hash tag (see ``store.py``), so each pipeline of
+    of the app carries one hash tag (see ``storage/redis_store.py``), so each pipeline of
     the app goes to one node in one round trip.
     """
     from redis.cluster import RedisCluster

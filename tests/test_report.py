@@ -299,3 +299,21 @@ def test_a_listed_process_whose_newest_message_was_read_apart_says_if_it_exited(
     assert (rows[1].state, rows[1].served, rows[1].failed) == (EXITED, 10, 1)
     assert rows[2].state == GONE and rows[2].state_text == "gone while busy on /a/1/0/0.png"
     assert not rows[2].slow
+
+
+def test_a_state_follows_from_death_requests_and_a_newest_destroyed() -> None:
+    from django_tilestatus.reading.report import process_state
+
+    # (dead, busy, destroyed) -> state
+    table = {
+        (False, False, False): IDLE,
+        (False, True, False): BUSY,
+        (True, False, False): GONE,
+        (True, True, False): GONE,
+        (True, False, True): EXITED,
+        (True, True, True): GONE,
+        (False, False, True): EXITED,
+        (False, True, True): GONE,
+    }
+    for (is_dead, busy, destroyed), state in table.items():
+        assert process_state(is_dead, busy, destroyed) == state, (is_dead, busy, destroyed)

@@ -14,8 +14,8 @@ The status page marks dead processes and deletes long-silent ones on read;
   seconds (the page waits PURGE_AFTER so a person sees what died; the purge
   command, asked explicitly, does not wait).
 
-Core module: imports the standard library, ``storage`` (its PID range) and
-``vocabulary`` only.
+Core module: imports the standard library, ``storage.interface`` (its PID range)
+and ``recording.vocabulary`` only.
 """
 
 from __future__ import annotations

@@ -2,25 +2,29 @@
 
 ``build_report`` turns one bounded read of the store (a ``Snapshot``) into a
 ``Report``: the active processes with a state each, and the newest messages.
-A process's state comes from what it recorded, not from its messages: its
-in-flight requests (``inflight``) make it busy, liveness (or silence, for
-another host) makes it gone, a newest ``Destroyed`` with nothing in flight
-makes it exited. The rows listed (at most ``MAX_PROCESS_ROWS``) get their newest
-message and counts through ``read_heads``; the others are counted per host and
-state, where "exited" is counted only where known (their messages were read)
-and a dead process not known to have exited counts as "gone".
+A process's state comes from its in-flight requests (``inflight``), which
+make it busy, liveness (or silence, for another host), which makes it gone,
+and its newest message: a ``Destroyed`` makes it exited, or gone while busy
+if requests are still in flight. The rows listed (at most
+``MAX_PROCESS_ROWS``) get their newest message and counts through
+``read_heads``; the others are counted per host and state, where "exited" is
+counted only where known (their messages were read) and a dead process not
+known to have exited counts as "gone". The state is decided in one place
+(``process_state``), once the newest message known is settled: the
+snapshot's, or for a listed row whose messages it did not hold, the head read.
 Everything a format shows is computed here (state and its wording, slow,
 colour, indentation, how long ago), so the HTML template, the JSON and the
 text cannot drift apart, and the page's script only renders. It also names
-the processes to delete on read, by the one ``DeathPolicy``; the view does the
-deleting.
+the processes to delete on read, by the one ``DeathPolicy``;
+``reading.current`` does the deleting.
 
-The tile statistics ("Tiles") are computed by ``tile_stats``; a report carries
-them as they come.
+The tile statistics ("Tiles") are computed by ``statistics.tiles_report``; a
+report carries them as they come.
 
-Core module: imports the standard library, ``inflight`` (reading entries
-back), ``policy``, ``store`` (its data classes), ``tile_stats`` and
-``vocabulary`` only.
+Core module: imports the standard library, ``recording.inflight`` (reading
+entries back), ``recording.vocabulary``, ``reading.liveness`` (the
+``DeathPolicy``), ``storage.interface`` (its data classes) and
+``statistics.tiles_report`` (its ``TilesReport``) only.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from ..recording import inflight
 from ..recording.inflight import Entry, Frame
 from ..recording.vocabulary import Kind, clean, nice_time, parse, phase_text
 from ..statistics.tiles_report import TilesReport
-from ..storage.interface import Head, Snapshot
+from ..storage.interface import Head, ProcessLog, Snapshot
 from .liveness import DeathPolicy
 
 #: A process's state on the page: requests under way, none, died without a
@@ -250,9 +254,9 @@ class Report:
     host: str | None = None
     #: Active processes per state, listed or not ("exited" only where known).
     counts: dict[str, int] = field(default_factory=dict)
-    #: The tile statistics of the last hour, when read (see ``tile_stats``).
+    #: The tile statistics of the last hour, when read (see ``statistics.tiles_report``).
     tiles: TilesReport | None = None
-    #: Processes with requests in flight, read or not (see ``store.MAX_BUSY_READ``).
+    #: Processes with requests in flight, read or not (see ``storage.interface.MAX_BUSY_READ``).
     busy_total: int = 0
 
     @property
@@ -302,9 +306,14 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+def says_destroyed(newest: tuple[float, str] | None) -> bool:
+    """Whether a newest message ``(unix time, message)`` is ``Destroyed``."""
+    return newest is not None and parse(newest[1]).kind is Kind.DESTROYED
+
+
 def newest_says_destroyed(entries: Sequence[tuple[float, str]]) -> bool:
     """Whether a process's newest message (entries newest first) is ``Destroyed``."""
-    return bool(entries) and parse(entries[0][1]).kind is Kind.DESTROYED
+    return says_destroyed(entries[0] if entries else None)
 
 
 def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -313,38 +322,16 @@ def colour_processes(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], i
     return {key: rank % COLOURS for rank, key in enumerate(sorted(set(keys)))}
 
 
-@dataclass
-class _Candidate:
-    """A process that may be listed, before its row is built."""
-
-    host: str
-    pid: int
-    last_seen: float
-    entries: list[tuple[float, str]]
-    requests: tuple[RequestRow, ...]
-    dead: bool
-    state: str
-
-    @property
-    def priority(self) -> int:
-        """Which rows a crowded page keeps first: slow, busy, gone, then the rest."""
-        if self.state == BUSY:
-            return 0 if any(request.slow for request in self.requests) else 1
-        return 2 if self.state == GONE else 3
-
-
-def _state(dead: bool, requests: Sequence[RequestRow], destroyed: bool) -> str:
-    if dead or destroyed:
-        return GONE if requests or not destroyed else EXITED
-    return BUSY if requests else IDLE
-
-
-def request_rows(
-    raw: Sequence[Any], now: float, busy_after: float, gone: bool
-) -> tuple[RequestRow, ...]:
-    """The in-flight requests of one process, oldest first, from the store's values."""
+def _in_flight_entries(raw: Sequence[Any]) -> list[Entry]:
+    """The in-flight entries that decode, oldest first, at most ``MAX_IN_FLIGHT``."""
     entries: list[Entry] = [e for e in map(inflight.decode, raw) if e is not None]
     entries.sort(key=lambda entry: entry.started)
+    return entries[: inflight.MAX_IN_FLIGHT]
+
+
+def _request_rows(
+    entries: Sequence[Entry], now: float, busy_after: float, gone: bool
+) -> tuple[RequestRow, ...]:
     return tuple(
         RequestRow(
             path=clean(entry.path),
@@ -356,12 +343,216 @@ def request_rows(
             gone=gone,
             stack=entry.stack,
         )
-        for entry in entries[: inflight.MAX_IN_FLIGHT]
+        for entry in entries
     )
+
+
+def request_rows(
+    raw: Sequence[Any], now: float, busy_after: float, gone: bool
+) -> tuple[RequestRow, ...]:
+    """The in-flight requests of one process, oldest first, from the store's values."""
+    return _request_rows(_in_flight_entries(raw), now, busy_after, gone)
+
+
+def process_state(dead: bool, busy: bool, destroyed: bool) -> str:
+    """A process's state: the one place it is decided.
+
+    ``dead``: liveness (or silence) says so; ``busy``: it has requests in
+    flight; ``destroyed``: its newest message is ``Destroyed``. Having said so
+    itself, it exited, or is gone while busy on what is still in flight.
+    """
+    if destroyed:
+        return GONE if busy else EXITED
+    if dead:
+        return GONE
+    return BUSY if busy else IDLE
+
+
+@dataclass
+class _Candidate:
+    """A process that may be listed, before its row is built.
+
+    Its state follows from what is known of it: its in-flight entries, the
+    policy's judgement (``silent``) and its newest message, which is the
+    snapshot's until ``newest`` is filled in from the heads read.
+    """
+
+    host: str
+    pid: int
+    last_seen: float
+    #: Its in-flight entries, oldest first (``_in_flight_entries``).
+    in_flight: list[Entry]
+    #: Judged dead by the policy (liveness, or silence for another host); not
+    #: asked when the snapshot's newest message already says ``Destroyed``.
+    silent: bool
+    #: Its newest message, when known.
+    newest: tuple[float, str] | None
+    #: Its oldest request has run longer than ``BUSY_AFTER``.
+    running_long: bool
+    #: Its newest message is ``Destroyed`` (follows from ``newest``).
+    destroyed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.destroyed = says_destroyed(self.newest)
+
+    @property
+    def dead(self) -> bool:
+        return self.silent or self.destroyed
+
+    @functools.cached_property
+    def state(self) -> str:
+        return process_state(self.dead, bool(self.in_flight), self.destroyed)
+
+    @property
+    def priority(self) -> int:
+        """Which rows a crowded page keeps first: slow, busy, gone, then the rest."""
+        state = self.state
+        if state == BUSY:
+            return 0 if self.running_long else 1
+        return 2 if state == GONE else 3
 
 
 #: Reads the newest message and counts of the listed processes (``StatusStore.heads``).
 ReadHeads = Callable[[Sequence[tuple[str, int]]], list[Head]]
+
+
+@dataclass
+class _Sorting:
+    """The processes of a snapshot sorted out: candidates, those to delete, clocks ahead."""
+
+    candidates: list[_Candidate] = field(default_factory=list)
+    purge: list[tuple[str, int]] = field(default_factory=list)
+    ahead: set[str] = field(default_factory=set)
+
+
+def _should_purge(
+    log: ProcessLog, settings: ReportSettings, policy: DeathPolicy, now: float, purged: int
+) -> bool:
+    """Long silent, dead by the policy, and this read may still delete."""
+    return (
+        now - log.last_seen > settings.purge_after
+        and purged < MAX_PURGE_PER_READ
+        and policy.why_delete(log.host, log.pid, log.last_seen, now) is not None
+    )
+
+
+def _candidate(
+    log: ProcessLog, raw: Sequence[Any], settings: ReportSettings, policy: DeathPolicy, now: float
+) -> _Candidate:
+    entries = _in_flight_entries(raw) if raw else []
+    newest = log.entries[0] if log.entries else None
+    return _Candidate(
+        log.host,
+        log.pid,
+        log.last_seen,
+        entries,
+        # A process that said ``Destroyed`` is dead whatever the policy would say.
+        silent=not says_destroyed(newest)
+        and policy.why_dead(log.host, log.pid, log.last_seen, now) is not None,
+        newest=newest,
+        running_long=bool(entries) and now - entries[0].started > settings.busy_after,
+    )
+
+
+def _sort_processes(snapshot: Snapshot, settings: ReportSettings, policy: DeathPolicy) -> _Sorting:
+    """Each process of the snapshot deleted, left out (hidden by age) or a candidate."""
+    now = snapshot.now
+    sorting = _Sorting()
+    for log in snapshot.processes:
+        raw = snapshot.in_flight.get((log.host, log.pid), ())
+        if _should_purge(log, settings, policy, now, len(sorting.purge)):
+            sorting.purge.append((log.host, log.pid))
+            continue
+        elapsed = now - log.last_seen
+        if elapsed > settings.hide_after and not raw:
+            continue
+        if elapsed < -CLOCK_AHEAD_AFTER:
+            sorting.ahead.add(log.host)
+        sorting.candidates.append(_candidate(log, raw, settings, policy, now))
+    return sorting
+
+
+def _with_heads(
+    kept: list[_Candidate], read_heads: ReadHeads | None
+) -> tuple[list[Head], list[Head]]:
+    """The heads read for the kept candidates (empty if none), and one head per candidate."""
+    heads = read_heads([(c.host, c.pid) for c in kept]) if read_heads and kept else []
+    per_row = [heads[index] if index < len(heads) else Head() for index in range(len(kept))]
+    return heads, per_row
+
+
+def _process_row(
+    candidate: _Candidate, head: Head, heads_read: bool, settings: ReportSettings, now: float
+) -> ProcessRow:
+    """A listed process's row, once its newest message is known."""
+    if candidate.newest is None and head.newest is not None:
+        candidate = replace(candidate, newest=head.newest)
+    newest = candidate.newest
+    return ProcessRow(
+        candidate.host,
+        candidate.pid,
+        max(0.0, now - candidate.last_seen),
+        clean(newest[1]) if newest is not None else "",
+        last_event=candidate.last_seen,
+        state=candidate.state,
+        requests=_request_rows(candidate.in_flight, now, settings.busy_after, candidate.dead),
+        served=head.served if heads_read else None,
+        failed=head.failed if heads_read else None,
+    )
+
+
+def _process_rows(
+    kept: list[_Candidate],
+    settings: ReportSettings,
+    now: float,
+    read_heads: ReadHeads | None,
+) -> list[ProcessRow]:
+    heads, per_row = _with_heads(kept, read_heads)
+    return [
+        _process_row(candidate, head, bool(heads), settings, now)
+        for candidate, head in zip(kept, per_row, strict=True)
+    ]
+
+
+def _state_counts(rows: Sequence[ProcessRow], left: Sequence[_Candidate]) -> dict[str, int]:
+    """Active processes per state, listed or not."""
+    return dict.fromkeys(STATES, 0) | Counter([row.state for row in rows] + [c.state for c in left])
+
+
+def _hidden(left: Sequence[_Candidate]) -> list[Hidden]:
+    """The processes not listed, counted per host and state."""
+    return [
+        Hidden(host, state, count)
+        for (host, state), count in sorted(Counter((c.host, c.state) for c in left).items())
+    ]
+
+
+def _message_lines(snapshot: Snapshot, purge: Sequence[tuple[str, int]], count: int) -> list[Line]:
+    """The newest ``count`` messages of the processes not being deleted."""
+    purged = set(purge)
+    shown = heapq.nlargest(
+        count,
+        (
+            (stamp, log.host, log.pid, message)
+            for log in snapshot.processes
+            if (log.host, log.pid) not in purged
+            for stamp, message in log.entries
+        ),
+        key=lambda item: item[0],
+    )
+    return [
+        Line(host, pid, max(0.0, snapshot.now - stamp), clean(message))
+        for stamp, host, pid, message in shown
+    ]
+
+
+def _coloured(rows: list[ProcessRow], lines: list[Line]) -> tuple[list[ProcessRow], list[Line]]:
+    """The rows and lines with each process's colour."""
+    colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
+    return (
+        [replace(row, colour=colours[row.host, row.pid]) for row in rows],
+        [replace(line, colour=colours[line.host, line.pid]) for line in lines],
+    )
 
 
 def build_report(
@@ -378,86 +569,21 @@ def build_report(
     the snapshot did not hold (without it they show none).
     """
     policy = settings.policy() if policy is None else policy
-    now = snapshot.now
-    candidates: list[_Candidate] = []
-    purge: list[tuple[str, int]] = []
-    ahead: set[str] = set()
-    for log in snapshot.processes:
-        elapsed = now - log.last_seen
-        raw = snapshot.in_flight.get((log.host, log.pid), ())
-        if (
-            elapsed > settings.purge_after
-            and len(purge) < MAX_PURGE_PER_READ
-            and policy.why_delete(log.host, log.pid, log.last_seen, now) is not None
-        ):
-            purge.append((log.host, log.pid))
-            continue
-        if elapsed > settings.hide_after and not raw:
-            continue
-        if elapsed < -CLOCK_AHEAD_AFTER:
-            ahead.add(log.host)
-        destroyed = newest_says_destroyed(log.entries)
-        dead = destroyed or policy.why_dead(log.host, log.pid, log.last_seen, now) is not None
-        requests = request_rows(raw, now, settings.busy_after, gone=dead) if raw else ()
-        state = _state(dead, requests, destroyed)
-        candidates.append(
-            _Candidate(log.host, log.pid, log.last_seen, log.entries, requests, dead, state)
-        )
-    kept, left = _crowded_out(candidates, settings.max_rows)
-    heads = read_heads([(c.host, c.pid) for c in kept]) if read_heads and kept else []
-    rows = []
-    for index, candidate in enumerate(kept):
-        head = heads[index] if index < len(heads) else Head()
-        newest = candidate.entries[0] if candidate.entries else head.newest
-        if newest is not None and parse(newest[1]).kind is Kind.DESTROYED:
-            # Said so itself: exited, or gone while busy on what is still in flight.
-            candidate.state = GONE if candidate.requests else EXITED
-            candidate.requests = tuple(
-                replace(request, gone=True, slow=False) for request in candidate.requests
-            )
-        rows.append(
-            ProcessRow(
-                candidate.host,
-                candidate.pid,
-                max(0.0, now - candidate.last_seen),
-                clean(newest[1]) if newest is not None else "",
-                last_event=candidate.last_seen,
-                state=candidate.state,
-                requests=candidate.requests,
-                served=head.served if heads else None,
-                failed=head.failed if heads else None,
-            )
-        )
-    counts = dict.fromkeys(STATES, 0) | Counter(
-        [row.state for row in rows] + [c.state for c in left]
-    )
-    hidden = [
-        Hidden(host, state, count)
-        for (host, state), count in sorted(Counter((c.host, c.state) for c in left).items())
-    ]
-
-    purged = set(purge)
-    shown = heapq.nlargest(
-        settings.messages,
-        (
-            (stamp, log.host, log.pid, message)
-            for log in snapshot.processes
-            if (log.host, log.pid) not in purged
-            for stamp, message in log.entries
-        ),
-        key=lambda item: item[0],
-    )
-    lines = [
-        Line(host, pid, max(0.0, now - stamp), clean(message))
-        for stamp, host, pid, message in shown
-    ]
-    colours = colour_processes([(item.host, item.pid) for item in [*rows, *lines]])
-    rows = [replace(row, colour=colours[row.host, row.pid]) for row in rows]
-    lines = [replace(line, colour=colours[line.host, line.pid]) for line in lines]
+    sorting = _sort_processes(snapshot, settings, policy)
+    kept, left = _crowded_out(sorting.candidates, settings.max_rows)
+    rows = _process_rows(kept, settings, snapshot.now, read_heads)
+    lines = _message_lines(snapshot, sorting.purge, settings.messages)
+    rows, lines = _coloured(rows, lines)
     report = Report(
-        now, rows, lines, hidden, sorted(ahead), counts=counts, busy_total=snapshot.busy_total
+        snapshot.now,
+        rows,
+        lines,
+        _hidden(left),
+        sorted(sorting.ahead),
+        counts=_state_counts(rows, left),
+        busy_total=snapshot.busy_total,
     )
-    return report, purge
+    return report, sorting.purge
 
 
 def _crowded_out(

@@ -25,7 +25,7 @@ request and do nothing outside one, or when recording is off.
 
 The entry is also where the request keeps what its statistics need (whether the
 cache gave the body, how long the cache lock took, its status and duration): the
-writer counts them when the request has ended (see ``stats``), so the request
+writer counts them when the request has ended (see ``statistics.counting``), so the request
 thread does no counting of its own.
 
 Core module: imports the standard library only.

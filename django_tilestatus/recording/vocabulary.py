@@ -2,12 +2,16 @@
 
 The words are TileStache StatusServer's, so habits carry over (``Started
 /osm/15/5255/12664.png``, ``Got cache lock in 0.001 seconds``...). This is the
-only module that knows them: ``events`` and ``recorder`` write messages with
-the functions here, ``report`` reads them back with ``parse``; ``nice_time``
-words a duration as the original did. Adding an event
-is a change to this module alone.
+only module that knows them: ``recorder`` writes messages with the functions
+here, ``reading.report`` reads them back with ``parse``; ``nice_time`` words a
+duration as the original did, ``phase_text`` an in-flight request's phase.
 
-Core module: imports only the standard library.
+An event kind is its words here (a function writing them and, to be read back,
+its ``Kind`` and its case in ``parse``) plus the ``Recorder`` method that
+records it (``finish_request``, ``fail_request``, ``abort_request``,
+``lock_attempted``, ``lock_acquired``...).
+
+Core module: imports the standard library and ``inflight``'s phase codes only.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+
+from .inflight import READING, RENDERING, STARTING, WAITING_LOCK, WAITING_MAPNIK
 
 #: Longest tile path, in characters, kept in a message; a longer one is cut
 #: and ends with "...". Paths are user input and lists are read by people.
@@ -120,18 +126,18 @@ def destroyed() -> str:
 
 #: How each phase of ``inflight`` reads on the page.
 _PHASES = {
-    "start": "starting",
-    "read": "reading the cache",
-    "lock": "waiting for the cache lock",
-    "render": "rendering",
-    "mapnik": "waiting for the Mapnik lock",
+    STARTING: "starting",
+    READING: "reading the cache",
+    WAITING_LOCK: "waiting for the cache lock",
+    RENDERING: "rendering",
+    WAITING_MAPNIK: "waiting for the Mapnik lock",
 }
 
 
 def phase_text(phase: str, lock: str = "", seconds: float = 0.0) -> str:
     """``waiting for the cache lock on demo 3/0/0 for 4 s``, ``rendering for 12 s``..."""
-    text = _PHASES.get(phase, _PHASES["start"])
-    if phase == "lock" and lock:
+    text = _PHASES.get(phase, _PHASES[STARTING])
+    if phase == WAITING_LOCK and lock:
         text += " on " + clean(lock, MAX_PATH_LENGTH)
     return f"{text} for {int(max(0.0, seconds))} s"
 

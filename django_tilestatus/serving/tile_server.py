@@ -6,7 +6,7 @@ returns bytes bodies, answers 400/404 instead of the "Known unknown" 500,
 validates the JSONP callback, dates ``Expires`` without ``utcnow`` and leaves
 provider exceptions to the caller, which records them.
 
-Core module: imports the standard library, ``cache`` and ``tilestache`` only.
+Core module: imports the standard library, ``tilestache_cache`` and ``tilestache`` only.
 """
 
 from __future__ import annotations
