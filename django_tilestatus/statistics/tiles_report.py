@@ -17,9 +17,10 @@ Core module: imports the standard library, ``schema`` and ``vocabulary`` only.
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,29 @@ def quantile(q: float, buckets: Sequence[float], slowest: float | None = None) -
             return min(estimate, slowest) if slowest is not None else estimate
         seen += count
     return None
+
+
+def bucket_bound(q: float, buckets: Sequence[float]) -> float | None:
+    """The upper bound of the bucket holding the ``q`` quantile (``math.inf`` for the
+    last), or None if empty: all that bucket counts say of it without a known maximum."""
+    total = sum(buckets)
+    if total <= 0:
+        return None
+    rank, seen = q * total, 0.0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            return BUCKETS[index] if index < len(BUCKETS) else math.inf
+        seen += count
+    return None
+
+
+def at_most_text(bound: float | None) -> str:
+    """A quantile known only by its bucket, as the page shows it: ``≤ 5 ms``, ``> 30 s``."""
+    if bound is None:
+        return "-"
+    if math.isinf(bound):
+        return "> " + seconds_text(BUCKETS[-1])
+    return "\u2264 " + seconds_text(bound)
 
 
 def seconds_text(seconds: float | None) -> str:
@@ -122,6 +146,7 @@ class _Tally:
             render=timing(RENDERED),
             lock_waits=int(sum(self.lock)),
             lock_p95=quantile(0.95, self.lock),
+            lock_p95_at_most=bucket_bound(0.95, self.lock),
         )
 
 
@@ -132,6 +157,11 @@ class Timing:
     p50: float | None
     p95: float | None
     max: float | None
+
+    @property
+    def text(self) -> str:
+        """``p50 / p95 / max`` as the page shows them."""
+        return " / ".join(seconds_text(value) for value in (self.p50, self.p95, self.max))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -161,10 +191,18 @@ class Figures:
     render: Timing
     lock_waits: int
     lock_p95: float | None
+    #: The bound of the bucket holding the p95 lock wait: lock waits have no recorded
+    #: maximum to cap the estimate, so the page words this rather than ``lock_p95``.
+    lock_p95_at_most: float | None = None
 
     @property
     def errors(self) -> int:
         return self.client_errors + self.server_errors
+
+    @property
+    def cells(self) -> list[tuple[str, str]]:
+        """The HTML table's cells for these figures: ``(class, text)`` per ``COLUMNS``."""
+        return [(css, cell(self)) for _, css, cell in COLUMNS]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -182,8 +220,31 @@ class Figures:
             "render": self.render.as_dict(),
             "lock_waits": self.lock_waits,
             "lock_p95": None if self.lock_p95 is None else round(self.lock_p95, 6),
-            "lock_p95_text": seconds_text(self.lock_p95),
+            "lock_p95_text": at_most_text(self.lock_p95_at_most),
         }
+
+
+#: The HTML table's columns after the layer and the window, each a heading, a class
+#: and the cell's text from a layer's ``Figures``: a figure shown on the page is one
+#: entry here, and the template renders whatever is listed.
+COLUMNS: tuple[tuple[str, str, Callable[[Figures], str]], ...] = (
+    ("Requests", "tilestatus-requests", lambda f: str(f.requests)),
+    ("Per minute", "", lambda f: f"{f.per_minute:.1f}"),
+    ("Hit ratio", "tilestatus-hit-ratio", lambda f: ratio_text(f.hit_ratio)),
+    ("Hits p50 / p95 / max", "", lambda f: f.hit.text),
+    ("Renders p50 / p95 / max", "", lambda f: f.render.text),
+    (
+        "Errors (4xx / 5xx)",
+        "tilestatus-errors",
+        lambda f: f"{f.errors} ({f.client_errors} / {f.server_errors})",
+    ),
+    ("Lock wait p95", "", lambda f: at_most_text(f.lock_p95_at_most)),
+)
+
+
+def column_headings() -> list[tuple[str, str]]:
+    """The HTML table's headings and classes (see ``COLUMNS``)."""
+    return [(heading, css) for heading, css, _ in COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -314,6 +375,11 @@ class TilesReport:
     layers: list[LayerTiles] = field(default_factory=list)
     slowest: list[SlowTile] = field(default_factory=list)
 
+    @property
+    def headings(self) -> list[tuple[str, str]]:
+        """The HTML table's headings after the layer and the window."""
+        return column_headings()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "windows": list(self.windows),
@@ -336,7 +402,7 @@ class TilesReport:
                     f"{figures.per_minute:>8.1f} {ratio_text(figures.hit_ratio):>6} "
                     f"{seconds_text(figures.hit.p95):>8} {seconds_text(figures.render.p50):>8} "
                     f"{seconds_text(figures.render.p95):>8} {figures.errors:>6} "
-                    f"{seconds_text(figures.lock_p95):>8}"
+                    f"{at_most_text(figures.lock_p95_at_most):>8}"
                 )
         if not self.layers:
             lines.append("(no tile requests in the last hour)")
