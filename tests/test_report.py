@@ -251,6 +251,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                 "requests": [
                     {
                         "path": "/a",
+                        "thread": "",
                         "text": "/a, rendering for 1 s, running 2 s",
                         "running_for": 2.346,
                         "phase": "render",

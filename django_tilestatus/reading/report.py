@@ -58,6 +58,8 @@ MAX_PROCESS_ROWS = 100
 #: Seconds a host's newest event may lie in the future before its clock is
 #: flagged as ahead (hosts need synchronised clocks).
 CLOCK_AHEAD_AFTER = 2.0
+#: Longest thread name shown.
+MAX_THREAD_NAME = 60
 #: Most long-silent processes deleted by one read; the next read goes on.
 MAX_PURGE_PER_READ = 1000
 
@@ -132,6 +134,8 @@ class RequestRow:
     gone: bool = False
     #: The stack snapshot, innermost frame last; None until taken.
     stack: tuple[Frame, ...] | None = None
+    #: The thread serving it (``ThreadPoolExecutor-0_3``): a process's requests apart.
+    thread: str = ""
 
     @property
     def phase_text(self) -> str:
@@ -139,10 +143,12 @@ class RequestRow:
 
     @property
     def text(self) -> str:
-        """``gone while busy on <path>`` or ``<path>, rendering for 12 s, running 14 s``."""
+        """``gone while busy on <path>``, or ``<path>, rendering for 12 s, running 14 s``
+        with ``, in <thread>`` when its thread is known (a process's requests apart)."""
         if self.gone:
             return f"gone while busy on {self.path}"
-        return f"{self.path}, {self.phase_text}, running {int(self.running_for)} s"
+        text = f"{self.path}, {self.phase_text}, running {int(self.running_for)} s"
+        return f"{text}, in {self.thread}" if self.thread else text
 
     @property
     def stack_text(self) -> str:
@@ -157,6 +163,7 @@ class RequestRow:
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
+            "thread": self.thread,
             "text": self.text,
             "running_for": round(self.running_for, 3),
             "phase": self.phase,
@@ -342,6 +349,7 @@ def _request_rows(
             slow=not gone and now - entry.started > busy_after,
             gone=gone,
             stack=entry.stack,
+            thread=clean(entry.thread, MAX_THREAD_NAME),
         )
         for entry in entries
     )

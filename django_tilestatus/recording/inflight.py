@@ -114,9 +114,24 @@ class Request:
         }
         if self.lock:
             value["lock"] = self.lock
+        thread = thread_name(self.ident)
+        if thread:
+            value["thread"] = thread
+        if self.status is not None:
+            # Ended, and put back at exit as what its process died on: already counted.
+            value["counted"] = True
         if self.stack is not None:
             value["stack"] = self.stack
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def thread_name(ident: int) -> str:
+    """The name of the thread ``ident`` (``ThreadPoolExecutor-0_3``, ``MainThread``...), or
+    "" once it has gone; looked up by the writer, never on the request path."""
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name[:MAX_FRAME_TEXT]
+    return ""
 
 
 #: The process's requests under way, by thread id. A plain dict: one thread
@@ -281,6 +296,10 @@ class Entry:
     since: float
     lock: str = ""
     stack: tuple[Frame, ...] | None = None
+    #: The name of the thread serving it, to tell a process's requests apart.
+    thread: str = ""
+    #: Already counted in the statistics (an aborted request its process died on).
+    counted: bool = False
 
 
 def _finite(value: Any) -> float | None:
@@ -333,4 +352,6 @@ def decode(raw: Any) -> Entry | None:
         since=started if since is None else since,
         lock=lock if isinstance(lock, str) else "",
         stack=_frames(value.get("stack")),
+        thread=thread if isinstance(thread := value.get("thread", ""), str) else "",
+        counted=value.get("counted") is True,
     )
