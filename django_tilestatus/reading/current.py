@@ -1,8 +1,9 @@
 """The one status read that the page, the metrics and ``tilestatus_top`` share.
 
 ``current_report`` flushes this process's own queued events, reads the store
-once (bounded), builds the report and, when asked, its Tiles section, and
-deletes the long-silent dead processes the report names (best effort).
+once (bounded), builds the report and, when asked, its Tiles section, counts
+what dead processes left in flight (``deaths``, once whoever reads first) and
+deletes the long-silent dead processes the report names (both best effort).
 
 Adapter: reads the settings (``conf``) and the store (``runtime``), and the tile
 URLs' root from the URLconf.
@@ -10,16 +11,24 @@ URLs' root from the URLconf.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
 from django.urls import reverse
 
-from .. import conf
-from ..recording.recorder import flush_own_events
+from .. import conf, runtime
+from ..recording.recorder import active, flush_own_events
 from ..runtime import get_store
 from ..statistics.tiles_report import MINUTES, build_tiles
-from .report import Report, ReportSettings, build_report
+from ..storage import Snapshot, StatusStore, StoreUnavailable
+from .deaths import Death, count_deaths
+from .report import GONE, Report, ReportSettings, build_report
+
+logger = logging.getLogger(__name__)
+
+#: Whether the last attempt to count deaths was refused (logged once until one works).
+_refused = False
 
 
 def current_report(host: str | None = None, tiles: bool = True) -> Report:
@@ -42,6 +51,7 @@ def current_report(host: str | None = None, tiles: bool = True) -> Report:
     store = get_store()
     snapshot = store.snapshot(time.time(), recent=config.messages, host=host)
     report, purge = build_report(snapshot, settings, read_heads=store.heads)
+    count_deaths_seen(store, snapshot, report, purge)
     if purge:
         store.delete_quietly(purge)
     if not tiles:
@@ -49,3 +59,34 @@ def current_report(host: str | None = None, tiles: bool = True) -> Report:
     tile_root = reverse("tilestatus:tile").rstrip("/")
     section = build_tiles(store.stat_minutes(snapshot.now, MINUTES), snapshot.now, tile_root)
     return replace(report, host=host, tiles=section)
+
+
+def count_deaths_seen(
+    store: StatusStore, snapshot: Snapshot, report: Report, purge: list[tuple[str, int]]
+) -> None:
+    """Count what the dead processes of this read left in flight (see ``deaths``): those
+    the report shows gone, and those it is about to delete. Best effort: a refusal (a
+    read-only replica) is logged once and the read goes on."""
+    global _refused
+    recorder = active()
+    if recorder is None or not snapshot.in_flight:
+        return
+    seen = {(log.host, log.pid): log.last_seen for log in snapshot.processes}
+    dead = {(row.host, row.pid) for row in report.processes if row.state == GONE}
+    deaths = [
+        Death(host, pid, seen[host, pid], snapshot.in_flight[host, pid])
+        for host, pid in sorted(dead.union(purge))
+        if (host, pid) in snapshot.in_flight and (host, pid) in seen
+    ]
+    if not deaths:
+        return
+    runtime.get_server()  # the layers' names label what is counted
+    try:
+        if count_deaths(store, deaths, recorder):
+            recorder.flush(timeout=1.0)
+    except StoreUnavailable as exc:
+        if not _refused:
+            logger.warning("Tile status: could not count dead processes' requests (%s).", exc)
+        _refused = True
+    else:
+        _refused = False

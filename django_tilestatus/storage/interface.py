@@ -162,3 +162,11 @@ class StatusStore(Protocol):
 
     def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
         """``delete`` as clean-up on a read: a refusal is logged once, not raised."""
+
+    def claim_death(self, host: str, pid: int) -> bool:
+        """True for the first caller only: that one counts what the process died on."""
+
+    def in_flight_of(
+        self, processes: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[Any]]:
+        """The raw in-flight values of those of ``processes`` that have any."""

@@ -636,3 +636,22 @@ class RedisStore(_RedisStatistics):
     def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:
         """``delete`` as clean-up on a read: a refusal (a read-only replica) is logged once."""
         self._cleanup.run("delete long-silent processes", lambda: self.delete(processes))
+
+    # -- deaths: counted once -------------------------------------------------------
+
+    def death_key(self, host: str, pid: int) -> str:
+        return f"{self._namespace}:died:{host}:{pid}"
+
+    def claim_death(self, host: str, pid: int) -> bool:
+        """Whether this caller is the first to count the death of ``(host, pid)``: an
+        atomic ``SET NX``, kept as long as the process's other keys."""
+        with _unavailable_as_store_error():
+            claimed = self.client.set(self.death_key(host, pid), 1, nx=True, ex=self.ttl)
+        return bool(claimed)
+
+    def in_flight_of(
+        self, processes: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[Any]]:
+        """The in-flight hashes of ``processes`` (raw values), those with any, in one round
+        trip."""
+        return self._read_in_flight(list(processes))[0]

@@ -8,11 +8,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import conf
+from ... import conf, runtime
+from ...reading.deaths import Death, count_deaths
 from ...reading.liveness import DeathPolicy
+from ...recording.recorder import active
 from ...recording.vocabulary import nice_time
 from ...runtime import get_store
-from ...storage import StoreUnavailable
+from ...storage import StatusStore, StoreUnavailable
 from ...storage.redis_store import describe_member
 
 
@@ -64,6 +66,9 @@ class Command(BaseCommand):
             for (host, pid, seen), logged in zip(listed, has_log, strict=True):
                 reason = policy.why_delete(host, pid, seen, now, has_log=logged)
                 (doomed if reason else kept).append((host, pid, seen, reason))
+            died_on: dict[tuple[str, int], int] = {}
+            if doomed and not dry_run:
+                died_on = self._count_deaths(store, doomed)
             if (doomed or registry.malformed) and not dry_run:
                 store.delete([(host, pid) for host, pid, _, _ in doomed], registry.malformed)
         except StoreUnavailable as exc:
@@ -77,7 +82,9 @@ class Command(BaseCommand):
                     "it names no process"
                 )
             for host, pid, _seen, reason in doomed:
-                self.stdout.write(f"{verb} {host} PID {pid}: {reason}")
+                counted = died_on.get((host, pid), 0)
+                more = f"; counted {counted} of its requests as server errors" if counted else ""
+                self.stdout.write(f"{verb} {host} PID {pid}: {reason}{more}")
         if verbosity >= 2:
             for host, pid, seen, _ in kept:
                 self.stdout.write(f"Kept {host} PID {pid}: last seen {nice_time(now - seen)} ago")
@@ -85,6 +92,24 @@ class Command(BaseCommand):
             self.stdout.write(
                 self._summary(len(doomed), len(registry.malformed), len(kept), dry_run)
             )
+
+    def _count_deaths(
+        self, store: StatusStore, doomed: list[tuple[str, int, float, str | None]]
+    ) -> dict[tuple[str, int], int]:
+        """Count what the doomed processes died on (see ``reading.deaths``), before their
+        entries go: how many requests each, for those this command counted first."""
+        recorder = active()
+        in_flight = store.in_flight_of([(host, pid) for host, pid, _, _ in doomed])
+        if recorder is None or not in_flight:
+            return {}
+        runtime.get_server()  # the layers' names label what is counted
+        counted = {}
+        for host, pid, seen, _ in doomed:
+            if (host, pid) in in_flight:
+                death = Death(host, pid, seen, in_flight[host, pid])
+                counted[host, pid] = count_deaths(store, [death], recorder)
+        recorder.flush(timeout=1.0)
+        return counted
 
     def _summary(self, doomed: int, malformed: int, kept: int, dry_run: bool) -> str:
         if not doomed and not malformed:
