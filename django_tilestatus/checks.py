@@ -7,6 +7,8 @@ they do build the TileStache configuration, which imports its providers.
 from __future__ import annotations
 
 import numbers
+import os
+import shlex
 import urllib.parse
 from typing import Any
 
@@ -24,6 +26,18 @@ SENTINEL_CLIENT = "django_redis.client.SentinelClient"
 SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
 #: Paths under the include that are not tiles, so no layer may take their names.
 RESERVED_LAYER_NAMES = ("status", "metrics")
+#: The gunicorn options of ``GUNICORN_CMD_ARGS`` that decide whether its ``--timeout``
+#: ends a request, by the setting each names.
+GUNICORN_OPTIONS = {
+    "-t": "timeout",
+    "--timeout": "timeout",
+    "-k": "worker_class",
+    "--worker-class": "worker_class",
+    "--threads": "threads",
+}
+#: Worker classes whose requests gunicorn's ``--timeout`` ends: a sync worker is silent
+#: while it serves a request (the others keep telling the master they are alive).
+GUNICORN_SYNC_WORKERS = ("sync", "gunicorn.workers.sync.SyncWorker")
 
 
 @register()
@@ -410,3 +424,64 @@ def _layer_names() -> list[str]:
     except (ConfigError, TypeError, ValueError, AttributeError):
         return []
     return sorted(str(name) for name in layers) if isinstance(layers, dict) else []
+
+
+@register()
+def check_gunicorn_timeout(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """No stack snapshot is ever taken when gunicorn kills a request before ``BUSY_AFTER``.
+
+    The timeout is known only when ``GUNICORN_CMD_ARGS`` gives it (not from gunicorn's
+    command line or config file), and it ends a request only in sync workers.
+    """
+    busy_after = conf.merged()["BUSY_AFTER"]
+    if isinstance(busy_after, bool) or not isinstance(busy_after, numbers.Real):
+        return []  # tilestatus.E005 says so
+    timeout = _gunicorn_request_timeout(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    if timeout is None or busy_after < timeout:
+        return []
+    return [
+        Warning(
+            f"Stack snapshots are taken after BUSY_AFTER seconds ({busy_after}), but gunicorn "
+            f"kills a request after {timeout} (--timeout in GUNICORN_CMD_ARGS), so none is "
+            "ever taken.",
+            hint=f"Set TILESTATUS['BUSY_AFTER'] below {timeout} (e.g. {timeout / 2:g}), or "
+            "raise gunicorn's --timeout above BUSY_AFTER.",
+            id="tilestatus.W004",
+        )
+    ]
+
+
+def _gunicorn_request_timeout(args: str) -> int | None:
+    """The seconds after which gunicorn kills a request, when ``args`` tells them.
+
+    ``args`` is ``GUNICORN_CMD_ARGS``: ``--timeout N``, ``--timeout=N``, ``-t N`` or
+    ``-tN`` (the last one counts, as in gunicorn). ``None`` without a timeout, with
+    ``0`` (no timeout), or with a worker class other than sync (``-k``, or
+    ``--threads`` above 1, which makes gunicorn use gthread).
+    """
+    try:
+        tokens = shlex.split(args)
+    except ValueError:
+        return None
+    found: dict[str, str] = {}
+    for index, token in enumerate(tokens):
+        name, equals, value = token.partition("=")
+        if name.startswith("--") and equals and name in GUNICORN_OPTIONS:
+            found[GUNICORN_OPTIONS[name]] = value
+        elif token in GUNICORN_OPTIONS and index + 1 < len(tokens):
+            found[GUNICORN_OPTIONS[token]] = tokens[index + 1]
+        elif token[:2] in ("-t", "-k") and len(token) > 2:
+            found[GUNICORN_OPTIONS[token[:2]]] = token[2:]
+    if found.get("worker_class", "sync") not in GUNICORN_SYNC_WORKERS:
+        return None
+    if _whole_number(found.get("threads", "1"), default=1) > 1:
+        return None
+    timeout = _whole_number(found.get("timeout", ""), default=0)
+    return timeout if timeout > 0 else None
+
+
+def _whole_number(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default

@@ -38,6 +38,7 @@ from packaging.requirements import Requirement
 import django_tilestatus
 
 from .support import free_port, wait_until
+from .support.docs import write_documented_files
 from .support.http import wait_for_answer
 from .support.real_redis import REAL_REDIS_URL
 
@@ -188,14 +189,6 @@ def supported_pairs() -> tuple[set[str], set[str]]:
 # -- the wheel in a fresh project ---------------------------------------------------
 
 
-def documented_files() -> list[tuple[str, str, str]]:
-    """``(action, path, text)`` for each file block of docs/getting-started.md."""
-    text = GETTING_STARTED.read_text(encoding="utf-8")
-    blocks = re.findall(r"<!-- (file|append): (\S+) -->\n```\w*\n(.*?)```", text, re.S)
-    assert blocks, "docs/getting-started.md has no file blocks"
-    return blocks
-
-
 def test_documented_install_commands_are_the_ones_tested() -> None:
     text = GETTING_STARTED.read_text(encoding="utf-8")
     for command in DOCUMENTED_INSTALL:
@@ -237,9 +230,7 @@ def project(dist: Path, tmp_path: Path, real_prefix: str) -> Path:
     site = tmp_path / "site"
     site.mkdir()
     run([str(bin_dir / "django-admin"), "startproject", "mysite", "."], cwd=site)
-    for action, name, text in documented_files():
-        with open(site / name, "a" if action == "append" else "w", encoding="utf-8") as file:
-            file.write(("\n" if action == "append" else "") + text)
+    write_documented_files(GETTING_STARTED, site)
     with open(site / "mysite" / "settings.py", "a", encoding="utf-8") as settings:
         # The tests' Redis, under a prefix of this test's own.
         settings.write(

@@ -17,6 +17,8 @@ neither pytest nor Django settings:
 - ``status``: writing and reading recorded statuses, and what must hold of them;
 - ``example_project``: the example project as the end-to-end tests serve it (its
   TileStache config, its demo tiles, the lines its workers log).
+- ``docs``: the file blocks of a documentation page (``<!-- file: path -->``), written
+  out as a reader would save them.
 """
 
 from __future__ import annotations
