@@ -12,7 +12,8 @@ sign of life, through its own recorder's statistics, sent with its next write.
 Entries already counted (a request whose abort its process recorded before exiting:
 ``Entry.counted``) are not counted again.
 
-Core module: imports the standard library, ``recording`` and ``storage`` only.
+Core module: imports the standard library, ``recording``, ``statistics`` and ``storage``
+only.
 """
 
 from __future__ import annotations
@@ -23,22 +24,11 @@ from typing import Any
 
 from ..recording import inflight
 from ..recording.recorder import Recorder
+from ..statistics.counting import Ended
 from ..storage.interface import StatusStore
 
 #: The status a request its process died on is counted with.
 DIED_STATUS = 500
-
-
-@dataclass
-class DiedRequest:
-    """A request its process died on, as the statistics count an ended request."""
-
-    path: str
-    status: int | None
-    from_cache: bool
-    seconds: float
-    lock_wait: float
-    ended: float
 
 
 @dataclass(frozen=True)
@@ -51,14 +41,14 @@ class Death:
     in_flight: Sequence[Any]
 
 
-def died_on(death: Death) -> list[DiedRequest]:
+def died_on(death: Death) -> list[Ended]:
     """The requests ``death`` left in flight that are not counted yet."""
     requests = []
     for entry in map(inflight.decode, death.in_flight):
         if entry is not None and not entry.counted:
             seconds = max(0.0, death.last_seen - entry.started)
             requests.append(
-                DiedRequest(entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen)
+                Ended(entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen)
             )
     return requests
 

@@ -110,6 +110,19 @@ class EndedRequest(Protocol):
     ended: float
 
 
+@dataclass
+class Ended:
+    """An ended request known by its figures alone, not by a live in-flight entry: one
+    its process died on (``reading.deaths``). Satisfies ``EndedRequest``."""
+
+    path: str
+    status: int | None
+    from_cache: bool
+    seconds: float
+    lock_wait: float
+    ended: float
+
+
 N = TypeVar("N", int, float)
 
 # The writer names the same few records send after send: made once each.

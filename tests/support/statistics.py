@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import dataclass
 
 from django_tilestatus.recording.recorder import Recorder
-from django_tilestatus.statistics.counting import TileStats
+from django_tilestatus.statistics.counting import Ended, TileStats
 from django_tilestatus.statistics.schema import BUCKETS, CLIENT_ERROR, HIT, RENDERED
 
-
-@dataclass
-class Noted:
-    """One request's notes, as the writer counts them (``counting.EndedRequest``)."""
-
-    path: str
-    status: int | None
-    from_cache: bool
-    seconds: float
-    lock_wait: float
-    ended: float
+#: One request's notes, as the writer counts them.
+Noted = Ended
 
 
 #: A status and cache flag per outcome (anything else: a server error).
