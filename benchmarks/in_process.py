@@ -49,7 +49,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, str]]] = {
         {"TILESTATUS_ENABLED": "1", "TILESTATUS_FAST_PATH": "0"},
     ),
     "middleware_on": (
-        "fast path middleware (listed first, as in the example project), recording",
+        "fast path middleware (after SecurityMiddleware, as in the example project), recording",
         "django",
         {"TILESTATUS_ENABLED": "1", "TILESTATUS_FAST_PATH": "1"},
     ),
