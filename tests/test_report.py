@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django_tilestatus.reading.liveness import DeathPolicy
 from django_tilestatus.reading.report import (
     BUSY,
@@ -299,3 +301,20 @@ def test_a_listed_process_whose_newest_message_was_read_apart_says_if_it_exited(
     assert (rows[1].state, rows[1].served, rows[1].failed) == (EXITED, 10, 1)
     assert rows[2].state == GONE and rows[2].state_text == "gone while busy on /a/1/0/0.png"
     assert not rows[2].slow
+
+
+def test_a_process_of_this_host_in_another_pid_namespace_is_judged_by_silence() -> None:
+    settings = replace(SETTINGS, pid_namespace=4026531836)
+    snapshot = statuses(
+        ("here", 7, 5, "Finished /a/1/0/0.png in 0.1 seconds"),  # another namespace
+        ("here", 8, 5, "Finished /a/1/0/1.png in 0.1 seconds"),  # this namespace
+        ("here", 9, 5, "Finished /a/1/0/2.png in 0.1 seconds"),  # unknown: an older version
+        ("here", 10, 30000, "Finished /a/1/0/3.png in 0.1 seconds"),  # another, long silent
+    )
+    namespaces = {("here", 7): 4026532777, ("here", 8): 4026531836, ("here", 10): 4026532777}
+    # Liveness (in this process's table) says every one of these PIDs is gone.
+    policy = replace(settings.policy(namespaces), why_dead_here=dead)
+    report, purge = build_report(snapshot, settings, policy)
+    states = {row.pid: row.state for row in report.processes}
+    assert states == {7: IDLE, 8: GONE, 9: GONE}
+    assert purge == [("here", 10)]

@@ -4,7 +4,7 @@
 ``Report``: the active processes with a state each, and the newest messages.
 A process's state comes from what it recorded, not from its messages: its
 in-flight requests (``inflight``) make it busy, liveness (or silence, for
-another host) makes it gone, a newest ``Destroyed`` with nothing in flight
+another host or another PID namespace) makes it gone, a newest ``Destroyed`` with nothing in flight
 makes it exited. The rows listed (at most ``MAX_PROCESS_ROWS``) get their newest
 message and counts through ``read_heads``; the others are counted per host and
 state, where "exited" is counted only where known (their messages were read)
@@ -29,7 +29,7 @@ import functools
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -68,10 +68,22 @@ class ReportSettings:
     busy_after: float
     messages: int
     max_rows: int = MAX_PROCESS_ROWS
+    #: The reading process's PID namespace (``liveness.pid_namespace()``); None: unknown.
+    pid_namespace: int | None = None
 
-    def policy(self) -> DeathPolicy:
-        """The page's death policy: a dead process stays listed PURGE_AFTER seconds."""
-        return DeathPolicy(self.this_host, self.purge_after, self.purge_after)
+    def policy(self, namespaces: Mapping[tuple[str, int], int] | None = None) -> DeathPolicy:
+        """The page's death policy: a dead process stays listed PURGE_AFTER seconds.
+
+        ``namespaces`` are the PID namespaces processes recorded
+        (``StatusStore.namespaces``): one of another namespace is judged by silence.
+        """
+        return DeathPolicy(
+            self.this_host,
+            self.purge_after,
+            self.purge_after,
+            namespace=self.pid_namespace,
+            namespaces=namespaces or {},
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -373,7 +385,8 @@ def build_report(
     """The report for one read, and the processes to delete.
 
     ``policy`` judges which processes are dead (``settings.policy()`` unless
-    given); processes of other hosts are judged by silence only.
+    given); processes of other hosts, or of other PID namespaces, are judged by
+    silence only.
     ``read_heads`` reads the newest message of the listed rows whose messages
     the snapshot did not hold (without it they show none).
     """

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import conf
-from ...reading.liveness import DeathPolicy
+from ...reading.liveness import OTHER_NAMESPACE, DeathPolicy, pid_namespace
 from ...recording.vocabulary import nice_time
 from ...runtime import get_store
 from ...storage import StoreUnavailable
@@ -24,8 +24,10 @@ class Command(BaseCommand):
     help = (
         "Delete the recorded statuses of dead tile processes. On this host a process is "
         "dead when its PID no longer runs or now belongs to a newer process, however "
-        "recently it was seen; on other hosts, when it has been silent for longer than "
-        "PURGE_AFTER (or --older-than). Registry entries whose messages have expired go too."
+        "recently it was seen; on other hosts, and for processes of this host that "
+        "recorded another PID namespace (another container), when it has been silent for "
+        "longer than PURGE_AFTER (or --older-than). Registry entries whose messages have "
+        "expired go too."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,8 +40,8 @@ class Command(BaseCommand):
             "--older-than",
             type=float,
             metavar="SECONDS",
-            help="Silence after which a process of another host counts as dead "
-            "(default: the PURGE_AFTER setting).",
+            help="Silence after which a process of another host or PID namespace counts "
+            "as dead (default: the PURGE_AFTER setting).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -52,13 +54,18 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
 
         # The purge was asked for: a dead process of this host goes whatever its age.
-        policy = DeathPolicy(config.host, silence, local_after=0.0)
+        # A PID is judged only in the namespace that sees it; others' by their silence.
+        namespace = pid_namespace()
+        policy = DeathPolicy(config.host, silence, local_after=0.0, namespace=namespace)
         try:
             store = get_store()
             now = time.time()
             registry = store.registry()
             listed = registry.entries
             has_log = store.have_logs([(host, pid) for host, pid, _ in listed])
+            here = [(host, pid) for host, pid, _ in listed if host == config.host]
+            if namespace is not None and here:
+                policy = policy.with_namespaces(store.namespaces(here))
             doomed: list[tuple[str, int, float, str | None]] = []
             kept: list[tuple[str, int, float, str | None]] = []
             for (host, pid, seen), logged in zip(listed, has_log, strict=True):
@@ -80,7 +87,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{verb} {host} PID {pid}: {reason}")
         if verbosity >= 2:
             for host, pid, seen, _ in kept:
-                self.stdout.write(f"Kept {host} PID {pid}: last seen {nice_time(now - seen)} ago")
+                where = f"{OTHER_NAMESPACE}, " if policy.other_namespace(host, pid) else ""
+                self.stdout.write(
+                    f"Kept {host} PID {pid}: {where}last seen {nice_time(now - seen)} ago"
+                )
         if verbosity >= 1:
             self.stdout.write(
                 self._summary(len(doomed), len(registry.malformed), len(kept), dry_run)
