@@ -12,6 +12,7 @@ import threading
 from collections.abc import Container
 
 from . import conf, connection
+from .reading.liveness import pid_namespace
 from .recording import inflight, recorder, termination
 from .recording.recorder import Recorder
 from .serving.tile_server import MAX_ZOOM, TileServer, load_server
@@ -52,6 +53,7 @@ def make_recorder() -> Recorder | None:
         os.getpid(),
         busy_after=config.busy_after,
         tile_labels=tile_labels,
+        namespace=pid_namespace(),
     )
 
 

@@ -67,10 +67,12 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
             assert request(base, "/tiles/demo/1/0/0.png", method="POST").status == 405
             status, headers, extra = raw_exchange(base, "HEAD", b"/tiles/demo/1/0/0.png")
             assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
-            # The example project's fast path answered, before Django's middleware
-            # (XFrameOptionsMiddleware) could add its header; the status page is Django's.
-            assert "X-Frame-Options" not in headers
-            assert raw_exchange(base, "HEAD", b"/tiles/status/")[1]["X-Frame-Options"] == "DENY"
+            # The example project's fast path answered before Django's middleware, and kept
+            # what that middleware enforces: its headers, and Django's 400 for a bad host.
+            assert headers["X-Frame-Options"] == "DENY"
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            refused = request(base, "/tiles/demo/1/0/0.png", headers={"Host": "evil.example"})
+            assert refused.status == 400
 
             store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)
             logs = wait_for_finished(store, count=KEEP, workers=2)

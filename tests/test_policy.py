@@ -72,3 +72,56 @@ def test_dead_and_doomed(
     seen = NOW - age
     assert policy.why_dead(host, 42, seen, NOW) == dead
     assert policy.why_delete(host, 42, seen, NOW, has_log=has_log) == delete
+
+
+#: Two PID namespaces (inodes of /proc/self/ns/pid): the judging process's, and another.
+MINE, OTHER = 4026531836, 4026532777
+
+
+@pytest.mark.parametrize(
+    ("own", "recorded", "age", "dead", "delete"),
+    [
+        # Another namespace of this host: its PID means nothing here, silence decides.
+        (MINE, OTHER, 60, None, None),
+        (
+            MINE,
+            OTHER,
+            700,
+            "another PID namespace; silent for 11 minutes",
+            "another PID namespace; silent for 11 minutes",
+        ),
+        # This namespace: liveness, whatever the age.
+        (MINE, MINE, 5, "no longer running", "no longer running, last seen moments ago"),
+        # The process's namespace unknown (an older version wrote it): liveness, as before.
+        (MINE, None, 5, "no longer running", "no longer running, last seen moments ago"),
+        # The judge's own namespace unknown (no /proc): liveness, as before.
+        (None, OTHER, 5, "no longer running", "no longer running, last seen moments ago"),
+    ],
+)
+def test_a_pid_is_judged_by_liveness_only_in_its_own_namespace(
+    own: int | None, recorded: int | None, age: float, dead: str | None, delete: str | None
+) -> None:
+    namespaces = {} if recorded is None else {(HERE, 42): recorded}
+    policy = DeathPolicy(HERE, why_dead_here=stopped, namespace=own, **PURGE).with_namespaces(
+        namespaces
+    )
+    seen = NOW - age
+    assert policy.why_dead(HERE, 42, seen, NOW) == dead
+    assert policy.why_delete(HERE, 42, seen, NOW) == delete
+    assert policy.other_namespace(HERE, 42) == (dead is None or dead.startswith("another"))
+
+
+def test_a_namespace_changes_nothing_for_other_hosts_and_other_processes() -> None:
+    policy = DeathPolicy(
+        HERE, why_dead_here=stopped, namespace=MINE, namespaces={(HERE, 7): OTHER}, **PAGE
+    )
+    # Another host sharing this namespace's number is still judged by silence ...
+    policy = policy.with_namespaces({(HERE, 7): OTHER, (THERE, 42): MINE})
+    assert policy.why_dead(THERE, 42, NOW - 60, NOW) is None
+    assert policy.why_dead(THERE, 42, NOW - 700, NOW) == "silent for 11 minutes"
+    assert not policy.other_namespace(THERE, 42)
+    # ... and another process of this host without a namespace by liveness.
+    assert policy.why_dead(HERE, 42, NOW - 60, NOW) == "no longer running"
+    assert policy.why_dead(HERE, 7, NOW - 60, NOW) is None
+    # The page keeps a dead process of another namespace listed PURGE_AFTER, as another host's.
+    assert policy.why_delete(HERE, 7, NOW - 599, NOW) is None

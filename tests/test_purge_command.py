@@ -16,6 +16,7 @@ from django_tilestatus import conf, status
 from django_tilestatus.reading import liveness
 from django_tilestatus.storage import RedisStore
 
+from .support.processes import dead_pid
 from .support.real_redis import REAL_REDIS_URL
 from .support.status import flush_events, write_log
 
@@ -167,3 +168,28 @@ def test_an_unreachable_redis_is_a_command_error(settings: Any) -> None:
     with pytest.raises(CommandError, match="Redis cannot be reached") as error:
         purge()
     assert "hunter2" not in str(error.value)
+
+
+def test_a_process_of_this_host_in_another_pid_namespace_goes_only_when_silent(
+    real_store: RedisStore, exited_worker: int
+) -> None:
+    """Its PID means nothing in this process table: it is judged as another host's."""
+    own = liveness.pid_namespace()
+    if own is None:
+        pytest.skip("needs /proc/self/ns/pid (Linux)")
+    other, gone = own + 1, dead_pid()  # ``exited_worker`` and ``gone`` run nowhere here
+    real_store.announce(here(), exited_worker, other)
+    write_log(real_store, here(), gone, (60, "Finished /demo/2/1/0.png in 0.1 seconds"))
+    real_store.announce(here(), gone, own)
+    write_log(real_store, here(), 99, (30000, "Finished /demo/2/0/0.png in 0.1 seconds"))
+    real_store.announce(here(), 99, other)
+    assert purge(verbosity=2) == [
+        f"Deleted {here()} PID {gone}: no longer running, last seen 60 seconds ago",
+        f"Deleted {here()} PID 99: another PID namespace; silent for 8 hours",
+        f"Kept {here()} PID {exited_worker}: another PID namespace, last seen moments ago",
+        "Deleted 2 processes, kept 1.",
+    ]
+    assert {pid for _, pid, _ in real_store.registry().entries} == {exited_worker}
+    assert real_store.namespaces([(here(), 99), (here(), exited_worker)]) == {
+        (here(), exited_worker): other
+    }

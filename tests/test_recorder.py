@@ -33,6 +33,12 @@ class FlakyStore:
         self.up = True
         self.batches: list[list[str]] = []
         self.updates: list[InFlightUpdate] = []
+        self.announced: list[int | None] = []
+
+    def announce(self, host: str, pid: int, namespace: int | None) -> None:
+        if not self.up:
+            raise StoreUnavailable(describe_failure(redis.ConnectionError("Connection refused")))
+        self.announced.append(namespace)
 
     def write(
         self,
@@ -266,3 +272,34 @@ def test_a_refused_write_is_logged_as_refused_without_the_events(caplog: Any) ->
     assert "Redis refused the write (OutOfMemoryError: command not allowed" in warning
     assert "/secret/" not in warning and "LPUSH" not in warning
     recorder.stop(flush=False)
+
+
+def test_the_writer_announces_its_pid_namespace_before_writing_then_every_half_ttl() -> None:
+    store = FlakyStore()
+    store.ttl = 2  # announced again once a send comes more than a second later
+    recorder = make_recorder(store, interval=3600, namespace=4026531836)
+    store.up = False
+    recorder.record("Created")
+    assert not recorder.flush()
+    assert store.announced == [] and store.batches == []  # nothing written, kept for later
+    store.up = True
+    assert recorder.flush()
+    assert store.announced == [4026531836] and store.batches == [["Created"]]
+    recorder.record("Started /a/1/0/0.png")
+    assert recorder.flush()
+    assert store.announced == [4026531836]  # once, not at every send
+    assert recorder.flush()  # nothing to send: nothing announced either
+    time.sleep(1.1)
+    recorder.record("Finished /a/1/0/0.png in 0.1 seconds")
+    assert recorder.flush()
+    assert store.announced == [4026531836, 4026531836]
+    recorder.stop()
+
+
+def test_a_writer_that_does_not_know_its_namespace_announces_nothing() -> None:
+    store = FlakyStore()
+    recorder = make_recorder(store, interval=3600)
+    recorder.record("Created")
+    assert recorder.flush()
+    assert store.announced == [] and store.batches == [["Created"]]
+    recorder.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django_tilestatus.reading.liveness import DeathPolicy
 from django_tilestatus.reading.report import (
     BUSY,
@@ -318,3 +320,20 @@ def test_a_state_follows_from_death_requests_and_a_newest_destroyed() -> None:
     }
     for (is_dead, busy, destroyed), state in table.items():
         assert process_state(is_dead, busy, destroyed) == state, (is_dead, busy, destroyed)
+
+
+def test_a_process_of_this_host_in_another_pid_namespace_is_judged_by_silence() -> None:
+    settings = replace(SETTINGS, pid_namespace=4026531836)
+    snapshot = statuses(
+        ("here", 7, 5, "Finished /a/1/0/0.png in 0.1 seconds"),  # another namespace
+        ("here", 8, 5, "Finished /a/1/0/1.png in 0.1 seconds"),  # this namespace
+        ("here", 9, 5, "Finished /a/1/0/2.png in 0.1 seconds"),  # unknown: an older version
+        ("here", 10, 30000, "Finished /a/1/0/3.png in 0.1 seconds"),  # another, long silent
+    )
+    namespaces = {("here", 7): 4026532777, ("here", 8): 4026531836, ("here", 10): 4026532777}
+    # Liveness (in this process's table) says every one of these PIDs is gone.
+    policy = replace(settings.policy(namespaces), why_dead_here=dead)
+    report, purge = build_report(snapshot, settings, policy)
+    states = {row.pid: row.state for row in report.processes}
+    assert states == {7: IDLE, 8: GONE, 9: GONE}
+    assert purge == [("here", 10)]

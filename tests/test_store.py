@@ -118,3 +118,26 @@ def test_messages_keep_unicode_and_spaces(store: RedisStore) -> None:
     store.write("web1", 1, [(time.time(), "Started /café/1/2/3.png  two  spaces")])
     [log] = store.read()
     assert log.entries[0][1] == "Started /café/1/2/3.png  two  spaces"
+
+
+def test_a_process_announces_its_pid_namespace_and_delete_forgets_it(store: RedisStore) -> None:
+    store.announce("web1", 7, 4026531836)
+    store.announce("web2", 7, 4026532777)
+    store.write("web1", 7, [(time.time(), "Created")])
+    wanted = [("web1", 7), ("web2", 7), ("web1", 8)]
+    assert store.namespaces(wanted) == {("web1", 7): 4026531836, ("web2", 7): 4026532777}
+    # It outlives the messages: the writer announces again every TTL/2.
+    assert store.ttl < store.client.ttl(store.pid_namespace_key("web1", 7)) <= 2 * store.ttl
+    store.announce("web2", 7, None)  # unknown now: forgotten
+    assert store.namespaces(wanted) == {("web1", 7): 4026531836}
+    assert store.delete([("web1", 7)]) == 1
+    assert store.namespaces(wanted) == {}
+    assert store.namespaces([]) == {}
+
+
+@pytest.mark.parametrize("value", [b"", b"0", b"-4", b"4026531836.5", b"nope", b"\xff"])
+def test_a_recorded_namespace_that_is_no_inode_counts_as_unknown(
+    store: RedisStore, value: bytes
+) -> None:
+    store.client.set(store.pid_namespace_key("web1", 7), value)
+    assert store.namespaces([("web1", 7)]) == {}

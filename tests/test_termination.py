@@ -24,6 +24,9 @@ class ListStore:
         self.messages: list[str] = []
         self.stats: list[Any] = []
 
+    def announce(self, host: str, pid: int, namespace: int | None) -> None:
+        pass
+
     def write(
         self,
         host: str,

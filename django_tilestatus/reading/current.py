@@ -23,6 +23,7 @@ from ..runtime import get_store
 from ..statistics.tiles_report import MINUTES, build_tiles
 from ..storage import Snapshot, StatusStore, StoreUnavailable
 from .deaths import Death, count_deaths
+from .liveness import pid_namespace
 from .report import GONE, Report, ReportSettings, build_report
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,12 @@ def current_report(host: str | None = None, tiles: bool = True) -> Report:
         purge_after=config.purge_after,
         busy_after=config.busy_after,
         messages=config.messages,
+        pid_namespace=pid_namespace(),
     )
     store = get_store()
     snapshot = store.snapshot(time.time(), recent=config.messages, host=host)
-    report, purge = build_report(snapshot, settings, read_heads=store.heads)
+    policy = settings.policy(_namespaces(store, snapshot, settings))
+    report, purge = build_report(snapshot, settings, policy, read_heads=store.heads)
     count_deaths_seen(store, snapshot, report, purge)
     if purge:
         store.delete_quietly(purge)
@@ -90,3 +93,14 @@ def count_deaths_seen(
         _refused = True
     else:
         _refused = False
+
+
+def _namespaces(
+    store: StatusStore, snapshot: Snapshot, settings: ReportSettings
+) -> dict[tuple[str, int], int]:
+    """The PID namespaces this host's processes recorded (one round trip, only when
+    this process knows its own and the snapshot holds processes of this host)."""
+    if settings.pid_namespace is None:
+        return {}
+    here = [(log.host, log.pid) for log in snapshot.processes if log.host == settings.this_host]
+    return store.namespaces(here) if here else {}

@@ -3,7 +3,8 @@
 ``build_report`` turns one bounded read of the store (a ``Snapshot``) into a
 ``Report``: the active processes with a state each, and the newest messages.
 A process's state comes from its in-flight requests (``inflight``), which
-make it busy, liveness (or silence, for another host), which makes it gone,
+make it busy, liveness (or silence, for another host or another PID namespace), which
+makes it gone,
 and its newest message: a ``Destroyed`` makes it exited, or gone while busy
 if requests are still in flight. The rows listed (at most
 ``MAX_PROCESS_ROWS``) get their newest message and counts through
@@ -33,7 +34,7 @@ import functools
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -74,10 +75,22 @@ class ReportSettings:
     busy_after: float
     messages: int
     max_rows: int = MAX_PROCESS_ROWS
+    #: The reading process's PID namespace (``liveness.pid_namespace()``); None: unknown.
+    pid_namespace: int | None = None
 
-    def policy(self) -> DeathPolicy:
-        """The page's death policy: a dead process stays listed PURGE_AFTER seconds."""
-        return DeathPolicy(self.this_host, self.purge_after, self.purge_after)
+    def policy(self, namespaces: Mapping[tuple[str, int], int] | None = None) -> DeathPolicy:
+        """The page's death policy: a dead process stays listed PURGE_AFTER seconds.
+
+        ``namespaces`` are the PID namespaces processes recorded
+        (``StatusStore.namespaces``): one of another namespace is judged by silence.
+        """
+        return DeathPolicy(
+            self.this_host,
+            self.purge_after,
+            self.purge_after,
+            namespace=self.pid_namespace,
+            namespaces=namespaces or {},
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -572,7 +585,8 @@ def build_report(
     """The report for one read, and the processes to delete.
 
     ``policy`` judges which processes are dead (``settings.policy()`` unless
-    given); processes of other hosts are judged by silence only.
+    given); processes of other hosts, or of other PID namespaces, are judged by
+    silence only.
     ``read_heads`` reads the newest message of the listed rows whose messages
     the snapshot did not hold (without it they show none).
     """

@@ -28,6 +28,11 @@ adapter installed (``install_factory``; the Django app installs one built from
 its settings). Without a factory, or when the factory returns None (recording
 disabled), ``active()`` is None and nothing is recorded.
 
+Before its first write, and again every TTL/2 while it writes, the writer
+announces the process's PID namespace, where it is known (``StatusStore.announce``, its own round
+trip, never on a request's path), so readers in another namespace on the same
+host judge the process by silence rather than by a PID they cannot see.
+
 Each recorder also holds its process's tile statistics (``statistics.counting``): at each send
 the writer counts the requests that ended since the last one (from what each
 noted on its in-flight entry, labelled by the ``tile_labels`` it was given) and
@@ -90,9 +95,14 @@ class Recorder:
         max_queue: int | None = None,
         busy_after: float = 10.0,
         tile_labels: Callable[[str], tuple[str, int]] | None = None,
+        namespace: int | None = None,
     ):
         self.host = host
         self.pid = pid
+        #: The process's PID namespace (``liveness.pid_namespace()``); None where unknown.
+        self.namespace = namespace
+        #: When the namespace was last announced (None: not yet).
+        self._announced: float | None = None
         self.interval = interval
         # Read here, not at import, so a process can tune the module's bound.
         self.max_queue = MAX_QUEUE if max_queue is None else max_queue
@@ -330,6 +340,12 @@ class Recorder:
             if now - when <= ABORT_GRACE:
                 inflight.restore(request)
 
+    def _announce_due(self, now: float, ttl: float) -> bool:
+        """Whether this send announces the PID namespace: a known one, first, then every
+        ``ttl / 2`` (the store keeps it twice ``ttl``, so it outlives the messages)."""
+        announced = self._announced
+        return self.namespace is not None and (announced is None or now - announced > ttl / 2)
+
     def _send(self) -> bool:
         queue = self._queue
         # As many as are queued now; a request thread may append meanwhile (kept for later),
@@ -349,6 +365,10 @@ class Recorder:
             update, state = self._in_flight(now, store.ttl)
             if not batch and update is None and not deltas:
                 return True
+            if self._announce_due(now, store.ttl):
+                # Before the write: no reader finds the entry without its namespace.
+                store.announce(self.host, self.pid, self.namespace)
+                self._announced = now
             store.write(self.host, self.pid, QueuedEvents(batch), update, stats=deltas)
             self._written = state
             self._served = self._failed = 0

@@ -136,6 +136,14 @@ class StatusStore(Protocol):
         """Append events (oldest first) for one process, update its in-flight requests and
         add its statistics."""
 
+    def announce(self, host: str, pid: int, namespace: int | None) -> None:
+        """Record the PID namespace of one process (None: unknown, and any earlier record
+        is cleared). It outlives the process's messages by as long again, provided
+        the writer announces again at least every ``ttl / 2`` seconds while it writes."""
+
+    def namespaces(self, processes: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The PID namespace each ``(host, pid)`` announced, where known."""
+
     def stat_totals(self) -> StatTotals:
         """The cumulative statistics of every process (for counters)."""
 

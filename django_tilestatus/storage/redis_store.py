@@ -18,6 +18,11 @@ Everything the app reads from Redis is treated as untrusted: another program,
 an older version or a bug may have written anything under the prefix. What does
 not parse is skipped and, where it is the app's own registry, removed.
 
+Each recording process also announces its PID namespace (the inode of
+``/proc/self/ns/pid``) in a key of its own, written apart from the batches
+(``announce``) and living twice TTL, so a reader judges a PID only in the
+process table it belongs to (``reading.liveness``).
+
 Tile statistics (see ``statistics.counting`` and ``statistics.schema``) live in
 hashes of their own, written in the same pipeline as the messages and read in
 one round trip; their keys and commands are in the "statistics" section below.
@@ -389,6 +394,7 @@ class RedisStore(_RedisStatistics):
             self.log_key("a", 1),
             self.log_key("b", 2),
             self.in_flight_key("b", 2),
+            self.pid_namespace_key("b", 2),
         )
         return len({key_slot(key.encode()) for key in keys}) == 1
 
@@ -403,6 +409,42 @@ class RedisStore(_RedisStatistics):
 
     def counts_key(self, host: str, pid: int) -> str:
         return f"{self._namespace}:counts:{host}:{pid}"
+
+    def pid_namespace_key(self, host: str, pid: int) -> str:
+        return f"{self._namespace}:pidns:{host}:{pid}"
+
+    # -- PID namespaces -------------------------------------------------------------
+
+    def announce(self, host: str, pid: int, namespace: int | None) -> None:
+        """Record the PID namespace of ``(host, pid)``, or clear it when None; one command.
+
+        It lives twice TTL: a writer announcing again every TTL/2 while it writes
+        keeps it alive for as long as the process's messages and registry entry.
+        """
+        key = self.pid_namespace_key(host, pid)
+        with _unavailable_as_store_error("write"):
+            if namespace is None:
+                self.client.delete(key)
+            else:
+                self.client.set(key, int(namespace), ex=2 * self.ttl)
+
+    def namespaces(self, processes: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The PID namespace each ``(host, pid)`` announced, in one round trip; those
+        with none (an older version's, or expired) or with anything but a number are
+        left out."""
+        if not processes:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for host, pid in processes:
+            pipe.get(self.pid_namespace_key(host, pid))
+        with _unavailable_as_store_error():
+            replies = pipe.execute()
+        found = {}
+        for process, value in zip(processes, replies, strict=True):
+            inode = _count(value) if value is not None else 0
+            if inode:
+                found[process] = inode
+        return found
 
     # -- writing ------------------------------------------------------------------
 
@@ -625,6 +667,7 @@ class RedisStore(_RedisStatistics):
                 self.log_key(host, pid),
                 self.in_flight_key(host, pid),
                 self.counts_key(host, pid),
+                self.pid_namespace_key(host, pid),
             ):
                 pipe.delete(key)
         pipe.zrem(self.registry_key(), *members)
