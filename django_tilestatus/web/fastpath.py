@@ -152,11 +152,12 @@ class FastPath:
             path_info = raw if raw.isascii() else get_path_info(environ)
             path = routes.tile_path(path_info)
             if path is not None:
-                if not site_rules.host_allowed(site_rules.raw_host(environ)):
+                rules = site_rules.current()
+                if not rules.host_allowed(rules.raw_host(environ)):
                     return _refuse_host(environ, start_response)
-                secure = site_rules.secure_wsgi(environ)
-                if not site_rules.for_django(environ, secure):
-                    return self._serve(environ, start_response, path_info, path, secure)
+                secure = rules.secure(environ)
+                if not rules.for_django(environ, secure):
+                    return self._serve(environ, start_response, path_info, path, rules, secure)
         return self.application(environ, start_response)
 
     def _serve(
@@ -165,6 +166,7 @@ class FastPath:
         start_response: StartResponse,
         path_info: str,
         path: str,
+        rules: site_rules.SiteRules,
         secure: bool,
     ) -> list[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
@@ -177,10 +179,9 @@ class FastPath:
             # Rare (a layer's header beyond ASCII): let Django encode it, or refuse it, as
             # the view's response would.
             headers = list(tile_view.http_response(result, method).items())
-        headers += site_rules.security_headers()
-        hsts = site_rules.hsts_header() if secure else None
-        if hsts is not None:
-            headers.append(hsts)
+        headers += rules.headers
+        if secure and rules.hsts is not None:
+            headers.append(rules.hsts)
         reason = http.client.responses.get(result.status, "Unknown Status Code")
         start_response(f"{result.status} {reason}", headers)
         return [body_to_send(method, result.body)]
@@ -202,11 +203,11 @@ def _refuse_host(environ: WSGIEnvironment, start_response: StartResponse) -> Ite
 
 def _with_site_rules(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     """The headers the security middleware would add, where it is skipped."""
-    for name, value in site_rules.security_headers():
+    rules = site_rules.current()
+    for name, value in rules.headers:
         response.headers.setdefault(name, value)
-    hsts = site_rules.hsts_header() if request.is_secure() else None
-    if hsts is not None:
-        response.headers.setdefault(*hsts)
+    if rules.hsts is not None and request.is_secure():
+        response.headers.setdefault(*rules.hsts)
     return response
 
 
@@ -261,6 +262,6 @@ class FastPathMiddleware:
         if path is None:
             return None
         request.get_host()
-        if site_rules.for_django(request.META, request.is_secure()):
+        if site_rules.current().for_django(request.META, request.is_secure()):
             return None
         return path
