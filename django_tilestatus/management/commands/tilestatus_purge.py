@@ -85,6 +85,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 self._summary(len(doomed), len(registry.malformed), len(kept), dry_run)
             )
+            if registry.skipped:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"Skipped {registry.skipped} unreadable entry: the registry of "
+                        "processes is a key of another type than a sorted set (delete it "
+                        "to start it again)."
+                    )
+                )
 
     def _summary(self, doomed: int, malformed: int, kept: int, dry_run: bool) -> str:
         if not doomed and not malformed:
