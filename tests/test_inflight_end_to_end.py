@@ -215,17 +215,14 @@ def test_four_hung_requests_in_one_process_are_four_with_their_paths_phases_and_
     def stacks(data: dict[str, Any]) -> Any:
         [row] = [r for r in data["processes"] if r["pid"] == pid]
         hung = [r for r in row["requests"] if r["path"].startswith("/hang/")]
-        named = [
-            r
-            for r in hung
-            if r["slow"] and any(f["function"] == "hang_in_provider" for f in r["stack"] or [])
-        ]
+        named = [r for r in hung if r["slow"] and "in hang_in_provider" in (r["stack_text"] or "")]
         return len(named) == 2 and named
 
     named = wait_for(stacks, BUSY_AFTER + 1.0 - (time.monotonic() - seen), "stack snapshots")
     for request in named:
-        assert request["stack"][-1]["function"] == "hang_in_provider"  # sleep is C: no frame
-        assert "line " in request["stack_text"] and "in hang_in_provider" in request["stack_text"]
+        # The innermost frame last (sleep is C: no frame), as Python prints a traceback.
+        innermost = [line for line in request["stack_text"].splitlines() if "File " in line][-1]
+        assert "line " in innermost and innermost.endswith(", in hang_in_provider")
 
 
 def test_a_gunicorn_timeout_shows_the_worker_gone_while_busy_on_its_path(
@@ -244,7 +241,7 @@ def test_a_gunicorn_timeout_shows_the_worker_gone_while_busy_on_its_path(
     assert row["state_text"] == "gone while busy on /hang/6/1/1.png"
     [request] = row["requests"]
     assert request["gone"] and request["text"] == "gone while busy on /hang/6/1/1.png"
-    assert any(f["function"] == "hang_in_provider" for f in request["stack"])
+    assert "in hang_in_provider" in request["stack_text"]
     errors = [m["message"] for m in data["messages"] if m["pid"] == worker]
     assert any(m.startswith("Error: SystemExit: 1 after ") for m in errors), (
         errors

@@ -261,20 +261,26 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                         "lock": "",
                         "slow": False,
                         "gone": False,
-                        "stack": None,
-                        "stack_text": "",
+                        "stack_taken": False,
+                        "stack_left_out": False,
+                        "stack_text": None,
                     }
                 ],
+                "requests_not_listed": 0,
                 "served": None,
                 "failed": None,
                 "busy_path": "/a",
                 "busy_for": 2.346,
+                "stacks_left_out": 0,
             }
         ],
         "hidden": [],
         "clock_ahead": [],
         "messages": [line],
         "tiles": None,  # set by the view, from the statistics (tile_stats)
+        "skipped": 0,
+        "skipped_text": "",
+        "stacks_left_out": 0,
     }
 
 

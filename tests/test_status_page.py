@@ -155,11 +155,16 @@ def test_json_schema(staff: Client) -> None:
         "clock_ahead",
         "tiles",
         "busy_total",
+        "skipped",
+        "skipped_text",
+        "stacks_left_out",
     }
+    assert data["skipped"] == 0 and data["skipped_text"] == ""
     assert before - 1 <= data["now"] <= time.time() + 1
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
     row_keys = line_keys | {"last_event", "last_seen", "state", "state_text", "slow"}
     row_keys |= {"in_flight", "requests", "served", "failed", "busy_path", "busy_for"}
+    row_keys |= {"requests_not_listed", "stacks_left_out"}
     for item in data["messages"]:
         assert set(item) == line_keys
     for item in data["processes"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from django.urls import reverse
@@ -22,6 +23,7 @@ from ..recording.recorder import active, flush_own_events
 from ..runtime import get_store
 from ..statistics.tiles_report import MINUTES, build_tiles
 from ..storage import Snapshot, StatusStore, StoreUnavailable
+from ..storage.interface import Head
 from .deaths import Death, count_deaths
 from .liveness import pid_namespace
 from .report import GONE, Report, ReportSettings, build_report
@@ -32,13 +34,18 @@ logger = logging.getLogger(__name__)
 _refused = False
 
 
-def current_report(host: str | None = None, tiles: bool = True) -> Report:
+def current_report(
+    host: str | None = None, tiles: bool = True, stacks_of: tuple[str, int] | None = None
+) -> Report:
     """Read the statuses and build the report, deleting long-silent dead processes.
 
     The read is bounded (see ``StatusStore.snapshot``); the deletions are
     best effort, so a read-only replica still serves the page. With ``tiles``
-    the report carries the Tiles section (one more round trip). Raises
-    ``StoreUnavailable`` when the store cannot be reached.
+    the report carries the Tiles section (one more round trip). It sends the
+    stacks of its first requests only (``Report.with_stacks``), and every one of
+    the process ``stacks_of``. What the store could not read is skipped and
+    counted (``Report.skipped``). Raises ``StoreUnavailable`` when the store
+    cannot be reached.
     """
     config = conf.get_config()
     flush_own_events()
@@ -52,16 +59,26 @@ def current_report(host: str | None = None, tiles: bool = True) -> Report:
     )
     store = get_store()
     snapshot = store.snapshot(time.time(), recent=config.messages, host=host)
+    skipped = snapshot.skipped + snapshot.malformed
+
+    def read_heads(processes: Sequence[tuple[str, int]]) -> list[Head]:
+        nonlocal skipped
+        heads = store.heads(processes)
+        skipped += sum(head.skipped for head in heads)
+        return heads
+
     policy = settings.policy(_namespaces(store, snapshot, settings))
-    report, purge = build_report(snapshot, settings, policy, read_heads=store.heads)
+    report, purge = build_report(snapshot, settings, policy, read_heads=read_heads)
     count_deaths_seen(store, snapshot, report, purge)
+    report = report.with_stacks(process=stacks_of)
     if purge:
         store.delete_quietly(purge)
     if not tiles:
-        return replace(report, host=host)
+        return replace(report, host=host, skipped=skipped)
     tile_root = reverse("tilestatus:tile").rstrip("/")
-    section = build_tiles(store.stat_minutes(snapshot.now, MINUTES), snapshot.now, tile_root)
-    return replace(report, host=host, tiles=section)
+    minutes = store.stat_minutes(snapshot.now, MINUTES)
+    section = build_tiles(minutes, snapshot.now, tile_root)
+    return replace(report, host=host, tiles=section, skipped=skipped + minutes.skipped)
 
 
 def count_deaths_seen(

@@ -15,6 +15,7 @@ Metrics (documented in docs/metrics.md):
 - ``tilestatus_requests_in_flight{host}`` (gauge)
 - ``tilestatus_stuck_requests{host}`` (gauge: running longer than ``BUSY_AFTER``)
 - ``tilestatus_events_dropped_total{host}`` (counter)
+- ``tilestatus_store_skipped_entries`` (gauge: what this read could not use)
 
 Core module: imports the standard library, ``prometheus_client``, ``report``,
 ``statistics`` (``schema``'s records, ``tiles_report``) and ``storage.interface``
@@ -72,6 +73,12 @@ class ClusterCollector(Collector):
         for host, count in sorted(self.totals.dropped.items()):
             dropped.add_metric([host], count)
         yield dropped
+        yield GaugeMetricFamily(
+            "tilestatus_store_skipped_entries",
+            "Entries in Redis this scrape could not read and skipped "
+            "(keys of another type, values that do not parse).",
+            value=self.totals.skipped + self.report.skipped,
+        )
 
     def _tile_metrics(self) -> Iterator[Metric]:
         requests: dict[tuple[str, str, str], float] = defaultdict(float)

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..recording import inflight
-from ..recording.inflight import Entry, Frame
+from ..recording.inflight import Entry, Stack
 from ..recording.vocabulary import Kind, clean, nice_time, parse, phase_text
 from ..statistics.tiles_report import TilesReport
 from ..storage.interface import Head, ProcessLog, Snapshot
@@ -63,6 +63,14 @@ CLOCK_AHEAD_AFTER = 2.0
 MAX_THREAD_NAME = 60
 #: Most long-silent processes deleted by one read; the next read goes on.
 MAX_PURGE_PER_READ = 1000
+#: Stack snapshots one report sends at most (JSON and HTML): those of the first
+#: requests that have one, in row order (slow and gone processes come first). A
+#: process's others are sent on demand (``Report.with_stacks``, ``?stacks=``): 100
+#: busy processes of 32 requests with 8 KB stacks would otherwise make 26 MB.
+MAX_STACKS_SENT = 20
+#: Requests in flight listed per process row (its oldest: the likeliest stuck); the
+#: rest are counted (``ProcessRow.requests_not_listed``) and listed on demand.
+MAX_REQUESTS_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,9 @@ class RequestRow:
     #: Its process died with it in flight.
     gone: bool = False
     #: The stack snapshot, innermost frame last; None until taken.
-    stack: tuple[Frame, ...] | None = None
+    stack: Stack | None = None
+    #: Taken, but left out of this report's formats (see ``MAX_STACKS_SENT``).
+    stack_left_out: bool = False
     #: The thread serving it (``ThreadPoolExecutor-0_3``): a process's requests apart.
     thread: str = ""
 
@@ -184,13 +194,11 @@ class RequestRow:
             "lock": self.lock,
             "slow": self.slow,
             "gone": self.gone,
-            "stack": None
-            if self.stack is None
-            else [
-                {"file": f.file, "line": f.line, "function": f.function, "source": f.source}
-                for f in self.stack
-            ],
-            "stack_text": self.stack_text,
+            # The stack once, as text: null until taken, or when left out of this
+            # document (``stack_left_out``: ask for the process's stacks).
+            "stack_taken": self.stack is not None,
+            "stack_left_out": self.stack_left_out,
+            "stack_text": None if self.stack is None or self.stack_left_out else self.stack_text,
         }
 
 
@@ -206,6 +214,17 @@ class ProcessRow(Line):
     #: Requests served and failed since the process started (None: not read).
     served: int | None = None
     failed: int | None = None
+    #: How many of ``requests`` the formats list (None: all; see ``Report.with_stacks``).
+    list_limit: int | None = None
+
+    @property
+    def listed_requests(self) -> tuple[RequestRow, ...]:
+        """The requests the formats list, oldest first."""
+        return self.requests if self.list_limit is None else self.requests[: self.list_limit]
+
+    @property
+    def requests_not_listed(self) -> int:
+        return len(self.requests) - len(self.listed_requests)
 
     @property
     def slow(self) -> bool:
@@ -220,6 +239,11 @@ class ProcessRow(Line):
     @property
     def busy_for(self) -> float:
         return self.requests[0].running_for if self.requests else 0.0
+
+    @property
+    def stacks_left_out(self) -> int:
+        """Its listed requests whose stack was taken but is left out of this report."""
+        return sum(1 for request in self.listed_requests if request.stack_left_out)
 
     @property
     def state_text(self) -> str:
@@ -241,11 +265,13 @@ class ProcessRow(Line):
             "state_text": self.state_text,
             "slow": self.slow,
             "in_flight": len(self.requests),
-            "requests": [request.as_dict() for request in self.requests],
+            "requests": [request.as_dict() for request in self.listed_requests],
+            "requests_not_listed": self.requests_not_listed,
             "served": self.served,
             "failed": self.failed,
             "busy_path": self.busy_path,
             "busy_for": round(self.busy_for, 3),
+            "stacks_left_out": self.stacks_left_out,
         }
 
 
@@ -278,6 +304,9 @@ class Report:
     tiles: TilesReport | None = None
     #: Processes with requests in flight, read or not (see ``storage.interface.MAX_BUSY_READ``).
     busy_total: int = 0
+    #: Entries in the store that could not be read and were skipped (keys of another
+    #: type, values that do not parse); the rest of the report stands.
+    skipped: int = 0
 
     @property
     def several_hosts(self) -> bool:
@@ -291,6 +320,44 @@ class Report:
     @property
     def hidden_total(self) -> int:
         return sum(item.count for item in self.hidden)
+
+    @property
+    def skipped_text(self) -> str:
+        """The line saying what was skipped, or ``""``."""
+        if not self.skipped:
+            return ""
+        entries = "entry" if self.skipped == 1 else "entries"
+        return f"{self.skipped} {entries} in Redis could not be read and were skipped"
+
+    @property
+    def stacks_left_out(self) -> int:
+        return sum(row.stacks_left_out for row in self.processes)
+
+    def with_stacks(
+        self,
+        limit: int = MAX_STACKS_SENT,
+        process: tuple[str, int] | None = None,
+        listed: int = MAX_REQUESTS_LISTED,
+    ) -> Report:
+        """The report as the formats send it: each row lists its ``listed`` oldest
+        requests, and the stacks of the first ``limit`` of them that have one are sent,
+        in row order; ``process`` lists every request and sends every stack."""
+        rows, sent = [], 0
+        for row in self.processes:
+            everything = (row.host, row.pid) == process
+            shown = len(row.requests) if everything else listed
+            requests = []
+            for index, request in enumerate(row.requests):
+                left_out = False
+                if request.stack is not None and not everything and index < shown:
+                    left_out = sent >= limit
+                    sent += 1
+                if left_out != request.stack_left_out:
+                    request = replace(request, stack_left_out=left_out)
+                requests.append(request)
+            limit_row = None if everything else listed
+            rows.append(replace(row, requests=tuple(requests), list_limit=limit_row))
+        return replace(self, processes=rows)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON format: every value the page shows, ready to render."""
@@ -307,6 +374,9 @@ class Report:
             "clock_ahead": self.clock_ahead,
             "messages": [line.as_dict() for line in self.messages],
             "tiles": self.tiles.as_dict() if self.tiles is not None else None,
+            "skipped": self.skipped,
+            "skipped_text": self.skipped_text,
+            "stacks_left_out": self.stacks_left_out,
         }
 
     def as_text(self) -> str:
@@ -317,6 +387,8 @@ class Report:
             lines.append("%3s. %5s %s, %s ago" % (index + 1, row.pid, row.message, row.ago))
         if self.hidden:
             lines.append(f"     ({self.hidden_total} more processes not listed)")
+        if self.skipped:
+            lines.append(f"     ({self.skipped_text})")
         lines.append("----------")
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]

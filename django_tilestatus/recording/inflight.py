@@ -39,6 +39,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,6 +287,51 @@ class Frame:
     source: str
 
 
+class Stack:
+    """A stack snapshot read back: its frames, innermost last, parsed when first asked
+    for. A page shows few of the stacks it reads (100 busy processes of 32 requests
+    hold 26 MB of them), so the others are never parsed."""
+
+    __slots__ = ("_frames", "_raw")
+
+    def __init__(self, raw: str | list[Any] | tuple[Frame, ...]):
+        #: The stored JSON array (text, or already parsed), until parsed.
+        self._raw: str | list[Any] | None = None
+        self._frames: tuple[Frame, ...] | None = None
+        if isinstance(raw, tuple):
+            self._frames = raw
+        else:
+            self._raw = raw
+
+    @property
+    def frames(self) -> tuple[Frame, ...]:
+        if self._frames is None:
+            value: Any = self._raw
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except (ValueError, RecursionError):
+                    value = None
+            self._frames = _frames(value) or ()
+            self._raw = None
+        return self._frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stack) and self.frames == other.frames
+
+    def __hash__(self) -> int:
+        return hash(self.frames)
+
+    def __repr__(self) -> str:
+        return f"Stack({self.frames!r})"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One in-flight request as read back from the store."""
@@ -295,7 +341,7 @@ class Entry:
     phase: str
     since: float
     lock: str = ""
-    stack: tuple[Frame, ...] | None = None
+    stack: Stack | None = None
     #: The name of the thread serving it, to tell a process's requests apart.
     thread: str = ""
     #: Already counted in the statistics (an aborted request its process died on).
@@ -326,8 +372,23 @@ def _frames(value: Any) -> tuple[Frame, ...] | None:
     return tuple(frames)
 
 
+#: What ``Request.encode`` writes before a stack, always its last member.
+_STACK_MEMBER = ',"stack":['
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # deep nesting: not ours
+        return None
+
+
 def decode(raw: Any) -> Entry | None:
-    """An ``Entry`` from what the store holds, or None if it is not one of ours."""
+    """An ``Entry`` from what the store holds, or None if it is not one of ours.
+
+    The stack, which ``Request.encode`` writes last, is cut off unparsed (``Stack``
+    parses it when it is shown); a value laid out otherwise is parsed whole.
+    """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -335,12 +396,20 @@ def decode(raw: Any) -> Entry | None:
             return None
     if not isinstance(raw, str) or len(raw) > 4 * MAX_STACK_BYTES:
         return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
+    stack: Any = None
+    value = None
+    cut = raw.rfind(_STACK_MEMBER)
+    if cut > 0 and raw.endswith("]}"):
+        # Outside a JSON string a '"' is never escaped: the member found is structural.
+        value = _loads(raw[:cut] + "}")
+        stack = raw[cut + len(_STACK_MEMBER) - 1 : -1]
     if not isinstance(value, dict):
-        return None
+        value = _loads(raw)
+        if not isinstance(value, dict):
+            return None
+        stack = value.get("stack")
+        if not isinstance(stack, list):
+            stack = None
     path, phase, lock = value.get("path"), value.get("phase"), value.get("lock", "")
     started, since = _finite(value.get("started")), _finite(value.get("since"))
     if not isinstance(path, str) or started is None:
@@ -351,7 +420,7 @@ def decode(raw: Any) -> Entry | None:
         phase=phase if phase in PHASES else STARTING,
         since=started if since is None else since,
         lock=lock if isinstance(lock, str) else "",
-        stack=_frames(value.get("stack")),
+        stack=None if stack is None else Stack(stack),
         thread=thread if isinstance(thread := value.get("thread", ""), str) else "",
         counted=value.get("counted") is True,
     )

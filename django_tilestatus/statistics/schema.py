@@ -51,6 +51,9 @@ OTHER_LAYER = "(other)"
 NO_ZOOM = -1
 #: Slowest tiles kept per minute.
 SLOWEST = 10
+#: The longest request a slow tile read back may name (a year); a longer one was not
+#: written by this app.
+MAX_SECONDS = 365 * 86400.0
 
 
 # -- the statistics -----------------------------------------------------------
@@ -163,7 +166,7 @@ def parse(name: Any) -> Statistic | None:
     try:
         text = name.decode("utf-8") if isinstance(name, bytes) else str(name)
         value = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not ours
         return None
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         return None
@@ -238,7 +241,7 @@ class SlowRequest:
         try:
             text = member.decode("utf-8") if isinstance(member, bytes) else str(member)
             value = json.loads(text)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not ours
             return None
         if not isinstance(value, dict):
             return None
@@ -249,7 +252,7 @@ class SlowRequest:
             seconds, when = float(value["seconds"]), float(value["when"])
         except OverflowError:  # a whole number too large for a float
             return None
-        if not (math.isfinite(seconds) and math.isfinite(when)):
+        if not (0.0 <= seconds <= MAX_SECONDS and math.isfinite(when)):
             return None
         return cls(
             seconds, when, value["layer"], value["zoom"], value["path"], value["host"], value["pid"]
@@ -265,6 +268,9 @@ class StatTotals:
 
     fields: dict[Statistic, float]
     dropped: dict[str, float]
+    #: Entries that could not be read (a key of another type, a field or value this app
+    #: did not write).
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,3 +284,6 @@ class StatMinutes:
     maxima: dict[int, dict[Statistic, float]]
     #: The slowest requests of the minutes read, slowest first.
     slowest: list[SlowRequest]
+    #: Entries that could not be read (a key of another type, a field, value or member
+    #: this app did not write).
+    skipped: int = 0

@@ -52,9 +52,10 @@ SPARK_WIDTH, SPARK_HEIGHT = 120, 24
 
 
 def quantile(q: float, buckets: Sequence[float], slowest: float | None = None) -> float | None:
-    """The ``q`` quantile of bucket counts (``BUCKET_COUNT`` of them), or None if empty."""
+    """The ``q`` quantile of bucket counts (``BUCKET_COUNT`` of them), or None if empty
+    (or if the counts are not finite: the store bounds them, this does not rely on it)."""
     total = sum(buckets)
-    if total <= 0:
+    if not 0 < total < math.inf:
         return None
     rank = q * total
     seen = 0.0
@@ -93,6 +94,12 @@ def at_most_text(bound: float | None) -> str:
     return "\u2264 " + seconds_text(bound)
 
 
+def _whole(count: float) -> int:
+    """A summed count as a whole number; 0 for one that is not finite (``int`` would
+    raise), which the store's bounds keep from happening."""
+    return int(count) if math.isfinite(count) else 0
+
+
 def seconds_text(seconds: float | None) -> str:
     """A duration as the page shows it: ``12 ms``, ``1.25 s``, or ``-`` for none."""
     if seconds is None:
@@ -120,8 +127,8 @@ class _Tally:
 
     def requests(self, outcome: str | None = None) -> int:
         if outcome is not None:
-            return int(sum(self.buckets[outcome])) if outcome in self.buckets else 0
-        return int(sum(sum(counts) for counts in self.buckets.values()))
+            return _whole(sum(self.buckets[outcome])) if outcome in self.buckets else 0
+        return _whole(sum(sum(counts) for counts in self.buckets.values()))
 
     def figures(self, minutes: int) -> Figures:
         hits, rendered = self.requests(HIT), self.requests(RENDERED)
@@ -144,7 +151,7 @@ class _Tally:
             hit_ratio=hits / served if served else None,
             hit=timing(HIT),
             render=timing(RENDERED),
-            lock_waits=int(sum(self.lock)),
+            lock_waits=_whole(sum(self.lock)),
             lock_p95=quantile(0.95, self.lock),
             lock_p95_at_most=bucket_bound(0.95, self.lock),
         )
@@ -297,7 +304,8 @@ class Sparkline:
 
     @property
     def peak(self) -> float:
-        return max(self.values, default=0.0)
+        peak = max(self.values, default=0.0)
+        return peak if math.isfinite(peak) else 0.0
 
     @property
     def points(self) -> str:
@@ -448,7 +456,7 @@ class _Hour:
     def _add(self, record: Statistic, value: float, minute: int, spans: list[int]) -> None:
         match record:
             case RequestCount(layer=layer, zoom=zoom, outcome=outcome):
-                self.zooms[layer][zoom][outcome] += int(value)
+                self.zooms[layer][zoom][outcome] += _whole(value)
             case ResponseBucket(layer=layer, outcome=outcome, bucket=bucket):
                 tallies = [self.per_minute[layer][minute]]
                 tallies += [self.windows[layer][span] for span in spans]

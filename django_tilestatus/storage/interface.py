@@ -76,6 +76,8 @@ class Registry:
     entries: list[tuple[str, int, float]]
     #: Members that name no process, as Redis returned them (to report and remove).
     malformed: list[Any] = field(default_factory=list)
+    #: 1 when the registry is a key of another type (none of it could be read), else 0.
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class Snapshot:
     in_flight: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     #: Processes in the busy set, read or not.
     busy_total: int = 0
+    #: What the read skipped beside ``malformed``: keys of another type than the app
+    #: writes, busy members and messages that do not parse.
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,9 @@ class Head:
     newest: tuple[float, str] | None = None
     served: int = 0
     failed: int = 0
+    #: Entries that could not be read (a key of another type, a message that does not
+    #: parse).
+    skipped: int = 0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ names the tile it died on.
 
 Everything the app reads from Redis is treated as untrusted: another program,
 an older version or a bug may have written anything under the prefix. What does
-not parse is skipped and, where it is the app's own registry, removed.
+not parse is skipped and, where it is the app's own registry, removed. A key of
+another type than the app writes (Redis answers ``WRONGTYPE``) is skipped too: every
+read pipeline takes each reply on its own (``execute(raise_on_error=False)``), so one
+such key costs only its own entry, and the reads count what they skipped. Only a
+connection error or a timeout makes the store unavailable. Numbers read back are
+finite, and statistics lie within ``[0, MAX_STAT]``, so sums of them stay finite.
 
 Each recording process also announces its PID namespace (the inode of
 ``/proc/self/ns/pid``) in a key of its own, written apart from the batches
@@ -120,13 +125,16 @@ def parse_member(member: Any) -> tuple[str, int] | None:
     return (host, number) if 0 < number <= MAX_PID else None
 
 
-def _parse_registry(members: Iterable[tuple[Any, Any]]) -> Registry:
-    """A ``Registry`` from ZREVRANGE... WITHSCORES replies."""
+def _parse_registry(members: Any) -> Registry:
+    """A ``Registry`` from ZREVRANGE... WITHSCORES replies (or the error Redis answered
+    instead, for a registry of another type: skipped)."""
+    if isinstance(members, ResponseError):
+        return Registry([], [], skipped=1)
     entries, malformed = [], []
     for member, score in members:
         parsed = parse_member(member)
-        seen = float(score)
-        if parsed is None or not math.isfinite(seen):
+        seen = _number(score, finite_only=True)
+        if parsed is None or seen is None:
             malformed.append(member)
         else:
             entries.append((parsed[0], parsed[1], seen))
@@ -196,6 +204,31 @@ def _unavailable_as_store_error(what: str = "command") -> Iterator[None]:
         raise StoreUnavailable(describe_failure(exc, what)) from exc
 
 
+def _refused(reply: Any) -> bool:
+    """Whether one reply of a read pipeline is Redis refusing that command (a key of
+    another type than the app writes): its entry is skipped, the read goes on."""
+    return isinstance(reply, ResponseError)
+
+
+def _wrong_type(reply: Any) -> bool:
+    """Whether a reply is Redis's ``WRONGTYPE``: the key holds another type."""
+    reason = str(reply).rpartition(" caused error: ")[2]
+    return isinstance(reply, ResponseError) and reason.startswith("WRONGTYPE")
+
+
+def _execute_read(pipe: Any) -> list[Any]:
+    """A read pipeline's replies, a refused command's as its ``ResponseError``.
+
+    Anything else (no connection, a timeout) raises ``StoreUnavailable``.
+    """
+    with _unavailable_as_store_error():
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not _refused(reply):
+            raise StoreUnavailable(describe_failure(reply))
+    return replies
+
+
 #: What a clean-up on a read may meet and carry on after.
 CLEANUP_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, StoreUnavailable)
 
@@ -235,24 +268,41 @@ STATS_TTL = 30 * 86400
 MINUTE_TTL = 3600 + 120
 
 
-def _number(value: Any) -> float | None:
+#: The largest statistic read back (a count or a sum of seconds; none is negative).
+#: Whole numbers are exact up to it, and the sums the readers make of a few thousand
+#: such values stay finite: a larger value was not written by this app and is skipped.
+MAX_STAT = float(2**53)
+
+
+def _number(value: Any, finite_only: bool = False) -> float | None:
+    """``value`` as a number within ``[0, MAX_STAT]`` (any finite one with
+    ``finite_only``), or None."""
+    if isinstance(value, (bytes, str)) and len(value) > 64:
+        return None  # no number this app writes is that long
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    if finite_only:
+        return number if math.isfinite(number) else None
+    return number if 0.0 <= number <= MAX_STAT else None
 
 
-def _parse_stat_values(pairs: Iterable[tuple[Any, Any]]) -> dict[Statistic, float]:
-    """The records and numbers of a statistics hash or sorted set; fields this app did
-    not write, and values that are not finite numbers, are skipped."""
-    parsed = {}
+def _parse_stat_values(
+    pairs: Iterable[tuple[Any, Any]],
+) -> tuple[dict[Statistic, float], int]:
+    """The records and numbers of a statistics hash or sorted set, and how many were
+    skipped: fields this app did not write, and values that are not numbers within
+    ``[0, MAX_STAT]``."""
+    parsed, skipped = {}, 0
     for name, value in pairs:
         record = schema.parse(name)
         number = _number(value)
         if record is not None and number is not None:
             parsed[record] = number
-    return parsed
+        else:
+            skipped += 1
+    return parsed, skipped
 
 
 class _RedisStatistics:
@@ -330,14 +380,24 @@ class _RedisStatistics:
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.stats_total_key())
         pipe.hgetall(self.stats_dropped_key())
-        with _unavailable_as_store_error():
-            fields, dropped = pipe.execute()
+        fields, dropped = _execute_read(pipe)
+        skipped = 0
         drops = {}
-        for host, value in dropped.items():
-            name, number = _text(host), _number(value)
-            if name and number is not None:
-                drops[name] = number
-        return StatTotals(_parse_stat_values(fields.items()), drops)
+        if _refused(dropped):
+            skipped += 1
+        else:
+            for host, value in dropped.items():
+                name, number = _text(host), _number(value)
+                if name and number is not None:
+                    drops[name] = number
+                else:
+                    skipped += 1
+        parsed: dict[Statistic, float]
+        if _refused(fields):
+            parsed, bad = {}, 1
+        else:
+            parsed, bad = _parse_stat_values(fields.items())
+        return StatTotals(parsed, drops, skipped=skipped + bad)
 
     def stat_minutes(self, now: float, minutes: int) -> StatMinutes:
         """The last ``minutes`` minutes' statistics and slowest tiles, in one round trip."""
@@ -348,18 +408,29 @@ class _RedisStatistics:
             pipe.hgetall(self.stats_minute_key(minute))
             pipe.zrange(self.stats_max_key(minute), 0, -1, withscores=True)
             pipe.zrevrange(self.stats_slow_key(minute), 0, schema.SLOWEST - 1)
-        with _unavailable_as_store_error():
-            replies = pipe.execute()
+        replies = _execute_read(pipe)
         fields, maxima, slowest = {}, {}, []
+        skipped = 0
         for index, minute in enumerate(wanted):
             raw, top, slow = replies[3 * index : 3 * index + 3]
-            if raw:
-                fields[minute] = _parse_stat_values(raw.items())
-            if top:
-                maxima[minute] = _parse_stat_values(top)
-            slowest += [entry for entry in map(SlowRequest.parse, slow) if entry is not None]
+            if _refused(raw):
+                skipped += 1
+            elif raw:
+                fields[minute], bad = _parse_stat_values(raw.items())
+                skipped += bad
+            if _refused(top):
+                skipped += 1
+            elif top:
+                maxima[minute], bad = _parse_stat_values(top)
+                skipped += bad
+            if _refused(slow):
+                skipped += 1
+                continue
+            parsed = [entry for entry in map(SlowRequest.parse, slow) if entry is not None]
+            skipped += len(slow) - len(parsed)
+            slowest += parsed
         slowest.sort(key=lambda entry: -entry.seconds)
-        return StatMinutes(fields, maxima, slowest[: schema.SLOWEST])
+        return StatMinutes(fields, maxima, slowest[: schema.SLOWEST], skipped=skipped)
 
 
 # -- the Redis store ----------------------------------------------------------
@@ -515,11 +586,10 @@ class RedisStore(_RedisStatistics):
         pipe = self.client.pipeline(transaction=False)
         pipe.zrevrangebyscore(self.registry_key(), "+inf", cutoff, withscores=True)
         pipe.zremrangebyscore(self.registry_key(), "-inf", f"({cutoff}")
-        with _unavailable_as_store_error():
-            members, dropped = pipe.execute(raise_on_error=False)
-            if isinstance(members, Exception):
-                raise members
-        if isinstance(dropped, Exception):
+        members, dropped = _execute_read(pipe)
+        if isinstance(dropped, Exception) and not _refused(members):
+            # Refused while the read was not: a read-only replica (a registry of another
+            # type refuses both, and is skipped).
             self._cleanup.run("drop expired registry entries", _raiser(dropped))
         registry = _parse_registry(members)
         if registry.malformed:
@@ -527,15 +597,14 @@ class RedisStore(_RedisStatistics):
         return registry
 
     def _read_lists(self, wanted: Sequence[tuple[str, int, int]]) -> list[list[tuple[float, str]]]:
-        """The newest ``count`` entries of each ``(host, pid, count)``, in one round trip."""
+        """The newest ``count`` entries of each ``(host, pid, count)``, in one round trip
+        (none for a key of another type)."""
         if not wanted:
             return []
         pipe = self.client.pipeline(transaction=False)
         for host, pid, count in wanted:
             pipe.lrange(self.log_key(host, pid), 0, count - 1)
-        with _unavailable_as_store_error():
-            replies = pipe.execute()
-        return [parse_entries(raw) for raw in replies]
+        return [[] if _refused(raw) else parse_entries(raw) for raw in _execute_read(pipe)]
 
     def snapshot(
         self, now: float, *, recent: int, host: str | None = None, max_busy: int = MAX_BUSY_READ
@@ -557,14 +626,25 @@ class RedisStore(_RedisStatistics):
         pipe.zcard(self.busy_key())
         for name, pid, count in wanted:
             pipe.lrange(self.log_key(name, pid), 0, count - 1)
-        with _unavailable_as_store_error():
-            busy_members, busy_total, *lists = pipe.execute()
+        busy_members, busy_total, *lists = _execute_read(pipe)
+        skipped = registry.skipped
+        if _refused(busy_members):  # the busy set is of another type
+            busy_members, busy_total, skipped = [], 0, skipped + 1
         busy = [parsed for parsed in map(parse_member, busy_members) if parsed is not None]
+        skipped += len(busy_members) - len(busy)
         busy = [item for item in busy if host is None or item[0] == host]
-        in_flight, empty = self._read_in_flight(busy)
+        in_flight, empty, refused = self._read_in_flight(busy)
+        skipped += refused
         processes, stale = [], []
         for index, (name, pid, seen) in enumerate(listed):
-            entries = parse_entries(lists[index]) if index < len(lists) else []
+            entries: list[tuple[float, str]] = []
+            if index < len(lists):
+                raw = lists[index]
+                if _refused(raw):
+                    skipped += 1
+                else:
+                    entries = parse_entries(raw)
+                    skipped += len(raw) - len(entries)
             if index < len(lists) and not entries and (name, pid) not in in_flight:
                 stale.append(_member(name, pid))
                 continue
@@ -576,21 +656,30 @@ class RedisStore(_RedisStatistics):
                 "remove stale busy entries",
                 lambda: self.client.zrem(self.busy_key(), *[_member(*item) for item in empty]),
             )
-        return Snapshot(now, processes, len(registry.malformed), in_flight, int(busy_total))
+        return Snapshot(
+            now, processes, len(registry.malformed), in_flight, int(busy_total), skipped=skipped
+        )
 
     def _read_in_flight(
         self, busy: list[tuple[str, int]]
-    ) -> tuple[dict[tuple[str, int], list[Any]], list[tuple[str, int]]]:
-        """The in-flight hashes of ``busy`` processes, and those found empty."""
+    ) -> tuple[dict[tuple[str, int], list[Any]], list[tuple[str, int]], int]:
+        """The in-flight hashes of ``busy`` processes, those found empty, and how many
+        were of another type (skipped, left alone)."""
         if not busy:
-            return {}, []
+            return {}, [], 0
         pipe = self.client.pipeline(transaction=False)
         for name, pid in busy:
             pipe.hvals(self.in_flight_key(name, pid))
-        with _unavailable_as_store_error():
-            replies = pipe.execute()
-        found = {item: values for item, values in zip(busy, replies, strict=True) if values}
-        return found, [item for item, values in zip(busy, replies, strict=True) if not values]
+        replies = _execute_read(pipe)
+        found, empty, refused = {}, [], 0
+        for item, values in zip(busy, replies, strict=True):
+            if _refused(values):
+                refused += 1
+            elif values:
+                found[item] = values
+            else:
+                empty.append(item)
+        return found, empty, refused
 
     def heads(self, processes: Sequence[tuple[str, int]]) -> list[Head]:
         """The newest message and request counts of each ``(host, pid)``, in one round trip."""
@@ -600,13 +689,23 @@ class RedisStore(_RedisStatistics):
         for name, pid in processes:
             pipe.lindex(self.log_key(name, pid), 0)
             pipe.hmget(self.counts_key(name, pid), "served", "failed")
-        with _unavailable_as_store_error():
-            replies = pipe.execute()
+        replies = _execute_read(pipe)
         heads = []
         for index in range(0, len(replies), 2):
-            newest = parse_entries([replies[index]]) if replies[index] is not None else []
-            served, failed = (_count(value) for value in replies[index + 1])
-            heads.append(Head(newest[0] if newest else None, served, failed))
+            head, counts = replies[index], replies[index + 1]
+            skipped = 0
+            newest = []
+            if _refused(head):
+                skipped += 1
+            elif head is not None:
+                newest = parse_entries([head])
+                skipped += 1 - len(newest)
+            if _refused(counts):
+                served = failed = 0
+                skipped += 1
+            else:
+                served, failed = (_count(value) for value in counts)
+            heads.append(Head(newest[0] if newest else None, served, failed, skipped=skipped))
         return heads
 
     def read(self, now: float | None = None) -> list[ProcessLog]:
@@ -629,9 +728,11 @@ class RedisStore(_RedisStatistics):
         return found
 
     def registry(self) -> Registry:
-        """Every registry entry, youngest first, and the malformed ones, changing nothing."""
-        with _unavailable_as_store_error():
-            members = self.client.zrevrange(self.registry_key(), 0, -1, withscores=True)
+        """Every registry entry, youngest first, and the malformed ones, changing nothing
+        (a registry of another type is skipped: no entry)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrevrange(self.registry_key(), 0, -1, withscores=True)
+        [members] = _execute_read(pipe)
         return _parse_registry(members)
 
     def have_logs(self, processes: Sequence[tuple[str, int]]) -> list[bool]:
@@ -641,8 +742,7 @@ class RedisStore(_RedisStatistics):
         pipe = self.client.pipeline(transaction=False)
         for host, pid in processes:
             pipe.exists(self.log_key(host, pid))
-        with _unavailable_as_store_error():
-            return [bool(count) for count in pipe.execute()]
+        return [not _refused(count) and bool(count) for count in _execute_read(pipe)]
 
     # -- deleting -----------------------------------------------------------------
 
@@ -673,7 +773,12 @@ class RedisStore(_RedisStatistics):
         pipe.zrem(self.registry_key(), *members)
         pipe.zrem(self.busy_key(), *members)
         with _unavailable_as_store_error():
-            pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            # A registry or busy set of another type keeps its members (nothing of
+            # ours is in it); any other refusal (a read-only replica) is one.
+            if isinstance(reply, Exception) and not _wrong_type(reply):
+                raise StoreUnavailable(describe_failure(reply))
         return len(members)
 
     def delete_quietly(self, processes: Iterable[tuple[str, int]]) -> None:

@@ -59,6 +59,8 @@ def _seconds_text(seconds: float) -> str:
 def _html(request: HttpRequest, report: Report) -> HttpResponse:
     config = conf.get_config()
     query = {"format": "json", **({"host": report.host} if report.host else {})}
+    if "stacks" in request.GET:  # valid: checked before the read
+        query["stacks"] = request.GET["stacks"]
     context = {
         **admin.site.each_context(request),
         "title": "Tile status",
@@ -74,6 +76,14 @@ def _html(request: HttpRequest, report: Report) -> HttpResponse:
 def _json(request: HttpRequest, report: Report) -> HttpResponse:
     # Strict JSON: a non-finite number is a bug to see, not ``NaN`` for a parser to reject.
     return JsonResponse(report.as_dict(), json_dumps_params={"allow_nan": False})
+
+
+def parse_process(value: str) -> tuple[str, int] | None:
+    """``(host, pid)`` from ``<host>:<pid>`` (the host may hold ":"), or None."""
+    host, colon, pid = value.rpartition(":")
+    if not (colon and host and pid.isascii() and pid.isdigit() and len(pid) <= 10):
+        return None
+    return host, int(pid)
 
 
 def _text(request: HttpRequest, report: Report) -> HttpResponse:
@@ -104,8 +114,14 @@ def _status_page(request: HttpRequest) -> HttpResponse:
     host = request.GET.get("host") or None
     if host is not None and len(host) > MAX_HOST_LENGTH:
         return text_response("Bad host: too long.", status=400)
+    stacks = request.GET.get("stacks")
+    process = None
+    if stacks is not None:
+        process = parse_process(stacks) if len(stacks) <= MAX_HOST_LENGTH + 11 else None
+        if process is None:
+            return text_response("Bad stacks: use ?stacks=<host>:<pid>.", status=400)
     try:
-        report = current_report(host)
+        report = current_report(host, stacks_of=process)
     except StoreUnavailable as exc:
         log_unavailable(logger, "Tile status page", exc)
         response = _unavailable(request, fmt)

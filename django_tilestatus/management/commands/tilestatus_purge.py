@@ -133,6 +133,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 self._summary(len(verdict.doomed), malformed, len(verdict.kept), dry_run)
             )
+            if verdict.registry.skipped:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"Skipped {verdict.registry.skipped} unreadable entry: the registry of "
+                        "processes is a key of another type than a sorted set (delete it "
+                        "to start it again)."
+                    )
+                )
 
     def _count_deaths(self, store: StatusStore, doomed: list[Judged]) -> dict[tuple[str, int], int]:
         """Count what the doomed processes died on (see ``reading.deaths``), before their

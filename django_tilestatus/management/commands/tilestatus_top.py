@@ -37,15 +37,19 @@ def screen(report: Report, paint: Callable[[str, str], str]) -> str:
         text += " SLOW" if row.slow else ""
         line = f"{clean(row.host, 14):<14} {row.pid:>7}  {clean(text, 36):<36} {row.ago:>14} ago"
         lines.append(paint(line, "slow" if row.slow else row.state))
-        for request in row.requests:  # each request in flight, or the ones it died on
+        for request in row.listed_requests:  # each request in flight, or the ones it died on
             lines.append(
                 paint(f"{'':>24}{clean(request.text, 56)}", "slow" if request.slow else row.state)
             )
+        if row.requests_not_listed:
+            lines.append(f"{'':>24}({row.requests_not_listed} more requests in flight)")
     more = len(report.processes) - MAX_ROWS + report.hidden_total
     if more > 0:
         lines.append(f"  ({more} more processes not listed)")
     if not report.processes:
         lines.append("  (no process has recorded anything lately)")
+    if report.skipped:
+        lines.append(f"  ({report.skipped_text})")
     lines.append("")
     if report.tiles is not None:
         lines += report.tiles.text_lines()

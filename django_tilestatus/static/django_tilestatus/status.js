@@ -31,12 +31,24 @@
         this.readAt = root.querySelector("#tilestatus-read-at");
         this.live = root.querySelector("#tilestatus-live");
         this.button = root.querySelector("#tilestatus-pause");
+        this.skipped = root.querySelector("#tilestatus-skipped");
         this.paused = false;
         this.timer = null;
+        // Stacks left out of the JSON and fetched on demand, by request key.
+        this.stacks = {};
     }
 
     StatusPage.prototype.start = function () {
         var page = this;
+        // A stack left out of the JSON is fetched when it is opened ("toggle" does not
+        // bubble: it is caught on its way down).
+        this.root.addEventListener("toggle", function (event) {
+            var details = event.target;
+            if (details.open && details.dataset && details.dataset.stacks &&
+                    !(details.dataset.key in page.stacks)) {
+                page.loadStacks(details.dataset.stacks);
+            }
+        }, true);
         this.button.hidden = false;
         this.button.addEventListener("click", function () {
             page.setPaused(!page.paused);
@@ -106,24 +118,78 @@
             });
     };
 
+    // The stacks of one process ("<host>:<pid>"), every one of them, from
+    // ?format=json&stacks= (the report with that process's requests and stacks all
+    // sent): shown in its open requests, kept for the next refreshes.
+    StatusPage.prototype.loadStacks = function (process) {
+        var page = this;
+        var url = new URL(this.url, document.baseURI);
+        url.searchParams.set("stacks", process);
+        fetch(url.toString(), {credentials: "same-origin", cache: "no-store",
+                               headers: {Accept: "application/json"}})
+            .then(function (response) {
+                if (!response.ok || response.redirected) {
+                    throw new Error("HTTP " + response.status);
+                }
+                return response.json();
+            })
+            .then(function (data) {
+                if (Object.keys(page.stacks).length > 1000) {
+                    page.stacks = {};
+                }
+                data.processes.forEach(function (item) {
+                    if (item.host + ":" + item.pid !== process) {
+                        return;
+                    }
+                    item.requests.forEach(function (request) {
+                        if (request.stack_text !== null) {
+                            var key = [item.host, item.pid, request.path].join(" ");
+                            page.stacks[key] = request.stack_text;
+                        }
+                    });
+                });
+                page.root.querySelectorAll("details.tilestatus-stack").forEach(function (node) {
+                    if (node.dataset.key in page.stacks) {
+                        node.querySelector(".tilestatus-stack-text").textContent =
+                            page.stacks[node.dataset.key];
+                        node.querySelector(".tilestatus-stack-link").hidden = true;
+                    }
+                });
+            })
+            .catch(function () {
+                // The link in the stack stays: it shows the same stacks on a page.
+            });
+    };
+
     // One in-flight request: its text, the slow flag, its stack (collapsed unless
-    // it was open before this refresh) once taken.
-    function requestItem(root, item, key, open) {
-        var line = fill(copy(root, "tilestatus-request-template"), {
-            "tilestatus-request-text": item.text, "tilestatus-stack-text": item.stack_text});
+    // it was open before this refresh) once taken; a stack left out of the JSON
+    // comes from what was fetched before, or is fetched once it is open.
+    StatusPage.prototype.requestItem = function (item, process, key, open) {
+        var line = fill(copy(this.root, "tilestatus-request-template"), {
+            "tilestatus-request-text": item.text});
         var stack = line.querySelector(".tilestatus-stack");
+        var text = item.stack_text !== null ? item.stack_text : this.stacks[key];
+        var link = line.querySelector(".tilestatus-stack-link");
+        line.querySelector(".tilestatus-stack-text").textContent = text || "";
         line.classList.toggle("tilestatus-gone", item.gone);
         line.querySelector(".tilestatus-flag").hidden = !item.slow;
+        link.href = "?" + new URLSearchParams({stacks: process}).toString();
+        link.hidden = !item.stack_left_out || text !== undefined;
         stack.dataset.key = key;
+        if (item.stack_left_out) {
+            stack.dataset.stacks = process;
+        }
         stack.open = open.indexOf(key) >= 0;
-        stack.hidden = item.stack === null;
+        stack.hidden = !item.stack_taken;
         return line;
-    }
+    };
 
     StatusPage.prototype.render = function (data) {
+        var page = this;
         var root = this.root;
         var open = Array.prototype.map.call(
             root.querySelectorAll("details[open]"), function (node) { return node.dataset.key; });
+        var missing = {};
         var rows = data.processes.map(function (item) {
             var row = fill(copy(root, "tilestatus-row-template"), {
                 "tilestatus-host": item.host, "tilestatus-pid": String(item.pid),
@@ -131,9 +197,22 @@
                 "tilestatus-ago": item.ago, "tilestatus-served": String(item.served),
                 "tilestatus-failed": String(item.failed)});
             var requests = row.querySelector(".tilestatus-requests");
-            requests.replaceChildren.apply(requests, item.requests.map(function (request) {
-                return requestItem(root, request, [item.host, item.pid, request.path].join(" "), open);
-            }));
+            var process = item.host + ":" + item.pid;
+            var lines = item.requests.map(function (request) {
+                var key = [item.host, item.pid, request.path].join(" ");
+                var line = page.requestItem(request, process, key, open);
+                if (request.stack_left_out && !(key in page.stacks) && open.indexOf(key) >= 0) {
+                    missing[process] = true;
+                }
+                return line;
+            });
+            if (item.requests_not_listed) {  // the rest, listed on the page of this process
+                var more = fill(copy(root, "tilestatus-more-template"), {
+                    "tilestatus-count": String(item.requests_not_listed)});
+                more.querySelector("a").href = "?" + new URLSearchParams({stacks: process}).toString();
+                lines.push(more);
+            }
+            requests.replaceChildren.apply(requests, lines);
             requests.hidden = !item.requests.length;
             row.querySelector(".tilestatus-counts-text").hidden = item.served === null;
             row.className = "tilestatus-" + item.state + (item.slow ? " tilestatus-slow" : "");
@@ -148,6 +227,9 @@
             rows.push(copy(root, "tilestatus-no-rows-template"));
         }
         this.processes.replaceChildren.apply(this.processes, rows);
+        Object.keys(missing).forEach(function (process) {
+            page.loadStacks(process);
+        });
 
         var hidden = data.hidden.map(function (item) {
             var line = fill(copy(root, "tilestatus-hidden-template"), {
@@ -178,6 +260,9 @@
             lines.push(copy(root, "tilestatus-no-lines-template"));
         }
         this.messages.replaceChildren.apply(this.messages, lines);
+
+        this.skipped.textContent = data.skipped ? data.skipped_text + "." : "";
+        this.skipped.hidden = !data.skipped;
 
         this.readAt.textContent = data.read_at;
         this.readAt.setAttribute("datetime", data.read_at_iso);
