@@ -32,7 +32,7 @@ from django_tilestatus.storage import RedisStore
 
 from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection
-from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
+from .support.real_redis import REAL_REDIS_URL, delete_prefixed, new_prefix, real_redis_client
 from .support.redis_topology import ClusterGroup, cluster_group
 
 pytestmark = pytest.mark.redis
@@ -61,7 +61,7 @@ def real_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def real_prefix(real_redis: Any) -> Iterator[str]:
-    prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix()
     yield prefix
     delete_prefixed(real_redis, prefix)
 
