@@ -35,7 +35,11 @@ from .support.counting import Counts, counting_connection
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, new_prefix, real_redis_client
 from .support.redis_topology import ClusterGroup, cluster_group
 
-pytestmark = pytest.mark.redis
+pytestmark = [
+    pytest.mark.redis,
+    # On one pytest-xdist worker, so the cluster (a module fixture) is started once.
+    pytest.mark.xdist_group("redis_cost"),
+]
 
 WARM = "/tiles/solid/3/1/2.png"
 
