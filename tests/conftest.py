@@ -55,6 +55,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.write_line("")
         reporter.write_sep("=", f"{len(left)} keys left in the test Redis", red=True)
         for key in left:
             reporter.write_line(key)
