@@ -1,11 +1,11 @@
-"""Shared fixtures: a clean fakeredis per test, and a real Redis where the truth matters.
+"""Shared fixtures: a clean fakeredis per test, and a real Redis where the truth matters;
+and, when the run ends, a check that it left no key in the real Redis.
 
 Fixtures only; the helpers they use, and that tests import, are in ``tests/support/``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +16,51 @@ from django_tilestatus import connection, runtime
 from django_tilestatus.storage import RedisStore
 
 from .support.clients import PATHS, make_client
-from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
+from .support.real_redis import (
+    REAL_REDIS_URL,
+    delete_prefixed,
+    new_prefix,
+    real_redis_client,
+    run_mark,
+    run_pattern,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before pytest-xdist starts its workers, which inherit the run's mark.
+    run_mark()
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if its tests left keys in the shared test Redis.
+
+    Each test deletes its keys (its prefix's), so none of this run's may remain.
+    Only keys under this run's prefixes are looked at: what other programs or
+    other runs keep in the same database is theirs. With pytest-xdist the
+    controller checks once every worker has finished; a worker does not.
+    """
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        client = redis.Redis.from_url(REAL_REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        with client:
+            left = sorted(
+                key.decode(errors="replace")
+                for key in client.scan_iter(match=run_pattern(), count=1000)
+            )
+    except redis.RedisError:
+        return  # no Redis: the tests that need one were skipped, or failed under CI
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_sep("=", f"{len(left)} keys left in the test Redis", red=True)
+        for key in left:
+            reporter.write_line(key)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +82,7 @@ def real_redis() -> Iterator[redis.Redis]:
 @pytest.fixture
 def real_prefix(real_redis: redis.Redis) -> Iterator[str]:
     """A key prefix no other test run uses; its keys are deleted afterwards."""
-    prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix()
     yield prefix
     delete_prefixed(real_redis, prefix)
 
@@ -68,7 +112,7 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def store(redis_client: Any) -> Iterator[RedisStore]:
-    prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix()
     yield RedisStore(redis_client, prefix=prefix, keep=5, ttl=600)
     delete_prefixed(redis_client, prefix)
 

@@ -8,6 +8,7 @@ by Playwright's Python package; no browser is downloaded. Set
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -26,7 +27,8 @@ import pytest
 from django_tilestatus.recording.inflight import Request
 from django_tilestatus.storage import InFlightUpdate, RedisStore
 
-from .support import ROOT
+from .support import ROOT, wait_until
+from .support.example_project import write_tilestache_config
 from .support.gunicorn import GunicornServer
 from .support.http import request
 from .support.real_redis import REAL_REDIS_URL, require
@@ -107,11 +109,10 @@ def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, 
 
 @pytest.fixture
 def served(example_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    try:
-        with GunicornServer(example_env, tmp_path / "gunicorn.log", workers=2) as server:
-            yield server.base
-    finally:
-        shutil.rmtree(ROOT / "example_project" / "var" / "tiles" / "demo" / "9", ignore_errors=True)
+    # A tile cache of its own: its tiles are cold, whatever another test served.
+    env = {**example_env, "TILESTATUS_CONFIG": str(write_tilestache_config(tmp_path))}
+    with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
+        yield server.base
 
 
 def request_tiles(base: str, count: int, first: int = 0) -> None:
@@ -127,20 +128,19 @@ def serve_until_both_workers_recorded(base: str, store: RedisStore) -> set[int]:
     Which worker accepts a connection is up to the kernel, and a worker's
     events reach Redis a moment after its answer: poll, with a deadline.
     """
-    deadline = time.monotonic() + 60
-    first = 400
-    while time.monotonic() < deadline:
-        settled = time.monotonic() + 2  # a writer sends within a second of the answer
-        while time.monotonic() < settled:
-            pids = {
-                pid for host, pid, _ in store.registry().entries if host == socket.gethostname()
-            }
-            if len(pids) >= 2:
-                return pids
-            time.sleep(0.1)
-        request_tiles(base, 6, first=first)
-        first += 6
-    raise AssertionError("both gunicorn workers never recorded a request")
+    batches = itertools.count(400, 6)
+    last_batch = [time.monotonic()]
+
+    def both_recorded() -> set[int] | None:
+        pids = {pid for host, pid, _ in store.registry().entries if host == socket.gethostname()}
+        if len(pids) >= 2:
+            return pids
+        if time.monotonic() - last_batch[0] > 2:  # a writer sends within a second
+            request_tiles(base, 6, first=next(batches))
+            last_batch[0] = time.monotonic()
+        return None
+
+    return wait_until(both_recorded, 60, what="both gunicorn workers recording a request")
 
 
 def sign_in(page: Any, base: str) -> None:

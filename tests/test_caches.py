@@ -35,18 +35,18 @@ def test_redis_cache_saves_a_rendered_tile_and_serves_it_from_redis(
         "host": where["host"],
         "port": where["port"],
         "db": where["db"],
-        "key prefix": real_prefix,
+        "key prefix": f"{real_prefix}:tiles",  # under the prefix, so its keys are deleted
     }
     server = server_for({"solid": {**SOLID, "cache lifespan": 300}}, cache)
 
     first = server.handle("/solid/2/1/3.png")
 
-    key = f"{real_prefix}/solid/2/1/3.PNG"
+    key = f"{real_prefix}:tiles/solid/2/1/3.PNG"
     assert real_redis.get(key) == first.body
     assert 0 < real_redis.ttl(key) <= 300
     assert real_redis.get(key + "-lock") is None, "the cache lock was released"
     marker = png("#abcdef")
-    real_redis.set(key, marker)
+    real_redis.set(key, marker, keepttl=True)
     assert server.handle("/solid/2/1/3.png").body == marker
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,7 +10,8 @@ import pytest
 
 from django_tilestatus.storage import RedisStore
 
-from .support import ROOT, wait_until
+from .support import wait_until
+from .support.example_project import write_tilestache_config
 from .support.gunicorn import GunicornServer
 from .support.http import raw_exchange, request
 from .support.real_redis import REAL_REDIS_URL
@@ -26,19 +26,36 @@ def finishing_pids(logs: list[Any]) -> set[int]:
     return {log.pid for log in logs if any(m.startswith("Finished /demo/") for _, m in log.entries)}
 
 
-def wait_for_finished(store: RedisStore, count: int, workers: int) -> list[Any]:
-    """The logs, once ``workers`` processes have recorded ``count`` Finished in all.
+def counted(store: RedisStore, zoom: int) -> int:
+    """Requests for the demo layer at ``zoom`` the workers have counted in Redis."""
+    fields = store.stat_totals().fields
+    return int(sum(n for key, n in fields.items() if key[:3] == ("n", "demo", zoom)))
 
-    The workers' writers send their events a moment after each answer: poll
-    for what the test asserts, with a deadline, rather than read once.
+
+def wait_for_recorded(store: RedisStore, tiles: int, workers: int) -> list[Any]:
+    """The logs, once the workers have written every one of the ``tiles`` requests at
+    ``ZOOM`` (their counts reach Redis in the same write as their events) and each of
+    ``workers`` processes has a ``Finished`` kept.
+
+    The workers' writers send their events a moment after each answer: poll, with a
+    deadline, rather than read once. (Each list keeps only the last KEEP events, cache
+    lock events among them, so how many ``Finished`` are kept is no measure of it.)
     """
+    seen: list[Any] = [0, []]
 
-    def enough() -> list[Any]:
-        logs = store.read()
-        done = sum(1 for log in logs for _, m in log.entries if m.startswith("Finished "))
-        return logs if done >= count and len(finishing_pids(logs)) >= workers else []
+    def recorded() -> list[Any]:
+        seen[:] = [counted(store, ZOOM), store.read()]
+        done = seen[0] == tiles and len(finishing_pids(seen[1])) >= workers
+        return seen[1] if done else []
 
-    return wait_until(enough, 30) or store.read()
+    return wait_until(
+        recorded,
+        30,
+        what=lambda: (
+            f"{tiles} requests counted and {workers} workers with a Finished kept "
+            f"(counted {seen[0]}; Finished kept by {sorted(finishing_pids(seen[1]))})"
+        ),
+    )
 
 
 def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_path: Any) -> None:
@@ -46,40 +63,37 @@ def test_two_workers_serve_and_record(real_redis: Any, real_prefix: str, tmp_pat
         "TILESTATUS_REDIS_URL": REAL_REDIS_URL,
         "TILESTATUS_KEY_PREFIX": real_prefix,
         "DJANGO_DEBUG": "0",
+        # A tile cache of its own: every tile is rendered, whatever another test served.
+        "TILESTATUS_CONFIG": str(write_tilestache_config(tmp_path)),
     }
     xs = random.sample(range(2**ZOOM), 40)
     paths = [f"/tiles/demo/{ZOOM}/{x}/{x % 1000}.png" for x in xs]
-    try:
-        with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
-            base = server.base
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                answers = list(pool.map(lambda p: request(base, p, timeout=30), paths))
-            assert all(
-                a.status == 200
-                and a.headers.get("content-type") == "image/png"
-                and a.body[:8] == b"\x89PNG\r\n\x1a\n"
-                for a in answers
-            )
-            assert request(base, "/tiles/demo/preview.html").status == 200
-            assert request(base, "/tiles/nowhere/1/0/0.png").status == 404
-            assert request(base, "/tiles/demo/zz/0/0.png").status == 400
-            assert request(base, "/tiles/favicon.ico").status == 404
-            assert request(base, "/tiles/demo/1/0/0.png", method="POST").status == 405
-            status, headers, extra = raw_exchange(base, "HEAD", b"/tiles/demo/1/0/0.png")
-            assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
-            # The example project's fast path answered before Django's middleware, and kept
-            # what that middleware enforces: its headers, and Django's 400 for a bad host.
-            assert headers["X-Frame-Options"] == "DENY"
-            assert headers["X-Content-Type-Options"] == "nosniff"
-            refused = request(base, "/tiles/demo/1/0/0.png", headers={"Host": "evil.example"})
-            assert refused.status == 400
-
-            store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)
-            logs = wait_for_finished(store, count=KEEP, workers=2)
-    finally:
-        shutil.rmtree(
-            ROOT / "example_project" / "var" / "tiles" / "demo" / str(ZOOM), ignore_errors=True
+    with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:
+        base = server.base
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda p: request(base, p, timeout=30), paths))
+        assert all(
+            a.status == 200
+            and a.headers.get("content-type") == "image/png"
+            and a.body[:8] == b"\x89PNG\r\n\x1a\n"
+            for a in answers
         )
+        assert request(base, "/tiles/demo/preview.html").status == 200
+        assert request(base, "/tiles/nowhere/1/0/0.png").status == 404
+        assert request(base, "/tiles/demo/zz/0/0.png").status == 400
+        assert request(base, "/tiles/favicon.ico").status == 404
+        assert request(base, "/tiles/demo/1/0/0.png", method="POST").status == 405
+        status, headers, extra = raw_exchange(base, "HEAD", b"/tiles/demo/1/0/0.png")
+        assert status == 200 and int(headers["Content-Length"]) > 0 and extra == b""
+        # The example project's fast path answered before Django's middleware, and kept
+        # what that middleware enforces: its headers, and Django's 400 for a bad host.
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        refused = request(base, "/tiles/demo/1/0/0.png", headers={"Host": "evil.example"})
+        assert refused.status == 400
+
+        store = RedisStore(real_redis, prefix=real_prefix, keep=KEEP)
+        logs = wait_for_recorded(store, tiles=len(paths), workers=2)
 
     finishing = finishing_pids(logs)
     assert len(finishing) == 2, f"Finished events from {finishing}"

@@ -13,21 +13,18 @@ from django.test import Client
 from django_tilestatus import connection
 from django_tilestatus.recording import inflight, recorder
 from django_tilestatus.recording.inflight import Request, capture_stack, decode
-from django_tilestatus.recording.recorder import Recorder, active
+from django_tilestatus.recording.recorder import active
 from django_tilestatus.serving.tilestache_cache import InstrumentedCache
 from django_tilestatus.storage import RedisStore
 
-from .support.status import recorded_messages
-from .test_recorder import FlakyStore, run_and_exit, wait_for
-
-
-def make_recorder(store: Any, **kwargs: Any) -> Recorder:
-    return Recorder(lambda: store, "web1", 4242, interval=3600, **kwargs)
+from .support import wait_until
+from .support.status import make_recorder, recorded_messages
+from .test_recorder import FlakyStore, run_and_exit
 
 
 def test_each_request_is_set_while_in_flight_and_deleted_once_ended() -> None:
     store = FlakyStore()
-    writer = make_recorder(store)
+    writer = make_recorder(store, interval=3600)
     request = writer.begin_request("/a/1/0/0.png")
     assert writer.flush()
     [update] = store.updates
@@ -48,7 +45,7 @@ def test_each_request_is_set_while_in_flight_and_deleted_once_ended() -> None:
 
 def test_four_threads_are_four_entries_and_one_ending_leaves_the_others() -> None:
     store = FlakyStore()
-    writer = make_recorder(store)
+    writer = make_recorder(store, interval=3600)
     release = [threading.Event() for _ in range(4)]
     begun = threading.Barrier(5)
 
@@ -83,7 +80,7 @@ def hang_here_for_the_test(stop: threading.Event) -> None:
 
 def test_the_writer_takes_the_stack_of_a_request_past_busy_after_once() -> None:
     store = FlakyStore()
-    writer = Recorder(lambda: store, "web1", 4242, interval=0.02, busy_after=0.1)
+    writer = make_recorder(store, interval=0.02, busy_after=0.1)
     stop = threading.Event()
 
     def serve() -> None:
@@ -102,7 +99,7 @@ def test_the_writer_takes_the_stack_of_a_request_past_busy_after_once() -> None:
             if "stack" in json.loads(value)
         ]
 
-    assert wait_for(lambda: stacks(), seconds=5)
+    wait_until(stacks, seconds=5, interval=0.01)
     [stack] = stacks()
     functions = [frame[2] for frame in stack]
     assert functions[-1] == "wait" and "hang_here_for_the_test" in functions
@@ -299,7 +296,7 @@ def test_a_request_object_is_small_and_encodes_compactly() -> None:
 
 def test_at_most_max_in_flight_are_written_the_oldest_first() -> None:
     store = FlakyStore()
-    writer = make_recorder(store)
+    writer = make_recorder(store, interval=3600)
     fakes = [Request(10_000 + n, f"/a/9/{n}/0.png", time.time() - 100 + n) for n in range(40)]
     try:
         for request in fakes:
@@ -318,7 +315,7 @@ def test_at_most_max_in_flight_are_written_the_oldest_first() -> None:
 def test_a_long_hung_request_keeps_its_keys_alive(monkeypatch: pytest.MonkeyPatch) -> None:
     store = FlakyStore()
     store.ttl = 3  # type: ignore[misc]  # refreshed every TTL/3 seconds
-    writer = make_recorder(store)
+    writer = make_recorder(store, interval=3600)
     request = writer.begin_request("/a/1/0/0.png")
     assert writer.flush()
     assert store.updates[-1].touch is not None  # first written: seen now

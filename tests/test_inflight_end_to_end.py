@@ -26,7 +26,7 @@ import pytest
 
 from django_tilestatus.web.status_view import current_report
 
-from .support import ROOT, free_port
+from .support import ROOT, free_port, wait_until
 from .support.gunicorn import GunicornServer
 from .support.real_redis import REAL_REDIS_URL
 
@@ -74,25 +74,23 @@ class UvicornServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 40
-        while True:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"uvicorn exited: {self.log.read_text(errors='replace')}")
-            try:
-                urllib.request.urlopen(self.base + "/tiles/", timeout=2).read()
-                return
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not start within 40 seconds") from None
-            time.sleep(0.1)
+            urllib.request.urlopen(self.base + "/tiles/", timeout=2).read()
+            return True
+
+        wait_until(answers, 40, ignore=(urllib.error.URLError, OSError), what="uvicorn answering")
 
     def stop(self) -> None:
-        """SIGTERM; its hung threads would keep it a minute, so SIGKILL after a few seconds."""
+        """SIGTERM; its hung threads would keep it a minute, so SIGKILL after a second."""
         process = self.process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=15)
@@ -118,7 +116,9 @@ def serve(tmp_path: Path, use_real_redis: str, settings: Any) -> Iterator[Callab
         else:
             # Four threads for the four hung requests, and a fifth to serve a fast tile meanwhile.
             worker = ["-k", "gthread", "--threads", "5"] if kind == "gthread" else []
-            server = GunicornServer(env, log, workers=1, options=[*worker, *options])
+            # Hung requests would hold a graceful stop for its whole timeout: 1 s is enough.
+            options = ("--graceful-timeout", "1", *worker, *options)
+            server = GunicornServer(env, log, workers=1, options=options)
         started.append(server)
         server.start()
         return server
@@ -154,16 +154,15 @@ def page() -> dict[str, Any]:
 
 def wait_for(predicate: Callable[[dict[str, Any]], Any], seconds: float, why: str) -> Any:
     """Read the page until ``predicate`` holds (returns its value) or the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        data = page()
-        found = predicate(data)
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            said = json.dumps(data)[:3000]
-            raise AssertionError(f"{why} within {seconds:.1f} s; the page said: {said}")
-        time.sleep(0.1)
+    seen: list[dict[str, Any]] = [{}]
+
+    def check() -> Any:
+        seen[0] = page()
+        return predicate(seen[0])
+
+    return wait_until(
+        check, seconds, what=lambda: f"{why}; the page said: {json.dumps(seen[0])[:3000]}"
+    )
 
 
 def busy_with(paths: list[str]) -> Callable[[dict[str, Any]], Any]:

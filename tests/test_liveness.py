@@ -12,6 +12,7 @@ import pytest
 
 from django_tilestatus.reading import liveness
 
+from .support import wait_until
 from .support.processes import dead_pid
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
@@ -73,9 +74,7 @@ def test_a_pid_running_a_process_newer_than_its_last_event_was_reused(
 def test_an_unreaped_child_counts_as_not_running() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        deadline = time.monotonic() + 30
-        while liveness.is_running(child.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not liveness.is_running(child.pid), 30, interval=0.05)
         # Exited but not yet waited for: a zombie, which still answers os.kill(pid, 0).
         os.kill(child.pid, 0)
         assert not liveness.is_running(child.pid)

@@ -1,37 +1,15 @@
-"""The metrics endpoint's access and formats, the settings' checks, and tilestatus_top."""
+"""The metrics endpoint's access and formats, and the settings' checks."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import pty
-import signal
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
 from django.core.checks import run_checks
-from django.core.management import CommandError, call_command
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_tilestatus import status
-from django_tilestatus.reading.metrics import exposition
-from django_tilestatus.reading.report import Report
-from django_tilestatus.statistics.schema import (
-    LockWaitBucket,
-    LockWaitSeconds,
-    RequestCount,
-    ResponseBucket,
-    ResponseSeconds,
-    StatTotals,
-)
-
-from .support import ROOT
-from .support.status import flush_events, write_busy, write_log
+from .support.status import flush_events
 from .test_status_page import NEVER_CACHED, client_for
 
 pytestmark = pytest.mark.django_db
@@ -161,140 +139,3 @@ def test_a_layer_cannot_take_the_name_of_a_page(settings: Any, name: str) -> Non
     settings.TILESTATUS = {**settings.TILESTATUS, "CONFIG": config}
     errors = [message for message in run_checks() if message.id == "tilestatus.E009"]
     assert len(errors) == 1 and repr(name) in errors[0].msg
-
-
-def test_tilestatus_top_once_shows_processes_and_layers_in_80_columns(client: Client) -> None:
-    for _ in range(2):
-        assert client.get("/tiles/solid/3/1/2.png").status_code == 200
-    assert client.get("/tiles/points/3/1/2.json").status_code == 200
-    flush_events()
-    out = io.StringIO()
-    call_command("tilestatus_top", "--once", stdout=out)
-    lines = out.getvalue().splitlines()
-    assert "\x1b" not in out.getvalue()  # not a terminal: no colour, no clearing
-    assert max(map(len, lines)) <= 80
-    assert "1 idle" in lines[0]
-    assert any(line.startswith("solid") and " 60m " in line for line in lines)
-    assert any(line.startswith("points") for line in lines)
-
-
-def test_tilestatus_top_lists_each_request_in_flight_under_its_process() -> None:
-    store = status.get_store()
-    write_log(store, "tiles-2", 4321, (30, "Started /solid/12/2103/1361.png"))
-    write_busy(store, "tiles-2", 4321, "/solid/12/2103/1361.png", 30)
-    out = io.StringIO()
-    call_command("tilestatus_top", "--once", stdout=out)
-    lines = out.getvalue().splitlines()
-    [row] = [index for index, line in enumerate(lines) if line.startswith("tiles-2")]
-    assert "busy" in lines[row] and "SLOW" in lines[row]
-    assert "/solid/12/2103/1361.png" in lines[row + 1]
-    assert max(map(len, lines)) <= 80
-
-
-def test_tilestatus_top_colours_only_on_a_terminal() -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TILESTATUS_")}
-    command = [sys.executable, "example_project/manage.py", "tilestatus_top", "--once"]
-    env = {**environment, "DJANGO_SETTINGS_MODULE": "example_project.settings", "TERM": "xterm"}
-    env.pop("NO_COLOR", None)
-    main, child = pty.openpty()
-    try:
-        done = subprocess.run(command, cwd=ROOT, env=env, stdout=child, timeout=60, check=True)
-        os.close(child)
-        child = -1
-        output = b""
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # the terminal's other end is closed: all read
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(main)
-        if child >= 0:
-            os.close(child)
-    assert done.returncode == 0
-    assert b"\x1b[" in output and b"tilestatus_top " in output
-    piped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60)
-    assert b"tilestatus_top " in piped.stdout and b"\x1b" not in piped.stdout
-
-
-def test_tilestatus_top_json_is_the_pages_json(client: Client) -> None:
-    assert client.get("/tiles/solid/3/1/2.png").status_code == 200
-    flush_events()
-    out = io.StringIO()
-    call_command("tilestatus_top", "--once", "--json", stdout=out)
-    data = json.loads(out.getvalue())
-    assert {"processes", "messages", "tiles"} <= set(data)
-    assert data["tiles"]["layers"][0]["layer"] == "solid"
-
-
-def test_tilestatus_top_says_clearly_when_redis_cannot_be_reached(settings: Any) -> None:
-    settings.TILESTATUS = {**settings.TILESTATUS, "REDIS_URL": "redis://127.0.0.1:1/0"}
-    with pytest.raises(CommandError, match="Tile status cannot be read: Redis is unavailable"):
-        call_command("tilestatus_top", "--once", stdout=io.StringIO())
-
-
-def test_tilestatus_top_rejects_a_bad_interval() -> None:
-    with pytest.raises(CommandError, match="--interval"):
-        call_command("tilestatus_top", "--interval", "0", stdout=io.StringIO())
-
-
-def test_tilestatus_top_redraws_until_ctrl_c_and_exits_cleanly() -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TILESTATUS_")}
-    process = subprocess.Popen(
-        [sys.executable, "example_project/manage.py", "tilestatus_top", "--interval", "0.1"],
-        cwd=ROOT,
-        env={**environment, "DJANGO_SETTINGS_MODULE": "example_project.settings"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        screens = 0
-        deadline = time.monotonic() + 60
-        while screens < 2 and time.monotonic() < deadline:  # two screens: it redraws
-            screens += process.stdout.readline().startswith(b"tilestatus_top ")
-        assert screens == 2
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0
-    assert b"Traceback" not in errors
-
-
-def test_each_statistic_becomes_its_metric_sample() -> None:
-    """From the cumulative records alone (no Redis): counters by zoom, and both histograms
-    with their sums."""
-    totals = StatTotals(
-        {
-            RequestCount("solid", 3, "hit"): 4,
-            RequestCount("solid", -1, "client_error"): 1,
-            ResponseBucket("solid", "hit", 0): 3,
-            ResponseBucket("solid", "hit", 2): 1,
-            ResponseSeconds("solid", "hit"): 0.03,
-            LockWaitBucket("solid", 1): 2,
-            LockWaitSeconds("solid"): 0.015,
-        },
-        {"tiles-1": 5},
-    )
-    body, _ = exposition(totals, Report(now=time.time()))
-    found = samples(body)
-    solid = ("layer", "solid")
-    requests = "tilestatus_tile_requests_total"
-    assert found[requests, (solid, ("outcome", "hit"), ("zoom", "3"))] == 4
-    assert found[requests, (solid, ("outcome", "client_error"), ("zoom", "none"))] == 1
-    response = "tilestatus_tile_response_seconds"
-    assert found[f"{response}_bucket", (solid, ("le", "0.005"), ("outcome", "hit"))] == 3
-    assert found[f"{response}_bucket", (solid, ("le", "0.025"), ("outcome", "hit"))] == 4
-    assert found[f"{response}_count", (solid, ("outcome", "hit"))] == 4
-    assert found[f"{response}_sum", (solid, ("outcome", "hit"))] == pytest.approx(0.03)
-    lock = "tilestatus_tile_lock_wait_seconds"
-    assert found[f"{lock}_bucket", (solid, ("le", "0.005"))] == 0
-    assert found[f"{lock}_bucket", (solid, ("le", "+Inf"))] == 2
-    assert found[f"{lock}_sum", (solid,)] == pytest.approx(0.015)
-    assert found["tilestatus_events_dropped_total", (("host", "tiles-1"),)] == 5

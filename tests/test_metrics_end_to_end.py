@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .support import ROOT, free_port
+from .support import ROOT, free_port, wait_until
 from .support.gunicorn import GunicornServer
 from .support.real_redis import IN_CI, REAL_REDIS_URL
 
@@ -61,19 +60,8 @@ def tool(name: str) -> str:
 
 
 def poll(what: str, probe: Callable[[], T | None], seconds: float = 60.0) -> T:
-    """``probe()`` once it is not None, or fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except (OSError, ValueError) as exc:  # not up yet
-            last = exc  # type: ignore[assignment]
-        else:
-            if last is not None:
-                return last
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {seconds} s (last: {last!r})")
+    """``probe()`` once it is not None (a server not up yet counts as not yet)."""
+    return wait_until(probe, seconds, interval=0.2, what=what, ignore=(OSError, ValueError))
 
 
 def get(url: str, headers: dict[str, str] | None = None, opener: Any = None) -> tuple[int, bytes]:

@@ -42,7 +42,12 @@ from .support.docs import write_documented_files
 from .support.http import wait_for_answer
 from .support.real_redis import REAL_REDIS_URL
 
-pytestmark = [pytest.mark.packaging, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.packaging,
+    pytest.mark.redis,
+    # On one pytest-xdist worker, so the distributions (a module fixture) are built once.
+    pytest.mark.xdist_group("packaging"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from django_tilestatus.tilestache import import_tilestache, set_mapnik_lock_observer
+from tests.support import wait_until
 from tests.support.providers import decode, require_module, server_for
 
 require_module("mapnik", "mapnik")
@@ -186,9 +186,7 @@ def test_the_lock_observer_times_a_render_waiting_for_another(
     lock.inner.acquire()  # another render holds the lock
     worker = threading.Thread(target=server.handle, args=("/squares/1/1/0.png",))
     worker.start()
-    deadline = time.monotonic() + 30
-    while observer.waiting_calls == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: observer.waiting_calls, 30, interval=0.01)
     assert observer.waiting_calls == 1 and observer.waits == []  # waiting, not yet holding
     assert worker.is_alive()
     lock.inner.release()

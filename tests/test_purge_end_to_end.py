@@ -17,6 +17,7 @@ from django_tilestatus.reading import liveness
 from django_tilestatus.storage import RedisStore
 
 from .support import ROOT, wait_until
+from .support.example_project import write_tilestache_config
 from .support.gunicorn import GunicornServer
 from .support.http import request
 from .support.real_redis import REAL_REDIS_URL
@@ -69,6 +70,7 @@ def test_a_killed_worker_is_named_then_deleted_and_live_workers_kept(
         "TILESTATUS_REDIS_URL": REAL_REDIS_URL,
         "TILESTATUS_KEY_PREFIX": real_prefix,
         "DJANGO_DEBUG": "0",
+        "TILESTATUS_CONFIG": str(write_tilestache_config(tmp_path)),  # a tile cache of its own
     }
     store = RedisStore(real_redis, prefix=real_prefix)
     with GunicornServer(env, tmp_path / "gunicorn.log", workers=2) as server:

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 import redis
 
-from django_tilestatus.recording.recorder import FAILED, SERVED, Recorder
+from django_tilestatus.recording.recorder import FAILED, SERVED
 from django_tilestatus.storage import InFlightUpdate, RedisStore, StoreUnavailable
 from django_tilestatus.storage.redis_store import describe_failure
 
+from .support import wait_until
 from .support.real_redis import REAL_REDIS_URL
 from .support.statistics import pending
+from .support.status import make_recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,19 +56,6 @@ class FlakyStore:
             self.batches.append([message for _, message in events])
         if in_flight is not None:
             self.updates.append(in_flight)
-
-
-def make_recorder(store: Any, **kwargs: Any) -> Recorder:
-    return Recorder(lambda: store, "web1", 4242, **kwargs)
-
-
-def wait_for(predicate: Any, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_events_are_sent_in_order_in_few_batches() -> None:
@@ -108,7 +97,7 @@ def test_a_store_that_keeps_few_gets_the_newest_of_a_busy_batch(
     real_redis: Any, real_prefix: str
 ) -> None:
     store = RedisStore(real_redis, real_prefix, keep=3)
-    recorder = Recorder(lambda: store, "web1", 4242, interval=3600)
+    recorder = make_recorder(store, interval=3600)
     for number in range(1000):
         request = recorder.begin_request(f"/a/1/{number}/0.png")
         request.status, request.seconds = 200, number / 1000
@@ -127,7 +116,7 @@ def test_the_writer_thread_sends_within_a_second() -> None:
     store = FlakyStore()
     recorder = make_recorder(store)
     recorder.record("Started /a/1/2/3.png")
-    assert wait_for(lambda: store.batches, seconds=1.0)
+    wait_until(lambda: store.batches, seconds=1.0, interval=0.01)
     recorder.stop()
 
 
@@ -158,7 +147,7 @@ def test_writer_resumes_by_itself_after_an_outage() -> None:
     recorder.record("during the outage")
     time.sleep(0.05)
     store.up = True
-    assert wait_for(lambda: store.batches, seconds=3.0)
+    wait_until(lambda: store.batches, seconds=3.0, interval=0.01)
     assert store.batches[0] == ["during the outage"]
     recorder.stop()
 

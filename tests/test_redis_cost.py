@@ -32,11 +32,15 @@ from django_tilestatus.storage import RedisStore
 
 from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection
-from .support.real_redis import REAL_REDIS_URL, delete_prefixed, real_redis_client
+from .support.real_redis import REAL_REDIS_URL, delete_prefixed, new_prefix, real_redis_client
 from .support.redis_topology import ClusterGroup, cluster_group
 from .support.statistics import pending
 
-pytestmark = pytest.mark.redis
+pytestmark = [
+    pytest.mark.redis,
+    # On one pytest-xdist worker, so the cluster (a module fixture) is started once.
+    pytest.mark.xdist_group("redis_cost"),
+]
 
 WARM = "/tiles/solid/3/1/2.png"
 
@@ -62,7 +66,7 @@ def real_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def real_prefix(real_redis: Any) -> Iterator[str]:
-    prefix = f"tilestatus-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix()
     yield prefix
     delete_prefixed(real_redis, prefix)
 

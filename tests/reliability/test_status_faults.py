@@ -95,7 +95,7 @@ def serve_until_every_worker_recorded(server: Any, redis_server: Any, prefix: st
             )
         assert all(answer.ok for answer in answers)
         workers = server.worker_pids()
-        time.sleep(0.2)  # the writer sends every 50 ms
+        time.sleep(0.2)  # one writer round: it sends every 0.2 s (the recorder's INTERVAL)
         pids = {pid for _, pid in registered(redis_server, prefix)}
         return workers if workers <= pids else set()
 

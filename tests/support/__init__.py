@@ -4,7 +4,8 @@ One module per concern, each importable on its own; the ones the benchmarks use
 (``gunicorn``, ``redis_server``, ``http``, ``processes`` and this package) need
 neither pytest nor Django settings:
 
-- this package: ``ROOT``, ``free_port`` and ``wait_until``, used by all the rest;
+- this package: ``ROOT``, ``free_port`` and ``wait_until`` (the one polling helper:
+  a deadline, never a fixed sleep), used by all the rest;
 - ``processes``: child PIDs from /proc, and the PID of a process that has exited;
 - ``http``: the one HTTP client (``request`` -> ``Answer``), and waiting for a server
   to answer;
@@ -42,15 +43,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], T], seconds: float, interval: float = 0.1) -> T:
-    """Poll ``check`` until it returns something truthy or ``seconds`` pass; return it.
+class WaitTimeoutError(AssertionError):
+    """What a test waited for did not happen before its deadline."""
+
+
+def wait_until(
+    check: Callable[[], T],
+    seconds: float,
+    interval: float = 0.1,
+    *,
+    what: str | Callable[[], str] = "",
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll ``check`` until it returns something truthy, and return that.
 
     Tests poll with a deadline instead of sleeping a fixed time: they go on as soon
     as what they wait for has happened, and a slow machine only makes them slower.
+    After ``seconds`` it raises ``WaitTimeoutError`` (an ``AssertionError``, so the test
+    fails) naming ``what`` was waited for (a string, or a function giving one, e.g.
+    a server's log) and the last value seen. Exceptions of the ``ignore`` types
+    count as "not yet" (a server still starting refuses connections).
     """
     deadline = time.monotonic() + seconds
+    last: object = None
     while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
+        try:
+            result = check()
+        except ignore as exc:
+            last = exc
+        else:
+            if result:
+                return result
+            last = result
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            name = getattr(check, "__name__", "")
+            subject = described or (f"{name}()" if name and name != "<lambda>" else "the condition")
+            raise WaitTimeoutError(
+                f"{subject}: not within {seconds:g} s (last seen: {last!r:.2000})"
+            )
         time.sleep(interval)

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import WaitTimeoutError, wait_until
+
 
 @dataclass
 class Answer:
@@ -97,15 +99,16 @@ def wait_for_answer(
     ``seconds`` pass; a server still starting refuses, resets or answers late,
     and that is only waited through.
     """
-    deadline = time.monotonic() + seconds
-    while True:
+
+    def answered() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
-        if request(base, path, timeout=2).ok and ready():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{base}{path} did not answer 200 within {seconds:.0f} s")
-        time.sleep(0.1)
+        return request(base, path, timeout=2).ok and ready()
+
+    try:
+        wait_until(answered, seconds)
+    except WaitTimeoutError:
+        raise RuntimeError(f"{base}{path} did not answer 200 within {seconds:.0f} s") from None
 
 
 def summary(answers: Iterable[Answer]) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """The shared test Redis: where it is, how to reach it, and how to leave it clean.
 
 It is ``TILESTATUS_TEST_REDIS_URL`` (default database 15 on the local server).
-Tests there use a key prefix of their own and delete only their own keys, so
-they never assume they own the server. Under ``CI=true`` an unreachable Redis
-fails those tests instead of skipping them.
+Tests there use a key prefix of their own (``new_prefix()``) and delete only
+their own keys, so they never assume they own the server. Every prefix of one
+test run starts with ``run_pattern()``'s text, so what a run left behind can be
+told from what other programs (another checkout's tests) keep there. Under
+``CI=true`` an unreachable Redis fails those tests instead of skipping them.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -17,6 +20,23 @@ import redis
 REAL_REDIS_URL = os.environ.get("TILESTATUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: Under CI a test that needs a real component fails, not skips, when it is missing.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Names this test run; set by the first process (pytest-xdist's workers inherit it).
+RUN_VARIABLE = "TILESTATUS_TEST_RUN"
+
+
+def run_mark() -> str:
+    """This test run's mark, the same in every pytest-xdist worker of the run."""
+    return os.environ.setdefault(RUN_VARIABLE, uuid.uuid4().hex[:8])
+
+
+def new_prefix() -> str:
+    """A key prefix no other test, and no other test run, uses."""
+    return f"tilestatus-test-{run_mark()}-{uuid.uuid4().hex[:8]}"
+
+
+def run_pattern() -> str:
+    """A SCAN pattern matching every key this run's tests made (under ``new_prefix()``)."""
+    return f"tilestatus-test-{run_mark()}-*"
 
 
 def require(condition: bool, reason: str) -> None:

@@ -12,14 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from . import free_port
+from . import WaitTimeoutError, free_port, wait_until
 
 #: Seconds a start or stop may take before the test fails rather than waits.
 START_TIMEOUT = 20.0
@@ -97,18 +96,19 @@ class RedisServer:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
         self.paused = False
-        deadline = time.monotonic() + START_TIMEOUT
         client = self.client()
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {process.returncode}")
+            return bool(client.ping())
+
         try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        self.stop()
-                        raise RuntimeError(f"redis-server did not start; see {self.log}") from None
-                    time.sleep(0.05)
+            wait_until(answers, START_TIMEOUT, interval=0.05, ignore=(redis.ConnectionError,))
+        except (RuntimeError, WaitTimeoutError):
+            self.stop()
+            raise RuntimeError(f"redis-server did not start; see {self.log}") from None
         finally:
             client.close()
 

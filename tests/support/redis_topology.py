@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -32,7 +32,8 @@ SERVICE = "tilestatus-test"
 #: production keeps the default (30 s) or so.
 DOWN_AFTER_MS = 2000
 
-T = TypeVar("T")
+#: A node that refuses while the others agree: not ready yet.
+REFUSED = (redis.RedisError, OSError)
 
 
 def binary(name: str) -> str:
@@ -40,18 +41,6 @@ def binary(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} is not installed (Debian package redis-server)")
     return path
-
-
-def poll(check: Callable[[], T], seconds: float, interval: float = 0.05) -> T | None:
-    """``wait_until``, with a node that refuses while the others agree counted as not yet."""
-
-    def tolerant() -> T | None:
-        try:
-            return check()
-        except (redis.RedisError, OSError):
-            return None
-
-    return wait_until(tolerant, seconds, interval)
 
 
 def stop_all(processes: list[RedisServer]) -> None:
@@ -95,8 +84,12 @@ class SentinelGroup:
             self.replica.start()
             for sentinel in self.sentinels:
                 sentinel.start()
-            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
-                raise RuntimeError("the sentinels never saw the replica and each other")
+            wait_until(
+                self._ready,
+                AGREE_TIMEOUT,
+                ignore=REFUSED,
+                what="the sentinels seeing the replica and each other",
+            )
         except BaseException:
             self.stop()
             raise
@@ -180,11 +173,15 @@ class ClusterGroup:
             result = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
             if result.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout}")
-            if not poll(self._ready, AGREE_TIMEOUT, interval=0.1):
-                raise RuntimeError(
-                    f"the cluster never reached cluster_state:ok on every node: {self.seen}; "
+            wait_until(
+                self._ready,
+                AGREE_TIMEOUT,
+                ignore=REFUSED,
+                what=lambda: (
+                    f"cluster_state:ok on every node (seen: {self.seen}); "
                     + " | ".join(node.log_text()[-800:] for node in self.nodes)
-                )
+                ),
+            )
         except BaseException:
             self.stop()
             raise

@@ -16,6 +16,12 @@ from django_tilestatus.storage import InFlightUpdate, ProcessLog, RedisStore
 KEEP = 20
 
 
+def make_recorder(store: Any, **kwargs: Any) -> recorder.Recorder:
+    """A recorder for process 4242 of host ``web1``, writing to ``store`` (any object
+    with the store's ``write``); ``kwargs`` go to ``Recorder`` (``interval``...)."""
+    return recorder.Recorder(lambda: store, "web1", 4242, **kwargs)
+
+
 def flush_events() -> None:
     """Write this process's queued events now, as the writer would within 200 ms."""
     current = recorder.existing_recorder()
