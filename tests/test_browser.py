@@ -183,7 +183,17 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     # must single it out.
     stuck = Request(7, "/demo/12/2103/1361.png", time.time() - 25)
     stuck.set_phase("render")
-    stuck.stack = [["/srv/tiles/provider.py", 42, "render_slowly", "time.sleep(60)  # <b>"]]
+    # A deep stack with long lines, the innermost (the useful) frame last.
+    outer = [
+        [
+            f"/srv/tiles/a/very/long/path/to/a/module/number_{n}/of/the/tile/server.py",
+            n,
+            f"f{n}",
+            "x = f()" * 12,
+        ]
+        for n in range(39)
+    ]
+    stuck.stack = [*outer, ["/srv/tiles/provider.py", 42, "render_slowly", "time.sleep(60)  # <b>"]]
     store.write(
         "tiles-2",
         4321,
@@ -216,9 +226,29 @@ def test_staff_follow_the_admin_link_and_watch_events_arrive(
     expect(slow).to_contain_text("/demo/12/2103/1361.png, rendering for")
     stack = slow.locator("details.tilestatus-stack")
     assert not stack.get_attribute("open") and not stack.locator("pre").is_visible()
+    table = page.locator("#tilestatus-processes")
+    width = (table.bounding_box() or {})["width"]
     stack.locator("summary").click()
     assert 'File "/srv/tiles/provider.py", line 42, in render_slowly' in stack.inner_text()
     assert "time.sleep(60)  # <b>" in stack.locator("pre").inner_text()  # escaped text
+    # Open, the deep stack neither widens the table (Last seen stays in view) nor hides
+    # its innermost frame at the bottom of its scroll box.
+    assert (table.bounding_box() or {})["width"] <= width + 1
+    assert slow.locator(".tilestatus-ago").is_visible()
+    ago = slow.locator(".tilestatus-ago").bounding_box() or {}
+    assert ago["x"] + ago["width"] <= 1280
+    innermost_in_view = stack.locator("pre").evaluate(
+        """pre => {
+            const text = pre.querySelector("code").firstChild;
+            const at = text.data.lastIndexOf("render_slowly");
+            const range = document.createRange();
+            range.setStart(text, at);
+            range.setEnd(text, at + "render_slowly".length);
+            const word = range.getBoundingClientRect(), box = pre.getBoundingClientRect();
+            return word.top >= box.top && word.bottom <= box.bottom;
+        }"""
+    )
+    assert innermost_in_view
     for pid in [row.get_attribute("data-pid") for row in workers.all()]:
         finished = page.locator("#tilestatus-messages li", has_text=f"{pid} Finished /demo/9/")
         expect(finished.first).to_be_visible(timeout=PATIENCE)
