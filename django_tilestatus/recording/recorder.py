@@ -361,11 +361,16 @@ class Recorder:
             self._bound_unsent()
             if not self._write(store, self._unsent):
                 return False
-        batch = self._take_batch(store, now)
+        try:
+            batch = self._take_batch(store, now)
+        except Exception as exc:  # noqa: BLE001 - recording must never break serving
+            self._paused(exc)
+            return False
         return batch is None or self._write(store, batch)
 
     def _take_batch(self, store: StatusStore, now: float) -> _Batch | None:
         """What has gathered since the last batch, numbered; None if nothing has."""
+        update, state = self._in_flight(now, store.ttl)  # first: if it fails, nothing is taken
         queue = self._queue
         # As many as are queued now; a request thread may append meanwhile (kept for later),
         # or drop the oldest (Redis away), so the queue may run out first.
@@ -377,7 +382,6 @@ class Recorder:
         except IndexError:
             pass
         deltas = self._take_stats()
-        update, state = self._in_flight(now, store.ttl)
         if not items and update is None and not deltas:
             return None
         # From here the batch owns what it carries, sent or not: it is sent again, with
@@ -405,7 +409,6 @@ class Recorder:
             # Never taken as it is: dropped (its events counted so), not sent forever.
             self._unsent = None
             self.dropped += len(batch.items)
-            self._written = batch.state
             if not self._rejected:
                 self._rejected = True
                 logger.warning(
