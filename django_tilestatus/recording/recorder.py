@@ -419,10 +419,8 @@ class Recorder:
             return True
         except Exception as exc:  # noqa: BLE001 - recording must never break serving
             # Held aside, not merged with newer events: Redis may have applied it (a lost
-            # reply), and then the store skips it by its number. The store writes only
-            # the newest ``keep`` events of a batch, so only those are held.
-            if len(batch.items) > store.keep:
-                batch.items = batch.items[-store.keep :]
+            # reply), and then the store skips it by its number. Its events count
+            # against ``max_queue`` with the queue's (``_bound_unsent``).
             self._unsent = batch
             self._bound_unsent()
             self._paused(exc)
