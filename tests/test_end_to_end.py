@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from django_tilestatus.statistics.schema import RequestCount
 from django_tilestatus.storage import RedisStore
 
 from .support import wait_until
@@ -29,7 +30,13 @@ def finishing_pids(logs: list[Any]) -> set[int]:
 def counted(store: RedisStore, zoom: int) -> int:
     """Requests for the demo layer at ``zoom`` the workers have counted in Redis."""
     fields = store.stat_totals().fields
-    return int(sum(n for key, n in fields.items() if key[:3] == ("n", "demo", zoom)))
+    return int(
+        sum(
+            n
+            for record, n in fields.items()
+            if isinstance(record, RequestCount) and (record.layer, record.zoom) == ("demo", zoom)
+        )
+    )
 
 
 def wait_for_recorded(store: RedisStore, tiles: int, workers: int) -> list[Any]:

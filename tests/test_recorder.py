@@ -30,6 +30,7 @@ class FlakyStore:
     """Stands in for a store whose Redis can be switched off and on."""
 
     ttl = 3600
+    keep = 20
 
     def __init__(self) -> None:
         self.up = True
@@ -49,13 +50,15 @@ class FlakyStore:
         events: Any,
         in_flight: InFlightUpdate | None = None,
         stats: Any = None,
-    ) -> None:
+        batch: Any = None,
+    ) -> bool:
         if not self.up:
             raise StoreUnavailable(describe_failure(redis.ConnectionError("Connection refused")))
         if events:
             self.batches.append([message for _, message in events])
         if in_flight is not None:
             self.updates.append(in_flight)
+        return True
 
 
 def test_events_are_sent_in_order_in_few_batches() -> None:
@@ -237,21 +240,14 @@ def test_a_forked_child_gets_its_own_recorder() -> None:
 
 
 def test_a_refused_write_is_logged_as_refused_without_the_events(caplog: Any) -> None:
-    class FullPipeline:
-        """A Redis pipeline over ``maxmemory``, as redis-py reports it."""
-
-        def __getattr__(self, name: str) -> Any:
-            return lambda *args, **kwargs: None
-
-        def execute(self) -> None:
-            raise redis.exceptions.OutOfMemoryError(
-                "Command # 1 (LPUSH tilestatus:log:web1:4242 1.0 Started /secret/1/2/3.png...) "
-                "of pipeline caused error: command not allowed when used memory > 'maxmemory'."
-            )
-
     class FullRedis:
-        def pipeline(self, transaction: bool = True) -> FullPipeline:
-            return FullPipeline()
+        """A Redis over ``maxmemory``: the batch script's first write is refused, as
+        redis-py reports it."""
+
+        def evalsha(self, *args: Any) -> None:
+            raise redis.exceptions.OutOfMemoryError(
+                "command not allowed when used memory > 'maxmemory'."
+            )
 
     recorder = make_recorder(RedisStore(FullRedis()), interval=3600)
     with caplog.at_level(logging.WARNING, logger="django_tilestatus.recording.recorder"):

@@ -8,7 +8,9 @@ the number of processes fails here, in CI, whatever the machine's speed.
 Each test runs on the shared Redis through a django-redis cache, and on a
 three-master Redis Cluster of its own through the app's ``RedisCluster``
 client: there too a batch and a read stay one round trip each, because every
-key of the app lives in one slot.
+key of the app lives in one slot. A batch is one ``EVALSHA`` of the batch script
+(``storage/batch_script.py``); the commands the script runs are counted from its
+arguments.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from django_tilestatus.recording import recorder
 from django_tilestatus.statistics.schema import LockWaitBucket, RequestCount
 from django_tilestatus.status import get_recent, get_store
 from django_tilestatus.storage import RedisStore
+from django_tilestatus.storage.batch_script import BatchCommands
 
 from .support.cold import COLD_LAYER, cold_tile
 from .support.counting import Counts, counting_connection
@@ -120,8 +123,28 @@ def counts(
     get_redis_connection("counted").connection_pool.disconnect()
 
 
+def _script_commands(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The commands each batch script runs (the wire shows one ``EVALSHA``), counted."""
+    names = Counter[str]()
+    run = RedisStore._run_script
+
+    def counted(store: RedisStore, commands: BatchCommands, arguments: list[Any]) -> Any:
+        ops, index = commands.commands, 0
+        while index < len(ops):
+            names[ops[index]] += 1
+            index += 3 + ops[index + 2]
+        return run(store, commands, arguments)
+
+    monkeypatch.setattr(RedisStore, "_run_script", counted)
+    return names
+
+
 def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
-    client: Client, counts: Counts, real_redis: Any, real_prefix: str
+    client: Client,
+    counts: Counts,
+    real_redis: Any,
+    real_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert client.get(WARM).status_code == 200  # the process's first request: Created, connects
     writer = recorder.existing_recorder()
@@ -129,6 +152,7 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     writer.stop()  # flushes; from here the test sends the batch itself, so counts are exact
     store = RedisStore(real_redis, real_prefix)
     before = _request_totals(store)
+    scripted = _script_commands(monkeypatch)
     counts.reset()
 
     for _ in range(25):
@@ -146,11 +170,12 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     assert pending(writer) == 25 * 2 + 5 * 4 + 1
 
     assert writer.flush()
-    # The messages and the statistics of all 30 requests: one round trip.
+    # The messages and the statistics of all 30 requests: one round trip, one script.
     assert (counts.connections, counts.round_trips) == (0, 1)
+    assert counts.names == Counter({"EVALSHA": 1})
     for name, count in {"LPUSH": 1, "LTRIM": 1, "HSET": 1}.items():
-        assert counts.names[name] == count
-    assert set(counts.names) == {
+        assert scripted[name] == count
+    assert set(scripted) == {
         *("LPUSH", "LTRIM", "EXPIRE", "ZADD"),  # the messages and the registry
         "HSET",  # the request in flight (and ZADD, EXPIRE: the busy set)
         *("HINCRBY", "HINCRBYFLOAT", "ZREMRANGEBYRANK"),  # served counts, the statistics
@@ -167,13 +192,14 @@ def test_requests_never_talk_to_redis_and_one_batch_is_one_round_trip(
     )
 
     counts.reset()
+    scripted.clear()
     under_way.seconds = 0.25
     writer.end_request(under_way, recorder.SERVED)
     assert writer.flush()
     assert counts.round_trips == 1
     # Its Finished (and the registry), its entry gone, its served count (never
     # counted in the statistics: it has no status).
-    assert counts.names == Counter(
+    assert scripted == Counter(
         {"LPUSH": 1, "LTRIM": 1, "ZADD": 1, "HDEL": 1, "ZREM": 1, "HINCRBY": 1, "EXPIRE": 3}
     )
     assert store.read()[0].entries[0][1] == "Finished /solid/9/9/9.png in 0.250 seconds"

@@ -19,6 +19,7 @@ class ListStore:
     """A store that keeps what it is sent."""
 
     ttl = 3600
+    keep = 20
 
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -34,10 +35,12 @@ class ListStore:
         events: Any,
         in_flight: InFlightUpdate | None = None,
         stats: Any = None,
-    ) -> None:
+        batch: Any = None,
+    ) -> bool:
         self.messages += [message for _, message in events[:]]
         if stats:
             self.stats.append(stats)
+        return True
 
 
 @pytest.fixture

@@ -3,9 +3,17 @@
 Recording only appends to an in-memory queue, which costs well under a
 microsecond. A daemon thread, started lazily in each process (so after a
 gunicorn fork), wakes on a timer and sends whatever has gathered as one
-pipelined write. Order is kept; when Redis is away the queue is bounded by
+write (one round trip). Order is kept; when Redis is away the queue is bounded by
 dropping the oldest events (and counting them), a warning is logged once per
-outage, and sending resumes by itself. At a clean exit the process records
+outage, and sending resumes by itself.
+
+Each batch is numbered (``BatchNumber``: a random name of this writer and a count),
+and the store applies a batch whole and once: a send that failed, perhaps after
+Redis applied it (a reply lost to a timeout), is held aside and sent again alone,
+under the same number, before anything newer; the store skips it if it had it.
+So nothing is counted twice and, while the writer lives, nothing is lost but
+what the bounded queue drops. A batch the store will never take (``StoreRejected``)
+is dropped and logged, not sent forever. At a clean exit the process records
 ``Destroyed`` and flushes.
 
 A queued event is ``(time, message)``, except a tile request's ``Started`` and
@@ -52,11 +60,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import overload
 
 from ..statistics.counting import Deltas, TileStats
 from ..statistics.schema import NO_ZOOM, OTHER_LAYER
-from ..storage.interface import InFlightUpdate, StatusStore, StoreUnavailable
+from ..storage.interface import (
+    BatchNumber,
+    InFlightUpdate,
+    StatusStore,
+    StoreRejected,
+    StoreUnavailable,
+)
 from . import inflight, vocabulary
 from .inflight import Request
 
@@ -138,6 +153,13 @@ class Recorder:
         self._written: dict[str, tuple[Request, int, bool]] = {}
         self._served = self._failed = 0
         self._refreshed = 0.0
+        #: This writer's name and its last batch's number (see ``BatchNumber``).
+        self._writer = os.urandom(8).hex()
+        self._number = 0
+        #: A batch that may not have reached the store: sent again, alone, first.
+        self._unsent: _Batch | None = None
+        #: A batch was refused for good (logged once until one is taken).
+        self._rejected = False
 
     def record(self, message: str) -> None:
         """Queue ``message``, stamped now; never blocks on Redis."""
@@ -242,7 +264,7 @@ class Recorder:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        return self.flush(timeout=timeout) if flush else not self._queue
+        return self.flush(timeout=timeout) if flush else not (self._queue or self._unsent)
 
     # -- internals ---------------------------------------------------------
 
@@ -274,10 +296,6 @@ class Recorder:
         deltas = self.stats.take()
         deltas.dropped = self.dropped - self._dropped_written
         return deltas
-
-    def _give_back_stats(self, deltas: Deltas) -> None:
-        deltas.dropped = 0  # counted again from ``dropped`` at the next send
-        self.stats.give_back(deltas)
 
     def _in_flight(
         self, now: float, ttl: float
@@ -347,53 +365,135 @@ class Recorder:
         return self.namespace is not None and (announced is None or now - announced > ttl / 2)
 
     def _send(self) -> bool:
+        """Send the batch a failed send left (alone, under its number), then a new one."""
+        now = time.time()
+        self._drain_ended(now)
+        try:
+            store = self._store_factory()
+        except Exception as exc:  # noqa: BLE001 - recording must never break serving
+            self._paused(exc)
+            return False
+        if self._unsent is not None:
+            self._bound_unsent()
+            if not self._write(store, self._unsent):
+                return False
+        try:
+            batch = self._take_batch(store, now)
+        except Exception as exc:  # noqa: BLE001 - recording must never break serving
+            self._paused(exc)
+            return False
+        return batch is None or self._write(store, batch)
+
+    def _take_batch(self, store: StatusStore, now: float) -> _Batch | None:
+        """What has gathered since the last batch, numbered; None if nothing has."""
+        update, state = self._in_flight(now, store.ttl)  # first: if it fails, nothing is taken
         queue = self._queue
         # As many as are queued now; a request thread may append meanwhile (kept for later),
         # or drop the oldest (Redis away), so the queue may run out first.
         popleft = queue.popleft
-        batch: list[Queued] = []
+        items: list[Queued] = []
         try:
             for _ in range(len(queue)):
-                batch.append(popleft())
+                items.append(popleft())
         except IndexError:
             pass
-        now = time.time()
-        self._drain_ended(now)
         deltas = self._take_stats()
+        if not items and update is None and not deltas:
+            return None
+        # From here the batch owns what it carries, sent or not: it is sent again, with
+        # this number, until the store has it.
+        self._dropped_written += deltas.dropped
+        self._served = self._failed = 0
+        self._number += 1
+        touched = update is not None and update.touch is not None
+        return _Batch(
+            BatchNumber(self._writer, self._number), items, update, state, deltas, touched, now
+        )
+
+    def _write(self, store: StatusStore, batch: _Batch) -> bool:
+        """Send ``batch``; if it may not have reached the store, keep it to send again."""
         try:
-            store = self._store_factory()
-            update, state = self._in_flight(now, store.ttl)
-            if not batch and update is None and not deltas:
-                return True
-            if self._announce_due(now, store.ttl):
+            if self._announce_due(batch.taken, store.ttl):
                 # Before the write: no reader finds the entry without its namespace.
                 store.announce(self.host, self.pid, self.namespace)
-                self._announced = now
-            store.write(self.host, self.pid, QueuedEvents(batch), update, stats=deltas)
-            self._written = state
-            self._served = self._failed = 0
-            if update is not None and update.touch is not None:
-                self._refreshed = now
-        except Exception as exc:  # noqa: BLE001 - recording must never break serving
-            self._give_back_stats(deltas)
-            queue.extendleft(reversed(batch))
-            self._drop_oldest()
-            if not self._outage:
-                self._outage = True
-                reason = str(exc) if isinstance(exc, StoreUnavailable) else repr(exc)
+                self._announced = batch.taken
+            store.write(
+                self.host,
+                self.pid,
+                QueuedEvents(batch.items),
+                batch.update,
+                stats=batch.deltas,
+                batch=batch.number,
+            )
+        except StoreRejected as exc:
+            # Never taken as it is: dropped (its events counted so), not sent forever.
+            self._unsent = None
+            self.dropped += len(batch.items)
+            if not self._rejected:
+                self._rejected = True
                 logger.warning(
-                    "Tile status recording paused, %s; "
-                    "tiles are still served and events are held in memory.",
-                    reason,
+                    "Tile status recording dropped a batch of %d events, %s.",
+                    len(batch.items),
+                    exc,
                 )
+            return True
+        except Exception as exc:  # noqa: BLE001 - recording must never break serving
+            # Held aside, not merged with newer events: Redis may have applied it (a lost
+            # reply), and then the store skips it by its number. Its events count
+            # against ``max_queue`` with the queue's (``_bound_unsent``).
+            self._unsent = batch
+            self._bound_unsent()
+            self._paused(exc)
             return False
-        self._dropped_written += deltas.dropped
+        self._unsent = None
+        self._rejected = False
+        self._written = batch.state
+        if batch.touched:
+            self._refreshed = batch.taken
         if self._outage:
             self._outage = False
             logger.warning(
                 "Tile status recording resumed; %d events were dropped meanwhile.", self.dropped
             )
         return True
+
+    def _bound_unsent(self) -> None:
+        """Keep the newest ``max_queue`` events in all: the held batch's are the oldest,
+        so they go first (its statistics and in-flight changes stay)."""
+        unsent = self._unsent
+        if unsent is None:
+            return
+        excess = len(self._queue) + len(unsent.items) - self.max_queue
+        if excess > 0:
+            cut = min(excess, len(unsent.items))
+            del unsent.items[:cut]
+            self.dropped += cut
+
+    def _paused(self, exc: Exception) -> None:
+        if not self._outage:
+            self._outage = True
+            reason = str(exc) if isinstance(exc, StoreUnavailable) else repr(exc)
+            logger.warning(
+                "Tile status recording paused, %s; "
+                "tiles are still served and events are held in memory.",
+                reason,
+            )
+
+
+@dataclass
+class _Batch:
+    """One send's worth, kept as it was until the store has it (see ``Recorder._write``)."""
+
+    number: BatchNumber
+    items: list[Queued]
+    update: InFlightUpdate | None
+    #: The in-flight table as the store holds it once this batch is applied.
+    state: dict[str, tuple[Request, int, bool]]
+    deltas: Deltas
+    #: Whether ``update`` refreshes every key (see ``Recorder._in_flight``).
+    touched: bool
+    #: When it was taken.
+    taken: float
 
 
 #: What the queue holds (see ``Recorder._queue``).

@@ -4,6 +4,7 @@ Redis implementation (``redis_store``)."""
 from .interface import (
     MAX_BUSY_READ,
     MAX_PID,
+    BatchNumber,
     Events,
     Head,
     InFlightUpdate,
@@ -13,6 +14,7 @@ from .interface import (
     StatMinutes,
     StatTotals,
     StatusStore,
+    StoreRejected,
     StoreUnavailable,
 )
 from .redis_store import RedisStore
@@ -20,6 +22,7 @@ from .redis_store import RedisStore
 __all__ = [
     "MAX_BUSY_READ",
     "MAX_PID",
+    "BatchNumber",
     "Events",
     "Head",
     "InFlightUpdate",
@@ -30,5 +33,6 @@ __all__ = [
     "StatMinutes",
     "StatTotals",
     "StatusStore",
+    "StoreRejected",
     "StoreUnavailable",
 ]

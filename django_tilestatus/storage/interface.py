@@ -26,6 +26,7 @@ from ..statistics.schema import StatMinutes, StatTotals
 __all__ = [
     "MAX_BUSY_READ",
     "MAX_PID",
+    "BatchNumber",
     "Events",
     "Head",
     "InFlightUpdate",
@@ -35,6 +36,7 @@ __all__ = [
     "StatMinutes",
     "StatTotals",
     "StatusStore",
+    "StoreRejected",
     "StoreUnavailable",
 ]
 
@@ -56,6 +58,25 @@ class StoreUnavailable(Exception):  # noqa: N818 - named for what happened, as I
     The text says why in words fit for a log: redis-py's own texts may quote
     the failed command, whose arguments are tile paths (user input).
     """
+
+
+class StoreRejected(StoreUnavailable):
+    """The store will never take this write as it is (it does not run what the write
+    needs, or the write is malformed): sending it again cannot help, so it is dropped."""
+
+
+@dataclass(frozen=True)
+class BatchNumber:
+    """Which batch of which writer a write is, so that sending it twice applies it once.
+
+    A writer numbers its batches from 1, in order, and sends a batch whose reply it
+    did not get again with the same number before any later one; the store applies
+    a batch only if that writer's last applied number is lower. ``writer`` is random
+    per writer: a new process that reuses a PID starts its own numbering.
+    """
+
+    writer: str
+    number: int
 
 
 @dataclass(frozen=True)
@@ -140,9 +161,11 @@ class StatusStore(Protocol):
         events: Events,
         in_flight: InFlightUpdate | None = None,
         stats: Deltas | None = None,
-    ) -> None:
+        batch: BatchNumber | None = None,
+    ) -> bool:
         """Append events (oldest first) for one process, update its in-flight requests and
-        add its statistics."""
+        add its statistics, all or nothing; False if ``batch`` was applied already (then
+        nothing changed)."""
 
     def announce(self, host: str, pid: int, namespace: int | None) -> None:
         """Record the PID namespace of one process (None: unknown, and any earlier record

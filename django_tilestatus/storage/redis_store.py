@@ -58,15 +58,23 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterCrossSlotError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from ..recording.vocabulary import MAX_MESSAGE_LENGTH, clean
 from ..statistics import schema
 from ..statistics.counting import Deltas
 from ..statistics.schema import SlowRequest, Statistic
+from .batch_script import BATCH_SCRIPT, BATCH_SCRIPT_SHA, BatchCommands, parse_reply
 from .interface import (
     MAX_BUSY_READ,
     MAX_PID,
+    BatchNumber,
     Events,
     Head,
     InFlightUpdate,
@@ -75,6 +83,7 @@ from .interface import (
     Snapshot,
     StatMinutes,
     StatTotals,
+    StoreRejected,
     StoreUnavailable,
 )
 
@@ -194,6 +203,28 @@ def describe_failure(exc: BaseException, what: str = "command") -> str:
         reason = str(exc).rpartition(" of pipeline caused error: ")[2]
         return f"Redis refused the {what} ({type(exc).__name__}: {reason})"
     return f"Redis is unavailable ({type(exc).__name__}: {exc})"
+
+
+#: Error codes of a Redis that refuses now and may take the same write later (busy
+#: with a script, cannot persist, lacks replicas); redis-py gives them no class of their own.
+RETRIED_CODES = frozenset({"BUSY", "MISCONF", "NOREPLICAS", "UNBLOCKED"})
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Whether Redis refused a write in a way that sending it again cannot change.
+
+    Retried (False): connection errors and timeouts, and the refusals of a server
+    that may take it later (``OOM``, ``READONLY``, ``LOADING``, ``BUSY``, ``MISCONF``,
+    ``MASTERDOWN``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``NOPERM``...). For good (True): a
+    plain ``ERR`` (an unknown command, such as scripts on a server without them, or a
+    script error) and ``CROSSSLOT``. A command refused for what its key holds
+    (``WRONGTYPE``) never gets here: the batch script skips it.
+    """
+    if isinstance(exc, ClusterCrossSlotError):
+        return True
+    if type(exc) is not ResponseError:
+        return False
+    return str(exc).partition(" ")[0] not in RETRIED_CODES
 
 
 @contextmanager
@@ -336,8 +367,8 @@ class _RedisStatistics:
     def stats_slow_key(self, minute: int) -> str:
         return f"{self._namespace}:stats:slow:{minute}"
 
-    def _add_stats(self, pipe: Any, host: str, pid: int, deltas: Deltas) -> None:
-        """Queue the commands adding ``deltas`` on ``pipe`` (the write's own pipeline).
+    def _add_stats(self, batch: BatchCommands, host: str, pid: int, deltas: Deltas) -> None:
+        """Add the commands adding ``deltas`` to ``batch`` (the write's own script).
 
         Per minute touched: an ``HINCRBY``/``HINCRBYFLOAT`` per field (and the
         same on the cumulative hash), one ``ZADD GT`` of the maxima, one
@@ -345,35 +376,38 @@ class _RedisStatistics:
         Every record is written alike: a new statistic needs nothing here.
         """
         total = self.stats_total_key()
+        add = batch.add
         for minute in sorted(deltas.counts.keys() | deltas.sums.keys()):
             key = self.stats_minute_key(minute)
             for record, count in deltas.counts.get(minute, {}).items():
                 name = record.field
-                pipe.hincrby(total, name, count)
-                pipe.hincrby(key, name, count)
+                add("stats:total", "HINCRBY", total, name, count)
+                add("stats:minute", "HINCRBY", key, name, count)
             for record, summed in deltas.sums.get(minute, {}).items():
                 name = record.field
-                pipe.hincrbyfloat(total, name, summed)
-                pipe.hincrbyfloat(key, name, summed)
-            pipe.expire(key, MINUTE_TTL)
+                add("stats:total", "HINCRBYFLOAT", total, name, summed)
+                add("stats:minute", "HINCRBYFLOAT", key, name, summed)
+            add("stats:minute", "EXPIRE", key, MINUTE_TTL)
         for minute, maxima in deltas.maxima.items():
             if maxima:
-                members = {record.field: value for record, value in maxima.items()}
-                pipe.zadd(self.stats_max_key(minute), members, gt=True)
-                pipe.expire(self.stats_max_key(minute), MINUTE_TTL)
+                key = self.stats_max_key(minute)
+                pairs = [item for record, value in maxima.items() for item in (value, record.field)]
+                batch.add_many("stats:max", "ZADD", key, pairs, options=("GT",), width=2)
+                add("stats:max", "EXPIRE", key, MINUTE_TTL)
         slowest: dict[int, dict[str, float]] = defaultdict(dict)
         for slow in deltas.slowest:
             slowest[int(slow.when // 60)][slow.as_json(host, pid)] = slow.seconds
         for minute, members in slowest.items():
             key = self.stats_slow_key(minute)
-            pipe.zadd(key, members)
-            pipe.zremrangebyrank(key, 0, -schema.SLOWEST - 1)
-            pipe.expire(key, MINUTE_TTL)
+            pairs = [item for member, seconds in members.items() for item in (seconds, member)]
+            batch.add_many("stats:slow", "ZADD", key, pairs, width=2)
+            add("stats:slow", "ZREMRANGEBYRANK", key, 0, -schema.SLOWEST - 1)
+            add("stats:slow", "EXPIRE", key, MINUTE_TTL)
         if deltas.counts:
-            pipe.expire(total, STATS_TTL)
+            add("stats:total", "EXPIRE", total, STATS_TTL)
         if deltas.dropped:
-            pipe.hincrby(self.stats_dropped_key(), host, deltas.dropped)
-            pipe.expire(self.stats_dropped_key(), STATS_TTL)
+            add("stats:dropped", "HINCRBY", self.stats_dropped_key(), host, deltas.dropped)
+            add("stats:dropped", "EXPIRE", self.stats_dropped_key(), STATS_TTL)
 
     def stat_totals(self) -> StatTotals:
         """The cumulative statistics and drops per host, in one round trip."""
@@ -445,6 +479,8 @@ class RedisStore(_RedisStatistics):
         self.keep = int(keep)
         self.ttl = max(1, int(ttl))
         self._cleanup = _OnceLogger()
+        #: Key families whose writes were skipped (wrong type), logged once.
+        self._failing_families: set[str] = set()
         # The prefix, then the hash tag: keys still start with the prefix, the
         # tag comes before the host name (free text), and sites sharing a
         # cluster under different prefixes land on different slots.
@@ -480,6 +516,11 @@ class RedisStore(_RedisStatistics):
 
     def counts_key(self, host: str, pid: int) -> str:
         return f"{self._namespace}:counts:{host}:{pid}"
+
+    def applied_key(self, host: str, pid: int) -> str:
+        """The writer token and number of the process's last batch applied (see
+        ``batch_script``)."""
+        return f"{self._namespace}:applied:{host}:{pid}"
 
     def pid_namespace_key(self, host: str, pid: int) -> str:
         return f"{self._namespace}:pidns:{host}:{pid}"
@@ -526,52 +567,99 @@ class RedisStore(_RedisStatistics):
         events: Events,
         in_flight: InFlightUpdate | None = None,
         stats: Deltas | None = None,
-    ) -> None:
+        batch: BatchNumber | None = None,
+    ) -> bool:
         """Append events (oldest first), apply ``in_flight`` and add ``stats``, in one
-        round trip."""
+        round trip (one script, applied whole: see ``batch_script``).
+
+        With ``batch``, nothing changes if that writer's batch of that number (or a
+        later one) was applied already: a batch whose reply was lost can be sent
+        again. Returns False in that case, True otherwise. A command refused for what
+        its key holds (another program wrote a wrong type under the prefix) is
+        skipped, the rest applied, and the key's family logged once; a Redis that is
+        unreachable or refuses the write raises ``StoreUnavailable``, and one that
+        will never take it (scripts refused, a bug) ``StoreRejected``.
+        """
         if not events and in_flight is None and not stats:
-            return
+            return True
         key, member = self.log_key(host, pid), _member(host, pid)
-        pipe = self.client.pipeline(transaction=False)
+        commands = BatchCommands(self.applied_key(host, pid))
         seen = events[-1][0] if events else None
         if events:
             # Only the newest ``keep`` survive the trim below: a busy process's batch holds
             # thousands, and formatting and sending the rest would be CPU for nothing.
             newest = events[-self.keep :]
-            pipe.lpush(key, *[f"{stamp:.6f} {message}" for stamp, message in newest])
-            pipe.ltrim(key, 0, self.keep - 1)
+            lines = [f"{stamp:.6f} {message}" for stamp, message in newest]
+            commands.add_many("log", "LPUSH", key, lines)
+            commands.add("log", "LTRIM", key, 0, self.keep - 1)
         if in_flight is not None:
             seen = in_flight.touch or seen
-            self._write_in_flight(pipe, host, pid, in_flight)
+            self._write_in_flight(commands, host, pid, in_flight)
         if seen is not None:
-            pipe.expire(key, self.ttl)
-            pipe.zadd(self.registry_key(), {member: seen})
-            pipe.expire(self.registry_key(), self.ttl)
+            commands.add("log", "EXPIRE", key, self.ttl)
+            commands.add("registry", "ZADD", self.registry_key(), seen, member)
+            commands.add("registry", "EXPIRE", self.registry_key(), self.ttl)
         if stats:
-            self._add_stats(pipe, host, pid, stats)
-        with _unavailable_as_store_error("write"):
-            pipe.execute()
+            self._add_stats(commands, host, pid, stats)
+        token, number = (batch.writer, batch.number) if batch is not None else ("-", 0)
+        reply = self._run_script(commands, commands.arguments(token, number, self.ttl))
+        applied, skipped = parse_reply(reply, commands.families)
+        self._report_skipped(commands.families, skipped)
+        return applied
 
-    def _write_in_flight(self, pipe: Any, host: str, pid: int, update: InFlightUpdate) -> None:
+    def _run_script(self, commands: BatchCommands, arguments: list[Any]) -> Any:
+        """``BATCH_SCRIPT`` on ``commands``: by its SHA, by its text if Redis lacks it."""
+        keys = commands.keys
+        try:
+            try:
+                return self.client.evalsha(BATCH_SCRIPT_SHA, len(keys), *keys, *arguments)
+            except NoScriptError:  # a new or restarted Redis: nothing ran
+                return self.client.eval(BATCH_SCRIPT, len(keys), *keys, *arguments)
+        except REDIS_ERRORS as exc:
+            if refused_for_good(exc):
+                raise StoreRejected(describe_failure(exc, "write")) from exc
+            raise StoreUnavailable(describe_failure(exc, "write")) from exc
+
+    def _report_skipped(self, families: list[str], skipped: dict[str, tuple[int, str]]) -> None:
+        """Log a key family whose commands were skipped, once until it is written again."""
+        failing = self._failing_families
+        for family, (count, reason) in skipped.items():
+            if family not in failing:
+                failing.add(family)
+                logger.warning(
+                    "Tile status: %d write(s) to the %s key skipped, Redis refused them "
+                    "(%s); the rest of the batch was written. Another program may have "
+                    "written that key under the prefix; it expires with its TTL.",
+                    count,
+                    family,
+                    clean(reason, 120),
+                )
+        if failing:
+            failing.difference_update(set(families) - skipped.keys())
+
+    def _write_in_flight(
+        self, commands: BatchCommands, host: str, pid: int, update: InFlightUpdate
+    ) -> None:
         key, member = self.in_flight_key(host, pid), _member(host, pid)
         if update.delete:
-            pipe.hdel(key, *update.delete)
+            commands.add_many("in-flight", "HDEL", key, update.delete)
         if update.set:
-            pipe.hset(key, mapping=update.set)
-            pipe.expire(key, self.ttl)
+            pairs = [item for pair in update.set.items() for item in pair]
+            commands.add_many("in-flight", "HSET", key, pairs, width=2)
+            commands.add("in-flight", "EXPIRE", key, self.ttl)
         if update.set or update.delete:
             if update.oldest is None:
-                pipe.zrem(self.busy_key(), member)
+                commands.add("busy", "ZREM", self.busy_key(), member)
             else:
-                pipe.zadd(self.busy_key(), {member: update.oldest})
-                pipe.expire(self.busy_key(), self.ttl)
+                commands.add("busy", "ZADD", self.busy_key(), update.oldest, member)
+                commands.add("busy", "EXPIRE", self.busy_key(), self.ttl)
         if update.served or update.failed:
             counts = self.counts_key(host, pid)
             if update.served:
-                pipe.hincrby(counts, "served", update.served)
+                commands.add("counts", "HINCRBY", counts, "served", update.served)
             if update.failed:
-                pipe.hincrby(counts, "failed", update.failed)
-            pipe.expire(counts, self.ttl)
+                commands.add("counts", "HINCRBY", counts, "failed", update.failed)
+            commands.add("counts", "EXPIRE", counts, self.ttl)
 
     # -- reading ------------------------------------------------------------------
 
@@ -768,6 +856,7 @@ class RedisStore(_RedisStatistics):
                 self.in_flight_key(host, pid),
                 self.counts_key(host, pid),
                 self.pid_namespace_key(host, pid),
+                self.applied_key(host, pid),
             ):
                 pipe.delete(key)
         pipe.zrem(self.registry_key(), *members)

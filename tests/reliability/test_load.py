@@ -78,14 +78,21 @@ def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix
     keys = {key.decode() for key in client.scan_iter(count=100)}
     statistics = {key for key in keys if ":stats:" in key}
     store = RedisStore(client, key_prefix)
-    # However many requests: the registry, and per worker its list and its served/failed
-    # counts (no request is in flight any more, so no in-flight hash and no busy set).
+    # However many requests: the registry, and per worker its list, its served/failed
+    # counts, its last batch applied and its PID namespace (no request is in flight any
+    # more, so no in-flight hash and no busy set).
     per_worker = [
-        (store.log_key(log.host, log.pid), store.counts_key(log.host, log.pid)) for log in logs
+        (
+            store.log_key(log.host, log.pid),
+            store.counts_key(log.host, log.pid),
+            store.applied_key(log.host, log.pid),
+            store.pid_namespace_key(log.host, log.pid),
+        )
+        for log in logs
     ]
     assert keys - statistics == {
         store.registry_key(),
-        *(key for pair in per_worker for key in pair),
+        *(key for keys in per_worker for key in keys),
     }
     # The tile statistics: the cumulative hash and, per minute the run touched, a hash,
     # the maxima and the slowest tiles.
