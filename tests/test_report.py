@@ -256,7 +256,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                         "running_for": 2.346,
                         "phase": "render",
                         "phase_text": "rendering for 1 s",
-                        "lock": "",
+                        "lock": None,
                         "slow": False,
                         "gone": False,
                         "stack": None,
@@ -267,6 +267,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                 "failed": None,
                 "busy_path": "/a",
                 "busy_for": 2.346,
+                "lock_waiters": 0,
             }
         ],
         "hidden": [],
