@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Container
+from collections.abc import Container, Sequence
 
 from . import conf, connection
-from .reading.liveness import pid_namespace
+from .reading.liveness import DeathPolicy, pid_namespace
+from .reading.locks import Claim, HolderReader
 from .recording import inflight, recorder, termination
 from .recording.recorder import Recorder
+from .serving import locks
 from .serving.tile_server import MAX_ZOOM, TileServer, load_server
 from .statistics import counting
 from .storage import RedisStore, StatusStore
@@ -23,6 +25,7 @@ from .tilestache import set_mapnik_lock_observer
 _lock = threading.Lock()
 _server: TileServer | None = None
 _store: StatusStore | None = None
+_holders: HolderReader | None = None
 
 
 def get_store() -> StatusStore:
@@ -78,19 +81,36 @@ def tile_labels(path: str) -> tuple[str, int]:
     return counting.tile_of(path, layer_names(), MAX_ZOOM)
 
 
+def lock_holders(layer: str, metatile: str) -> Sequence[Claim]:
+    """Who holds a metatile's cache lock, for a waiting request (``serving.locks``): read
+    from the in-flight entries, while recording is on. A holder on another host is dead
+    once silent past ``HIDE_AFTER``."""
+    global _holders
+    if recorder.active() is None:
+        return ()
+    holders = _holders
+    if holders is None:
+        config = conf.get_config()
+        policy = DeathPolicy(config.host, config.hide_after, namespace=pid_namespace())
+        holders = _holders = HolderReader(get_store, policy)
+    return holders(layer, metatile)
+
+
 def install() -> None:
     """Record with recorders made from the settings (called when the app is ready), say
-    ``Destroyed`` when told to stop (SIGTERM), and show waits for TileStache's global
-    Mapnik lock as a phase of the request waiting."""
+    ``Destroyed`` when told to stop (SIGTERM), show waits for TileStache's global
+    Mapnik lock as a phase of the request waiting, and let waiters for a metatile's
+    cache lock learn its holder (to break a dead holder's lock)."""
     recorder.install_factory(make_recorder)
     termination.install()
     set_mapnik_lock_observer(inflight.MapnikLockPhases())
+    locks.set_holder_source(lock_holders)
 
 
 def reset() -> None:
     """Forget everything built from the settings; the next use builds it anew."""
-    global _server, _store
+    global _server, _store, _holders
     recorder.discard_recorder(flush=False)
     connection.reset()
-    _server = _store = None
+    _server = _store = _holders = None
     conf.reset()

@@ -98,3 +98,29 @@ class Abort:
 
     def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
         raise self.exception()
+
+
+class HangWhileFile:
+    """Draws after ``seconds``, or for as long as the file ``path`` exists (at most a minute):
+    a render a test holds up, then lets go of."""
+
+    def __init__(self, layer: Any, path: str, seconds: float = 0.1):
+        self.layer = layer
+        self.path = path
+        self.seconds = float(seconds)
+
+    def _draw(self, width: int, height: int) -> Image.Image:
+        import os
+
+        deadline = time.monotonic() + 60
+        while os.path.exists(self.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(self.seconds)
+        return Image.new("RGB", (width, height), "#448844")
+
+    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
+        return self._draw(width, height)
+
+    def renderArea(self, width: int, height: int, srs: str, *bounds: Any) -> Image.Image:  # noqa: N802
+        """A whole metatile at once (TileStache cuts it and caches every tile)."""
+        return self._draw(width, height)

@@ -258,7 +258,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                         "running_for": 2.346,
                         "phase": "render",
                         "phase_text": "rendering for 1 s",
-                        "lock": "",
+                        "lock": None,
                         "slow": False,
                         "gone": False,
                         "stack_taken": False,
@@ -272,6 +272,7 @@ def test_json_items_carry_what_the_page_shows_beside_host_pid_elapsed_message() 
                 "busy_path": "/a",
                 "busy_for": 2.346,
                 "stacks_left_out": 0,
+                "lock_waiters": 0,
             }
         ],
         "hidden": [],

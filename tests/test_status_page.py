@@ -164,7 +164,7 @@ def test_json_schema(staff: Client) -> None:
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
     row_keys = line_keys | {"last_event", "last_seen", "state", "state_text", "slow"}
     row_keys |= {"in_flight", "requests", "served", "failed", "busy_path", "busy_for"}
-    row_keys |= {"requests_not_listed", "stacks_left_out"}
+    row_keys |= {"requests_not_listed", "stacks_left_out", "lock_waiters"}
     for item in data["messages"]:
         assert set(item) == line_keys
     for item in data["processes"]:

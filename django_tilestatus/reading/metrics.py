@@ -11,6 +11,8 @@ Metrics (documented in docs/metrics.md):
 - ``tilestatus_tile_requests_total{layer,zoom,outcome}`` (counter)
 - ``tilestatus_tile_response_seconds{layer,outcome}`` (histogram)
 - ``tilestatus_tile_lock_wait_seconds{layer}`` (histogram)
+- ``tilestatus_stale_locks_broken_total{layer}`` (counter: metatile locks of dead holders
+  broken by waiting requests)
 - ``tilestatus_processes{host,state}`` (gauge)
 - ``tilestatus_requests_in_flight{host}`` (gauge)
 - ``tilestatus_stuck_requests{host}`` (gauge: running longer than ``BUSY_AFTER``)
@@ -41,6 +43,7 @@ from prometheus_client.utils import floatToGoString
 from ..statistics.schema import (
     BUCKET_COUNT,
     BUCKETS,
+    LocksBroken,
     LockWaitBucket,
     LockWaitSeconds,
     RequestCount,
@@ -86,6 +89,7 @@ class ClusterCollector(Collector):
         response_sum: dict[tuple[str, str], float] = defaultdict(float)
         lock: dict[tuple[str], list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
         lock_sum: dict[tuple[str], float] = defaultdict(float)
+        broken: dict[str, float] = defaultdict(float)
         for record, value in self.totals.fields.items():
             match record:
                 case RequestCount(layer=layer, zoom=zoom, outcome=outcome):
@@ -98,6 +102,8 @@ class ClusterCollector(Collector):
                     lock[(layer,)][bucket] += value
                 case LockWaitSeconds(layer=layer):
                     lock_sum[(layer,)] += value
+                case LocksBroken(layer=layer):
+                    broken[layer] += value
 
         family = CounterMetricFamily(
             "tilestatus_tile_requests",
@@ -121,6 +127,14 @@ class ClusterCollector(Collector):
             lock,
             lock_sum,
         )
+        stale = CounterMetricFamily(
+            "tilestatus_stale_locks_broken",
+            "Metatile cache locks of dead processes broken by waiting requests, by layer.",
+            labels=["layer"],
+        )
+        for layer, count in sorted(broken.items()):
+            stale.add_metric([layer], count)
+        yield stale
 
     @staticmethod
     def _histogram(

@@ -45,6 +45,7 @@ from ..recording.vocabulary import Kind, clean, nice_time, parse, phase_text
 from ..statistics.tiles_report import TilesReport
 from ..storage.interface import Head, ProcessLog, Snapshot
 from .liveness import DeathPolicy
+from .locks import LockIndex, LockState
 
 #: A process's state on the page: requests under way, none, died without a
 #: word (killed), or exited cleanly (recorded ``Destroyed``).
@@ -159,10 +160,28 @@ class RequestRow:
     stack_left_out: bool = False
     #: The thread serving it (``ThreadPoolExecutor-0_3``): a process's requests apart.
     thread: str = ""
+    #: It holds the cache lock of ``lock`` (since ``lock_since``), as its entry says.
+    held: bool = False
+    lock_since: float | None = None
+    #: Its lock and, waiting, the lock's holder (see ``reading.locks``).
+    lock_state: LockState | None = None
 
     @property
     def phase_text(self) -> str:
         return phase_text(self.phase, self.lock, self.phase_for)
+
+    @property
+    def lock_text(self) -> str:
+        """``waiting 120 ms for metatile world 10/8/4 held by vm PID 4321 (rendering for
+        2 s)``, ``holding metatile world 10/8/4 for 2 s, 3 waiting``, or ""."""
+        return self.lock_state.text if self.lock_state is not None else ""
+
+    @property
+    def _doing(self) -> str:
+        state = self.lock_state
+        if state is None:
+            return self.phase_text
+        return state.text if not state.held else f"{self.phase_text}, {state.text}"
 
     @property
     def text(self) -> str:
@@ -170,7 +189,7 @@ class RequestRow:
         with ``, in <thread>`` when its thread is known (a process's requests apart)."""
         if self.gone:
             return f"gone while busy on {self.path}"
-        text = f"{self.path}, {self.phase_text}, running {int(self.running_for)} s"
+        text = f"{self.path}, {self._doing}, running {int(self.running_for)} s"
         return f"{text}, in {self.thread}" if self.thread else text
 
     @property
@@ -191,7 +210,7 @@ class RequestRow:
             "running_for": round(self.running_for, 3),
             "phase": self.phase,
             "phase_text": self.phase_text,
-            "lock": self.lock,
+            "lock": None if self.lock_state is None else self.lock_state.as_dict(),
             "slow": self.slow,
             "gone": self.gone,
             # The stack once, as text: null until taken, or when left out of this
@@ -246,6 +265,11 @@ class ProcessRow(Line):
         return sum(1 for request in self.listed_requests if request.stack_left_out)
 
     @property
+    def lock_waiters(self) -> int:
+        """Requests (of any process) waiting for the metatile locks its requests hold."""
+        return sum(r.lock_state.waiters for r in self.requests if r.lock_state is not None)
+
+    @property
     def state_text(self) -> str:
         if self.state == BUSY:
             if len(self.requests) == 1:
@@ -272,6 +296,7 @@ class ProcessRow(Line):
             "busy_path": self.busy_path,
             "busy_for": round(self.busy_for, 3),
             "stacks_left_out": self.stacks_left_out,
+            "lock_waiters": self.lock_waiters,
         }
 
 
@@ -379,6 +404,16 @@ class Report:
             "stacks_left_out": self.stacks_left_out,
         }
 
+    def lock_lines(self) -> list[str]:
+        """The text format's metatile locks (none: the original layout is kept)."""
+        found = [
+            f"{row.pid:>5} {request.path} {request.lock_text}"
+            for row in self.processes
+            for request in row.requests
+            if request.lock_state is not None
+        ]
+        return ["----------", "metatile locks:", *found] if found else []
+
     def as_text(self) -> str:
         """The plain-text format, laid out as TileStache's StatusServer did."""
         # The original's own format strings, kept so the layout matches to the space.
@@ -393,6 +428,7 @@ class Report:
         for line in self.messages:
             words = [" " * line.indent, str(line.pid), line.message + ",", line.ago, "ago"]
             lines.append(" ".join(words))
+        lines += self.lock_lines()
         if self.tiles is not None and self.tiles.layers:  # else exactly the original
             lines += ["----------", *self.tiles.text_lines()]
         return "\n".join(lines) + "\n"
@@ -435,6 +471,8 @@ def _request_rows(
             gone=gone,
             stack=entry.stack,
             thread=clean(entry.thread, MAX_THREAD_NAME),
+            held=entry.held,
+            lock_since=entry.lock_since,
         )
         for entry in entries
     )
@@ -666,6 +704,7 @@ def build_report(
     sorting = _sort_processes(snapshot, settings, policy)
     kept, left = _crowded_out(sorting.candidates, settings.max_rows)
     rows = _process_rows(kept, settings, snapshot.now, read_heads)
+    rows = with_locks(rows, snapshot, policy)
     lines = _message_lines(snapshot, sorting.purge, settings.messages)
     rows, lines = _coloured(rows, lines)
     report = Report(
@@ -689,3 +728,26 @@ def _crowded_out(
     ranked = sorted(range(len(candidates)), key=lambda i: (candidates[i].priority, i))
     kept = sorted(ranked[:limit])
     return [candidates[i] for i in kept], [candidates[i] for i in ranked[limit:]]
+
+
+def _with_lock(request: RequestRow, index: LockIndex) -> RequestRow:
+    if not request.lock:
+        return request
+    since = index.now - request.phase_for
+    state = index.state(request.lock, request.phase, since, request.held, request.lock_since)
+    return replace(request, lock_state=state)
+
+
+def with_locks(rows: list[ProcessRow], snapshot: Snapshot, policy: DeathPolicy) -> list[ProcessRow]:
+    """The rows with each request's metatile lock resolved: a waiter's holder is looked
+    for among every in-flight entry the snapshot holds (any host), a holder's waiters
+    are counted."""
+    if not any(request.lock for row in rows for request in row.requests):
+        return rows
+    index = LockIndex.of(snapshot, policy)
+    return [
+        replace(row, requests=tuple(_with_lock(request, index) for request in row.requests))
+        if any(request.lock for request in row.requests)
+        else row
+        for row in rows
+    ]

@@ -74,6 +74,14 @@ class Request:
     #: The metatile whose cache lock the request waits for or holds: ``<layer> z/x/y``.
     lock = ""
     locked = False
+    #: While ``locked``: when the lock was taken (``time.time()``), and what identifies
+    #: that instance of the lock (``serving.locks``: a lock directory's inode and change
+    #: time, a Redis or Memcache lock key's value), so a waiter breaks only the lock
+    #: a dead holder took, never a later one.
+    lock_since = 0.0
+    lock_token = ""
+    #: Locks of dead holders this request broke while waiting (for the statistics).
+    locks_broken = 0
     #: The stack snapshot, taken once by the writer (``Frame`` tuples, innermost last).
     stack: list[list[Any]] | None = None
     #: Bumped by the request's own thread at each change (after the change), so the
@@ -115,6 +123,11 @@ class Request:
         }
         if self.lock:
             value["lock"] = self.lock
+            if self.locked:
+                value["held"] = True
+                value["lock_since"] = round(self.lock_since, 3)
+                if self.lock_token:
+                    value["token"] = self.lock_token
         thread = thread_name(self.ident)
         if thread:
             value["thread"] = thread
@@ -198,18 +211,21 @@ def waiting_for_cache_lock(layer: str, zoom: int, column: int, row: int) -> Requ
     return request
 
 
-def cache_lock_held(request: Request, waited: float) -> None:
+def cache_lock_held(request: Request, waited: float, token: str = "") -> None:
     """The lock is held after ``waited`` seconds: TileStache reads the cache once more,
-    then renders."""
+    then renders. ``token`` identifies the lock's instance (see ``Request.lock_token``)."""
     request.lock_wait += waited
+    request.lock_since = time.time()
+    request.lock_token = token
     request.locked = True
     request.set_phase(RENDERING)
 
 
 def cache_lock_released() -> None:
     request = current()
-    if request is not None:
+    if request is not None and request.locked:
         request.locked = False
+        request.version += 1
 
 
 def waiting_for_mapnik_lock() -> None:
@@ -346,6 +362,11 @@ class Entry:
     thread: str = ""
     #: Already counted in the statistics (an aborted request its process died on).
     counted: bool = False
+    #: It holds the cache lock of ``lock``, since ``lock_since``; ``token`` names the
+    #: lock's instance (see ``Request.lock_token``).
+    held: bool = False
+    lock_since: float | None = None
+    token: str = ""
 
 
 def _finite(value: Any) -> float | None:
@@ -423,4 +444,7 @@ def decode(raw: Any) -> Entry | None:
         stack=None if stack is None else Stack(stack),
         thread=thread if isinstance(thread := value.get("thread", ""), str) else "",
         counted=value.get("counted") is True,
+        held=value.get("held") is True and isinstance(lock, str) and bool(lock),
+        lock_since=_finite(value.get("lock_since")),
+        token=token if isinstance(token := value.get("token", ""), str) else "",
     )

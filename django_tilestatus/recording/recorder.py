@@ -210,6 +210,10 @@ class Recorder:
     def lock_acquired(self, seconds: float) -> None:
         self.record(vocabulary.lock_acquired(seconds))
 
+    def lock_broken(self, layer: str, zoom: int, column: int, row: int, pid: int) -> None:
+        """The metatile lock a dead process held was broken (``serving.locks``)."""
+        self.record(vocabulary.lock_broken(layer, zoom, column, row, pid))
+
     def end_request(self, request: Request, outcome: str, closing: str | None = None) -> None:
         """Take ``request`` out of the table and queue its closing message: ``closing``,
         or ``Finished`` when None; ``outcome`` is SERVED, FAILED or ABORTED.

@@ -42,6 +42,7 @@ class Kind(Enum):
     ERROR = "error"
     LOCK_ATTEMPTED = "lock attempted"
     LOCK_ACQUIRED = "lock acquired"
+    LOCK_BROKEN = "lock broken"
     DESTROYED = "destroyed"
     #: Anything else: a project's own ``update_status`` text.
     OTHER = "other"
@@ -118,6 +119,12 @@ def lock_acquired(seconds: float) -> str:
     return f"Got cache lock in {seconds:.3f} seconds"
 
 
+def lock_broken(layer: str, zoom: int, column: int, row: int, pid: int) -> str:
+    """A waiter broke the metatile lock a dead process held (``serving.locks``)."""
+    metatile = clean(f"{layer} {zoom}/{column}/{row}", MAX_PATH_LENGTH)
+    return f"Broke the lock of metatile {metatile} held by dead PID {pid}"
+
+
 def destroyed() -> str:
     return "Destroyed"
 
@@ -186,6 +193,9 @@ class Parsed:
 _FINISHED = re.compile(r"Finished (?P<path>.*) in (?P<seconds>[0-9.]+) seconds\Z", re.DOTALL)
 _ERROR = re.compile(r"Error: .* after (?P<seconds>[0-9.]+) seconds\Z", re.DOTALL)
 _ACQUIRED = re.compile(r"Got cache lock in (?P<seconds>[0-9.]+) seconds\Z")
+_BROKEN = re.compile(
+    r"Broke the lock of metatile (?P<lock>.*) held by dead PID [0-9]+\Z", re.DOTALL
+)
 _EXACT = {
     created(): Kind.CREATED,
     lock_attempted(): Kind.LOCK_ATTEMPTED,
@@ -219,4 +229,7 @@ def parse(message: str) -> Parsed:
     match = _ACQUIRED.match(message)
     if match:
         return Parsed(Kind.LOCK_ACQUIRED, "", _seconds(match["seconds"]))
+    match = _BROKEN.match(message)
+    if match:
+        return Parsed(Kind.LOCK_BROKEN, match["lock"])
     return Parsed(Kind.OTHER)

@@ -11,7 +11,11 @@ held or when the cache had nothing; and, for the tile statistics, whether
 ``read`` returned a body (the tile was served from the cache) and how long the
 lock took.
 
-Core module: imports the standard library and ``recording`` only.
+For the Disk, Redis, Memcache and Multi caches the wrapper takes the lock itself
+(``locks``): the cache's own lock, tried without waiting, with waiters woken as
+soon as it is released and dead holders' locks broken at once.
+
+Core module: imports the standard library, ``locks`` and ``recording`` only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from ..recording import inflight
 from ..recording.recorder import active
+from . import locks
 
 
 def _layer_name(layer: Any) -> str:
@@ -42,25 +47,52 @@ class InstrumentedCache:
     def __init__(self, inner: Any):
         self.inner = inner
 
+    def _backend(self, layer: Any, coord: Any, format: str) -> locks.LockBackend | None:
+        try:
+            return locks.backend_for(self.inner, layer, coord, format)
+        except Exception:  # noqa: BLE001 - an unexpected cache keeps its own lock
+            return None
+
+    def _take(self, layer: Any, coord: Any, format: str, name: str) -> locks.Acquired | None:
+        """The lock taken through ``locks`` (None: by the cache's own ``lock()``)."""
+        backend = self._backend(layer, coord, format)
+        if backend is None:
+            self.inner.lock(layer, coord, format)
+            return None
+        metatile = f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}"
+        return locks.acquire(backend, name, metatile, float(layer.stale_lock_timeout))
+
     def lock(self, layer: Any, coord: Any, format: str) -> Any:
         recorder = active()
+        name = _layer_name(layer)
         if recorder is None:
-            return self.inner.lock(layer, coord, format)
+            self._take(layer, coord, format, name)
+            return None
         recorder.lock_attempted()
         request = inflight.waiting_for_cache_lock(
-            _layer_name(layer), int(coord.zoom), int(coord.column), int(coord.row)
+            name, int(coord.zoom), int(coord.column), int(coord.row)
         )
         start = time.perf_counter()
-        result = self.inner.lock(layer, coord, format)
+        acquired = self._take(layer, coord, format, name)
         waited = time.perf_counter() - start
+        for claim in acquired.broken if acquired is not None else ():
+            recorder.lock_broken(
+                name, int(coord.zoom), int(coord.column), int(coord.row), claim.pid
+            )
         recorder.lock_acquired(waited)
         if request is not None:
-            inflight.cache_lock_held(request, waited)
-        return result
+            if acquired is not None:
+                request.locks_broken += len(acquired.broken)
+            inflight.cache_lock_held(request, waited, acquired.token if acquired else "")
+        return None
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
         inflight.cache_lock_released()
-        return self.inner.unlock(layer, coord, format)
+        result = self.inner.unlock(layer, coord, format)
+        backend = self._backend(layer, coord, format)
+        if backend is not None:
+            locks.released(backend.key)
+        return result
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
         request = inflight.cache_read_begins()

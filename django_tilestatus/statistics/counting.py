@@ -48,6 +48,7 @@ from .schema import (
     RENDERED,
     SERVER_ERROR,
     SLOWEST,
+    LocksBroken,
     LockWaitBucket,
     LockWaitSeconds,
     RequestCount,
@@ -106,7 +107,8 @@ class EndedRequest(Protocol):
     from_cache: bool
     seconds: float
     lock_wait: float
-    #: When it ended (unix time).
+    #: When it ended (unix time). (Locks of dead holders it broke, ``locks_broken``, are
+    #: read with ``getattr``: 0 when absent.)
     ended: float
 
 
@@ -131,6 +133,7 @@ _response_bucket = functools.lru_cache(maxsize=4096)(ResponseBucket)
 _response_seconds = functools.lru_cache(maxsize=4096)(ResponseSeconds)
 _lock_wait_bucket = functools.lru_cache(maxsize=4096)(LockWaitBucket)
 _lock_wait_seconds = functools.lru_cache(maxsize=4096)(LockWaitSeconds)
+_locks_broken = functools.lru_cache(maxsize=4096)(LocksBroken)
 
 
 def _add(values: dict[Statistic, N], record: Statistic, amount: N) -> None:
@@ -271,6 +274,10 @@ class TileStats:
             for bucket, size in _bucket_sizes(waits):
                 _add(counts, _lock_wait_bucket(layer, bucket), size)
             _add(sums, _lock_wait_seconds(layer), sum(waits))
+            _keep_most(deltas.maxima.setdefault(minute, {}), _lock_wait_seconds(layer), waits[-1])
+        broken = sum([getattr(request, "locks_broken", 0) for request in members])
+        if broken:
+            _add(counts, _locks_broken(layer), broken)
         slowest = deltas.slowest
         if len(slowest) < SLOWEST or seconds[-1] > slowest[0].seconds:
             for request in heapq.nlargest(SLOWEST, members, key=_SECONDS_OF):

@@ -1,7 +1,7 @@
 """The tile statistics' format, defined once: what is counted, and how it is stored.
 
 Each statistic is a small frozen record (``RequestCount``, ``ResponseBucket``,
-``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``) whose labels are
+``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``, ``LocksBroken``) whose labels are
 its fields. A record names its own field in the statistics hashes
 (``Statistic.field``: a JSON array of its kind and its labels, since layer names
 are free text), and ``parse`` turns such a field name back into a record, or
@@ -150,6 +150,15 @@ class LockWaitSeconds(Statistic):
     """Cache lock wait seconds summed by layer."""
 
     KIND: ClassVar[str] = "ws"
+    layer: str
+
+
+@_statistic
+@dataclass(frozen=True, slots=True)
+class LocksBroken(Statistic):
+    """Metatile locks of dead holders broken by waiting requests, by layer."""
+
+    KIND: ClassVar[str] = "lb"
     layer: str
 
 

@@ -3,14 +3,17 @@
 ``build_tiles`` turns one read of the last hour (``StatMinutes``) into a
 ``TilesReport``: per layer, for the last 5 and 60 minutes, requests per
 minute, the cache hit ratio, p50 / p95 / max response seconds for hits and
-for renders, errors and the p95 cache-lock wait; per zoom, the hour's requests by outcome;
+for renders, errors, cache-lock waits (p50 / p95 / max) and locks of dead holders
+broken; per zoom, the hour's requests by outcome;
 the hour's slowest tiles; and sparklines (SVG polyline points) of requests per
 minute and p95 over the hour. Every format (HTML, JSON, text, the terminal
 view) shows these values as computed here.
 
 Percentiles are estimated from the fixed buckets of ``schema.BUCKETS`` as
 Prometheus's ``histogram_quantile`` does (linear within the bucket), and never
-exceed the slowest request seen.
+exceed the slowest request seen. The same holds for lock waits: their longest
+wait of each minute is kept exactly (a ``ZADD GT`` maximum), their p50 and p95
+are bucket estimates capped by it.
 
 Core module: imports the standard library, ``schema`` and ``vocabulary`` only.
 """
@@ -34,7 +37,9 @@ from .schema import (
     OTHER_LAYER,
     RENDERED,
     SERVER_ERROR,
+    LocksBroken,
     LockWaitBucket,
+    LockWaitSeconds,
     RequestCount,
     ResponseBucket,
     ResponseSeconds,
@@ -117,6 +122,9 @@ class _Tally:
     def __init__(self) -> None:
         self.buckets: dict[str, list[float]] = defaultdict(lambda: [0.0] * BUCKET_COUNT)
         self.lock: list[float] = [0.0] * BUCKET_COUNT
+        #: The longest lock wait (None for minutes written before it was kept).
+        self.lock_max: float | None = None
+        self.locks_broken = 0
         self.slowest: dict[str, float] = {}
 
     def add_count(self, outcome: str, bucket: int, count: float) -> None:
@@ -154,7 +162,17 @@ class _Tally:
             lock_waits=_whole(sum(self.lock)),
             lock_p95=quantile(0.95, self.lock),
             lock_p95_at_most=bucket_bound(0.95, self.lock),
+            lock=self.lock_timing(),
+            locks_broken=self.locks_broken,
         )
+
+    def lock_timing(self) -> Timing:
+        """Lock waits' p50 and p95, estimated from their buckets and capped by the longest
+        wait, which is exact; without it (older minutes) only the buckets' bounds are known."""
+        if self.lock_max is None:
+            return Timing(None, None, None)
+        most = self.lock_max
+        return Timing(quantile(0.5, self.lock, most), quantile(0.95, self.lock, most), most)
 
 
 @dataclass(frozen=True)
@@ -201,6 +219,18 @@ class Figures:
     #: The bound of the bucket holding the p95 lock wait: lock waits have no recorded
     #: maximum to cap the estimate, so the page words this rather than ``lock_p95``.
     lock_p95_at_most: float | None = None
+    #: Lock waits' p50 and p95 (bucket estimates capped by the exact longest wait) and
+    #: the longest; all None when no wait of the window recorded its longest.
+    lock: Timing = Timing(None, None, None)
+    #: Locks of dead holders broken by waiting requests.
+    locks_broken: int = 0
+
+    @property
+    def lock_text(self) -> str:
+        """``p50 / p95 / max`` of lock waits, or the p95's bucket bound without a maximum."""
+        if self.lock.max is None:
+            return at_most_text(self.lock_p95_at_most)
+        return self.lock.text
 
     @property
     def errors(self) -> int:
@@ -228,6 +258,8 @@ class Figures:
             "lock_waits": self.lock_waits,
             "lock_p95": None if self.lock_p95 is None else round(self.lock_p95, 6),
             "lock_p95_text": at_most_text(self.lock_p95_at_most),
+            "lock_wait": self.lock.as_dict() | {"text": self.lock_text},
+            "locks_broken": self.locks_broken,
         }
 
 
@@ -245,7 +277,8 @@ COLUMNS: tuple[tuple[str, str, Callable[[Figures], str]], ...] = (
         "tilestatus-errors",
         lambda f: f"{f.errors} ({f.client_errors} / {f.server_errors})",
     ),
-    ("Lock wait p95", "", lambda f: at_most_text(f.lock_p95_at_most)),
+    ("Lock waits p50 / p95 / max", "tilestatus-lock-waits", lambda f: f.lock_text),
+    ("Locks broken", "tilestatus-locks-broken", lambda f: str(f.locks_broken)),
 )
 
 
@@ -410,7 +443,7 @@ class TilesReport:
                     f"{figures.per_minute:>8.1f} {ratio_text(figures.hit_ratio):>6} "
                     f"{seconds_text(figures.hit.p95):>8} {seconds_text(figures.render.p50):>8} "
                     f"{seconds_text(figures.render.p95):>8} {figures.errors:>6} "
-                    f"{at_most_text(figures.lock_p95_at_most):>8}"
+                    f"{_lock_p95_text(figures):>8}"
                 )
         if not self.layers:
             lines.append("(no tile requests in the last hour)")
@@ -452,6 +485,10 @@ class _Hour:
                 for span in spans:
                     self.windows[record.layer][span].add_max(record.outcome, seconds)
                 self.per_minute[record.layer][minute].add_max(record.outcome, seconds)
+            elif isinstance(record, LockWaitSeconds):
+                for span in spans:
+                    tally = self.windows[record.layer][span]
+                    tally.lock_max = max(tally.lock_max or 0.0, seconds)
 
     def _add(self, record: Statistic, value: float, minute: int, spans: list[int]) -> None:
         match record:
@@ -465,6 +502,9 @@ class _Hour:
             case LockWaitBucket(layer=layer, bucket=bucket):
                 for span in spans:
                     self.windows[layer][span].lock[bucket] += value
+            case LocksBroken(layer=layer):
+                for span in spans:
+                    self.windows[layer][span].locks_broken += int(value)
 
     def layers(self) -> list[LayerTiles]:
         """Each layer's figures, in name order with ``OTHER_LAYER`` last."""
@@ -497,6 +537,12 @@ def tile_url(tile_root: str, path: str) -> str:
     """The link to a recorded tile path: always under the tile URLs' root, even for a
     path like ``//elsewhere.example/...`` (which alone would name another host)."""
     return tile_root + "/" + urllib.parse.quote(path.lstrip("/"), safe="/")
+
+
+def _lock_p95_text(figures: Figures) -> str:
+    if figures.lock.max is None:
+        return at_most_text(figures.lock_p95_at_most)
+    return seconds_text(figures.lock.p95)
 
 
 def _p95_all(tally: _Tally | None) -> float:

@@ -38,9 +38,10 @@ def screen(report: Report, paint: Callable[[str, str], str]) -> str:
         line = f"{clean(row.host, 14):<14} {row.pid:>7}  {clean(text, 36):<36} {row.ago:>14} ago"
         lines.append(paint(line, "slow" if row.slow else row.state))
         for request in row.listed_requests:  # each request in flight, or the ones it died on
-            lines.append(
-                paint(f"{'':>24}{clean(request.text, 56)}", "slow" if request.slow else row.state)
-            )
+            kind = "slow" if request.slow else row.state
+            lines.append(paint(f"{'':>24}{clean(request.text, 56)}", kind))
+            if request.lock_state is not None:  # the request's line is cut: the holder
+                lines.append(paint(f"{'':>26}{clean(request.lock_state.short_text, 54)}", kind))
         if row.requests_not_listed:
             lines.append(f"{'':>24}({row.requests_not_listed} more requests in flight)")
     more = len(report.processes) - MAX_ROWS + report.hidden_total

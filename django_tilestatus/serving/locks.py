@@ -1,0 +1,395 @@
+"""Waiting for TileStache's metatile cache lock without its 200 ms polls.
+
+TileStache's Disk, Redis and Memcache caches take a metatile's lock by trying
+it and sleeping 0.2 s between tries, and force it once ``stale_lock_timeout``
+has passed. The cache wrapper (``tilestache_cache``) instead tries the cache's
+own lock without waiting (``LockBackend.try_lock``: the same directory, key and
+expiry TileStache uses, so a bare TileStache process sharing the cache stays
+safe) and does the waiting itself:
+
+- waiters in this process sleep on the lock's ``Gate`` (a
+  ``threading.Condition``), which this process's unlock notifies: they try again
+  at once, and while the holder is a request of this process they need not poll;
+- otherwise they try again after 2 ms, doubling to 20 ms, so a lock released by
+  another process is taken within 20 ms;
+- past ``stale_lock_timeout`` the lock is forced as TileStache forces it;
+- while waiting, at most every ``LOOK_EVERY`` seconds, the waiter asks who holds
+  the lock (``set_holder_source``: the in-flight entries in the status store, read
+  by ``reading.locks``). When the lock as it stands is the very instance a dead
+  process took (``Claim.token`` equals the backend's ``current()``), it is broken
+  at once. A live holder's lock is never broken early, nor one whose holder is
+  unknown (a bare TileStache process, or a holder not yet written).
+
+Caches of other kinds, and subclasses (which may lock their own way), keep
+TileStache's own ``lock()``.
+
+Core module: imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: Seconds before the first retry across processes, and the most between retries.
+RETRY_FIRST = 0.002
+RETRY_MOST = 0.02
+#: Seconds a waiter sleeps at most while the holder is a request of this process (its
+#: unlock wakes the waiter; this only bounds a wake-up lost to another process's unlock).
+LOCAL_WAIT_MOST = 0.1
+#: Seconds of waiting before the holder is first looked up, and between look-ups.
+LOOK_AFTER = 0.05
+LOOK_EVERY = 0.15
+
+#: The value TileStache's Redis and Memcache caches store in a lock key; this app's
+#: values begin with it (TileStache never reads the value).
+LOCKED = "locked."
+
+_COMPARE_AND_DELETE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class Claim(Protocol):
+    """A request, as the status store knows it, that holds a metatile's cache lock
+    (``reading.locks.Claim``)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    #: The lock's instance it took (``LockBackend.current()`` while it holds it).
+    @property
+    def token(self) -> str: ...
+    #: Its process is known dead.
+    @property
+    def dead(self) -> bool: ...
+
+
+#: ``holders(layer, "z/x/y")``: the claims on a metatile's lock (``reading.locks``).
+HolderSource = Callable[[str, str], Sequence[Claim]]
+
+_holder_source: HolderSource | None = None
+
+
+def set_holder_source(source: HolderSource | None) -> None:
+    """Where waiters learn who holds a lock (None: dead holders wait out the timeout)."""
+    global _holder_source
+    _holder_source = source
+
+
+def _unique() -> str:
+    return f"{os.getpid()} {threading.get_ident()} {time.time():.6f}"
+
+
+class LockBackend:
+    """One metatile lock of one cache, tried without waiting."""
+
+    #: Names the lock in this process (the gate's key).
+    key: str
+
+    def try_lock(self) -> str | None:
+        """Take the lock if free: its token, or None when it is held."""
+        raise NotImplementedError
+
+    def current(self) -> str | None:
+        """The token of the lock as it stands, or None when it is free."""
+        raise NotImplementedError
+
+    def break_if(self, token: str) -> bool:
+        """Remove the lock if it is still the instance ``token``."""
+        raise NotImplementedError
+
+    def force(self) -> str | None:
+        """Take the lock whoever holds it, as TileStache does once it is stale."""
+        raise NotImplementedError
+
+
+class DiskLock(LockBackend):
+    """``TileStache.Caches.Disk``: an empty directory beside the tile (``_lockpath``)."""
+
+    def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
+        self.cache = cache
+        self.path = cache._lockpath(layer, coord, format)
+        self.key = "disk:" + self.path
+
+    def try_lock(self) -> str | None:
+        umask = self.cache.umask
+        old = os.umask(umask)
+        try:
+            os.makedirs(self.path, 0o777 & ~umask)
+        except FileExistsError:
+            return None
+        finally:
+            os.umask(old)
+        return self.current() or "?"
+
+    def current(self) -> str | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return f"{stat.st_ino}:{stat.st_ctime_ns}"
+
+    def break_if(self, token: str) -> bool:
+        if self.current() != token:
+            return False
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            return False
+        return True
+
+    def force(self) -> str | None:
+        with contextlib.suppress(OSError):
+            os.rmdir(self.path)
+        return self.try_lock()
+
+
+def redis_tile_key(layer: Any, coord: Any, format: str, key_prefix: str) -> str:
+    """``TileStache.Redis.tile_key``."""
+    tile = f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}"
+    return f"{key_prefix}/{layer.name()}/{tile}.{format}"
+
+
+def memcache_tile_key(layer: Any, coord: Any, format: str, rev: Any, key_prefix: str) -> str:
+    """``TileStache.Memcache.tile_key``."""
+    tile = f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}"
+    key = f"{key_prefix}/{rev}/{layer.name()}/{tile}.{format}"
+    if len(key) < 250:
+        return key
+    prefix, infix, suffix = key[:100], key[100:-100], key[-100:]
+    return prefix + hashlib.sha1(infix.encode("utf8")).hexdigest() + suffix
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class RedisLock(LockBackend):
+    """``TileStache.Redis.Cache``: ``SETNX <tile key>-lock`` (no expiry, as TileStache)."""
+
+    def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
+        self.conn = cache.conn
+        self.name = redis_tile_key(layer, coord, format, cache.key_prefix) + "-lock"
+        self.key = f"redis:{id(self.conn)}:{self.name}"
+
+    def try_lock(self) -> str | None:
+        token = f"{LOCKED} {_unique()}"
+        return token if self.conn.setnx(self.name, token) else None
+
+    def current(self) -> str | None:
+        return _text(self.conn.get(self.name))
+
+    def break_if(self, token: str) -> bool:
+        return bool(self.conn.eval(_COMPARE_AND_DELETE, 1, self.name, token))
+
+    def force(self) -> str | None:
+        token = f"{LOCKED} {_unique()}"
+        self.conn.set(self.name, token)
+        return token
+
+
+class MemcacheLock(LockBackend):
+    """``TileStache.Memcache.Cache``: ``add <tile key>-lock`` expiring after the stale timeout."""
+
+    def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
+        self.client_class = sys.modules[type(cache).__module__].Client
+        self.servers = cache.servers
+        self.expiry = layer.stale_lock_timeout
+        self.name = memcache_tile_key(layer, coord, format, cache.revision, cache.key_prefix)
+        self.name += "-lock"
+        self.key = f"memcache:{self.servers!r}:{self.name}"
+
+    def _run(self, action: Callable[[Any], Any]) -> Any:
+        client = self.client_class(self.servers)
+        try:
+            return action(client)
+        finally:
+            client.disconnect_all()
+
+    def try_lock(self) -> str | None:
+        token = f"{LOCKED} {_unique()}"
+        added = self._run(lambda client: client.add(self.name, token, self.expiry))
+        return token if added else None
+
+    def current(self) -> str | None:
+        return _text(self._run(lambda client: client.get(self.name)))
+
+    def break_if(self, token: str) -> bool:
+        # Memcache has no compare-and-delete without CAS ids: the window is one round trip.
+        def action(client: Any) -> bool:
+            if _text(client.get(self.name)) != token:
+                return False
+            return bool(client.delete(self.name))
+
+        return bool(self._run(action))
+
+    def force(self) -> str | None:
+        token = f"{LOCKED} {_unique()}"
+        self._run(lambda client: client.set(self.name, token, self.expiry))
+        return token
+
+
+#: The caches whose lock this module takes, by class (exactly these, not subclasses).
+_BACKENDS: dict[tuple[str, str], Callable[[Any, Any, Any, str], LockBackend]] = {
+    ("TileStache.Caches", "Disk"): DiskLock,
+    ("TileStache.Redis", "Cache"): RedisLock,
+    ("TileStache.Memcache", "Cache"): MemcacheLock,
+}
+
+
+def backend_for(cache: Any, layer: Any, coord: Any, format: str) -> LockBackend | None:
+    """The lock of ``cache`` (a Multi cache's first tier) for this metatile, or None for
+    a cache that keeps its own ``lock()``."""
+    kind = type(cache)
+    if (kind.__module__, kind.__name__) == ("TileStache.Caches", "Multi"):
+        tiers = getattr(cache, "tiers", None)
+        return backend_for(tiers[0], layer, coord, format) if tiers else None
+    backend = _BACKENDS.get((kind.__module__, kind.__name__))
+    return None if backend is None else backend(cache, layer, coord, format)
+
+
+# -- waiting in this process ------------------------------------------------------
+
+
+class Gate:
+    """A lock's waiters in this process."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition(threading.Lock())
+        #: Bumped by each release in this process, so a waiter never sleeps through one.
+        self.releases = 0
+        self.users = 0
+
+
+_gates: dict[str, Gate] = {}
+_gates_lock = threading.Lock()
+#: The locks a request of this process holds (their keys): their waiters here need
+#: not poll, the release wakes them.
+_held_here: set[str] = set()
+
+
+def _enter(key: str) -> Gate:
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = Gate()
+        gate.users += 1
+        return gate
+
+
+def _leave(key: str, gate: Gate) -> None:
+    with _gates_lock:
+        gate.users -= 1
+        if gate.users <= 0 and _gates.get(key) is gate:
+            del _gates[key]
+
+
+def released(key: str) -> None:
+    """The lock ``key`` was released in this process: wake its waiters here."""
+    with _gates_lock:
+        _held_here.discard(key)
+        gate = _gates.get(key)
+    if gate is not None:
+        with gate.condition:
+            gate.releases += 1
+            gate.condition.notify_all()
+
+
+def _held(key: str) -> None:
+    with _gates_lock:
+        _held_here.add(key)
+
+
+# -- breaking dead holders' locks --------------------------------------------------
+
+
+def _break_dead(backend: LockBackend, layer: str, metatile: str) -> Claim | None:
+    """Break the lock if, as it stands, a dead process took it: that claim, or None."""
+    source = _holder_source
+    if source is None:
+        return None
+    try:
+        claims = source(layer, metatile)
+        if not any(claim.dead for claim in claims):
+            return None
+        token = backend.current()
+        for claim in claims:
+            if claim.dead and token is not None and claim.token == token:
+                return claim if backend.break_if(token) else None
+    except Exception:  # noqa: BLE001 - a failed look-up leaves the stale timeout to act
+        return None
+    return None
+
+
+@dataclass
+class Acquired:
+    """What ``acquire`` did: the lock's token, and the dead holders whose lock it broke."""
+
+    token: str
+    broken: list[Claim]
+
+
+def acquire(backend: LockBackend, layer: str, metatile: str, stale_lock_timeout: float) -> Acquired:
+    """Take the lock, waiting as this module says (blocks until it is held)."""
+    token = backend.try_lock()
+    if token is not None:
+        _held(backend.key)
+        return Acquired(token, [])
+    gate = _enter(backend.key)
+    try:
+        return _wait(backend, gate, layer, metatile, stale_lock_timeout)
+    finally:
+        _leave(backend.key, gate)
+
+
+def _wait(
+    backend: LockBackend, gate: Gate, layer: str, metatile: str, stale_lock_timeout: float
+) -> Acquired:
+    start = time.monotonic()
+    due, look = start + stale_lock_timeout, start + LOOK_AFTER
+    delay, broken = RETRY_FIRST, list[Claim]()
+    while True:
+        with gate.condition:
+            releases = gate.releases
+        token = backend.try_lock()
+        now = time.monotonic()
+        if token is None and now >= due:
+            token = backend.force()
+        if token is not None:
+            _held(backend.key)
+            return Acquired(token, broken)
+        if now >= look:
+            look = now + LOOK_EVERY
+            claim = _break_dead(backend, layer, metatile)
+            if claim is not None:
+                broken.append(claim)
+                continue
+        here = backend.key in _held_here
+        with gate.condition:
+            if gate.releases == releases:
+                gate.condition.wait(LOCAL_WAIT_MOST if here else delay)
+        if not here:
+            delay = min(delay * 2, RETRY_MOST)
+
+
+def _after_fork_in_child() -> None:
+    # The parent's waiters and locks are the parent's.
+    global _gates_lock
+    _gates.clear()
+    _held_here.clear()
+    _gates_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
