@@ -170,3 +170,22 @@ def test_a_worker_killed_mid_request_is_one_server_error_for_every_reader(
     call_command("tilestatus_top", "--once", stdout=StringIO())
     call_command("tilestatus_purge", stdout=StringIO())
     assert server_errors(status.get_store())["hang"] == 1
+
+
+def test_a_refused_claim_leaves_the_page_up_and_is_logged_once(
+    staff: Client, store: RedisStore, monkeypatch: Any, caplog: Any
+) -> None:
+    """A read-only replica refuses the claim: the read goes on, and says so once."""
+    from django_tilestatus.storage import StoreUnavailable
+
+    def refuse(host: str, pid: int) -> bool:
+        raise StoreUnavailable("Redis refused the command (ReadOnlyError: read only)")
+
+    monkeypatch.setattr(store, "claim_death", refuse)
+    died_busy(store, ["/solid/3/1/1.png"])
+    with caplog.at_level("WARNING", logger="django_tilestatus.reading.current"):
+        for _ in range(3):
+            assert staff.get("/tiles/status/?format=json").status_code == 200
+    warnings = [r for r in caplog.records if "could not count" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "solid" not in server_errors(store)

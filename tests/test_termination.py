@@ -122,3 +122,45 @@ def test_only_the_main_thread_installs() -> None:
     thread.start()
     thread.join()
     assert results == [False]
+
+
+def test_at_exit_an_aborted_request_is_put_back_as_what_the_process_died_on(
+    writer: Recorder, store: ListStore
+) -> None:
+    request = writer.begin_request("/hang/1/0/0.png")
+    writer.abort_request(request, SystemExit(1), 3.0)
+    writer.say_destroyed(stop=True)
+    assert store.messages[-1] == "Destroyed"
+    assert [r.path for r in inflight.requests()] == ["/hang/1/0/0.png"]
+
+
+def test_told_to_stop_with_nothing_in_flight_it_says_destroyed_at_once(
+    writer: Recorder, store: ListStore, monkeypatch: Any
+) -> None:
+    writer.begin_request("/demo/1/0/0.png")  # a process that served tiles
+    for request in inflight.requests():
+        writer.finish_request(request, 0.01, 200)
+    monkeypatch.setattr(recorder, "existing_recorder", lambda: writer)
+    recorder.say_terminating()
+    assert writer.terminating and store.messages[-1] == "Destroyed"
+    recorder.say_destroyed_now()  # at exit: said already
+    assert store.messages.count("Destroyed") == 1
+
+
+def test_with_the_default_action_it_says_destroyed_then_dies_as_it_would_have(
+    monkeypatch: Any,
+) -> None:
+    told: list[str] = []
+    raised: list[int] = []
+    monkeypatch.setattr(recorder, "say_destroyed_now", lambda: told.append("destroyed"))
+    monkeypatch.setattr(signal, "raise_signal", raised.append)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        termination.install()
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+        assert told == ["destroyed"] and raised == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
