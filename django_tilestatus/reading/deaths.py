@@ -39,6 +39,7 @@ class DiedRequest:
     seconds: float
     lock_wait: float
     ended: float
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def died_on(death: Death) -> list[DiedRequest]:
         if entry is not None and not entry.counted:
             seconds = max(0.0, death.last_seen - entry.started)
             requests.append(
-                DiedRequest(entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen)
+                DiedRequest(
+                    entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen, entry.source
+                )
             )
     return requests
 

@@ -90,6 +90,8 @@ class Request:
     #: closing message when that is not ``Finished`` (an ``Error``).
     outcome = ""
     closing: str | None = None
+    #: "" for a request; ``"seed"`` for a tile a seeding job renders (counted apart).
+    source = ""
 
     def __init__(self, ident: int, path: str, started: float):
         self.ident = ident
@@ -120,6 +122,8 @@ class Request:
         if self.status is not None:
             # Ended, and put back at exit as what its process died on: already counted.
             value["counted"] = True
+        if self.source:
+            value["source"] = self.source
         if self.stack is not None:
             value["stack"] = self.stack
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -300,6 +304,8 @@ class Entry:
     thread: str = ""
     #: Already counted in the statistics (an aborted request its process died on).
     counted: bool = False
+    #: ``"seed"`` for a tile of a seeding job (counted apart from traffic).
+    source: str = ""
 
 
 def _finite(value: Any) -> float | None:
@@ -354,4 +360,5 @@ def decode(raw: Any) -> Entry | None:
         stack=_frames(value.get("stack")),
         thread=thread if isinstance(thread := value.get("thread", ""), str) else "",
         counted=value.get("counted") is True,
+        source=source if isinstance(source := value.get("source", ""), str) else "",
     )

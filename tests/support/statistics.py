@@ -27,6 +27,7 @@ class Noted:
     seconds: float
     lock_wait: float
     ended: float
+    source: str = ""
 
 
 #: A status and cache flag per outcome (anything else: a server error).
