@@ -393,3 +393,93 @@ def test_clean_removes_cached_tiles_of_the_area(seed_config: Path, tmp_path: Pat
     assert files(tmp_path, "count") == 5
     with pytest.raises(CommandError, match="Unknown layer"):
         call_command("tilestatus_clean", "nope", "--zooms", "2-3")
+
+
+# -- the page, JSON, text, top and metrics ------------------------------------------
+
+
+def _staff(django_user_model: Any, staff: bool = True) -> Any:
+    from django.test import Client
+
+    user = django_user_model.objects.create_user(
+        "seeder", password="pw", is_staff=staff, is_superuser=staff
+    )
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_the_page_json_text_top_and_metrics_show_jobs_and_staff_cancel(
+    seed_config: Path, django_user_model: Any
+) -> None:
+    from django.urls import reverse
+
+    seed("count", "--zooms", "0-2")
+    store = job_store()
+    request = __import__("django_tilestatus.seeding.options", fromlist=["x"])
+    made = request.request_of(
+        {
+            "zooms": "0-5",
+            "layers": ["count"],
+            "bbox": None,
+            "geojson": None,
+            "older_than": None,
+            "extension": "png",
+            "force": False,
+        }
+    )
+    running = store.create(made.spec, 1365, made.plan.chunks, "someone@somewhere")
+    store.start(running)
+    store.finish_chunk(running, 0, (5, 0, 0), "hostA", 42)
+    client = _staff(django_user_model)
+    url = reverse("tilestatus:status")
+    jobs = client.get(url, {"format": "json"}).json()["seeding"]
+    assert [job["state"] for job in jobs] == ["running", "done"]
+    first = jobs[0]
+    assert first["id"] == running and first["done"] == 5 and first["total"] == 1365
+    assert first["processes"] == ["hostA:42"] and first["hosts"] == ["hostA"]
+    assert first["started_by"] == "someone@somewhere" and first["eta"] is not None
+    assert jobs[1]["done"] == 21
+    page = client.get(url).content.decode()
+    assert 'id="tilestatus-seeding"' in page and "<progress" in page
+    assert page.count('class="tilestatus-seeding-cancel"') == 1
+    text = client.get(url, {"format": "text"}).content.decode()
+    assert "Seeding" in text and running in text and "hostA:42" in text
+    from django_tilestatus.management.commands.tilestatus_top import screen
+    from django_tilestatus.reading.current import current_report
+
+    assert running in screen(current_report(), lambda text, kind: text)
+    metrics = client.get(reverse("tilestatus:metrics")).content.decode()
+    assert f'tilestatus_seed_job_tiles{{job="{running}",kind="done",state="running"}} 5.0' in (
+        metrics
+    )
+    assert 'tilestatus_seeded_tiles_total{layer="count",outcome="rendered",zoom="2"} 16.0' in (
+        metrics
+    )
+    cancel = reverse("tilestatus:seeding-cancel", args=[running])
+    assert client.post(cancel).status_code == 403  # no CSRF token
+    token = page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    answer = client.post(cancel, {"csrfmiddlewaretoken": token})
+    assert answer.status_code == 302
+    assert store.state(running) == CANCELLED
+    assert client.get(cancel).status_code == 405
+    assert (
+        client.post(
+            reverse("tilestatus:seeding-cancel", args=["abc"]), {"csrfmiddlewaretoken": token}
+        ).status_code
+        == 404
+    )
+
+
+@pytest.mark.django_db
+def test_only_staff_cancel(seed_config: Path, django_user_model: Any) -> None:
+    from django.urls import reverse
+
+    store = job_store()
+    job_id = store.create({"layers": ["count"]}, 10, 1, "x")
+    client = _staff(django_user_model, staff=False)
+    client.handler.enforce_csrf_checks = False
+    answer = client.post(reverse("tilestatus:seeding-cancel", args=[job_id]))
+    assert answer.status_code == 302 and "login" in answer["Location"]
+    assert store.state(job_id) == "planned"
