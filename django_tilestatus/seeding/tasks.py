@@ -17,7 +17,17 @@ except ImportError:  # Django < 6.0: the backport
     from django_tasks import task as _task  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 
-@_task  # type: ignore[untyped-decorator,unused-ignore]
+def _first_queue() -> str:
+    """The default backend's first queue when it has none named "default" (the task
+    framework checks the queue as the task is defined; RQ's queues have names)."""
+    from django.conf import settings
+
+    backend = (getattr(settings, "TASKS", None) or {}).get("default") or {}
+    queues = list(backend.get("QUEUES") or [])
+    return queues[0] if queues and "default" not in queues else "default"
+
+
+@_task(queue_name=_first_queue())  # type: ignore[untyped-decorator,unused-ignore]
 def seed_chunk(job_id: str, number: int) -> str:
     """Do chunk ``number`` of seeding job ``job_id`` (skipped if done or cancelled)."""
     from .running import run_chunk
@@ -28,10 +38,10 @@ def seed_chunk(job_id: str, number: int) -> str:
 def enqueue(job_id: str, numbers: list[int], queue: str | None, backend: str | None) -> int:
     """Enqueue one task per chunk number; how many were enqueued."""
     options: dict[str, Any] = {}
-    if queue:
-        options["queue_name"] = queue
     if backend:
         options["backend"] = backend
+    if queue:
+        options["queue_name"] = queue
     chosen: Any = seed_chunk.using(**options) if options else seed_chunk
     for number in numbers:
         chosen.enqueue(job_id, number)
