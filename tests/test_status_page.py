@@ -155,6 +155,7 @@ def test_json_schema(staff: Client) -> None:
         "clock_ahead",
         "tiles",
         "busy_total",
+        "seeding",
     }
     assert before - 1 <= data["now"] <= time.time() + 1
     line_keys = {"host", "pid", "elapsed", "message"} | {"colour", "indent", "ago"}
