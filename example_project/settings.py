@@ -26,6 +26,11 @@ Environment:
   tile cache of their own with it).
 - ``TILESTATUS_METRICS_TOKEN``: the bearer token of the Prometheus metrics
   (``/tiles/metrics``); without it only staff sessions see them.
+- ``TILESTATUS_TASK_BACKEND``: the task backend ``tilestatus_seed --enqueue`` sends
+  chunks to: ``immediate`` (default: each chunk runs as it is enqueued) or ``rq``
+  (RQ on ``TILESTATUS_REDIS_URL``; workers: ``scripts/seed-worker.sh``), with the
+  queue ``TILESTATUS_TASK_QUEUE`` (default ``tilestatus-seed``). Needs the ``seed``
+  extra; without it the example runs, and only ``--enqueue`` is refused.
 - ``DJANGO_DEBUG=0``: turn DEBUG off.
 - ``DJANGO_SQLITE_PATH``: the SQLite database file (default ``var/db.sqlite3``),
   so a test can run the example against a database of its own.
@@ -168,6 +173,29 @@ if REDIS_URL and OWN_REDIS_CLIENT:
             "REDIS_CLUSTER": REDIS_CLUSTER,
         }
     )
+
+# -- seeding's task backend (tilestatus_seed --enqueue) ----------------------------------
+TASK_BACKEND = os.environ.get("TILESTATUS_TASK_BACKEND", "immediate")
+TASK_QUEUE = os.environ.get("TILESTATUS_TASK_QUEUE", "tilestatus-seed")
+try:
+    import django.tasks  # noqa: F401  (Django 6.0+)
+
+    TASKS_PACKAGE = "django.tasks"
+except ImportError:
+    TASKS_PACKAGE = "django_tasks"
+if TASK_BACKEND == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    if TASKS_PACKAGE == "django_tasks":
+        INSTALLED_APPS += ["django_tasks"]
+    RQ_QUEUES = {TASK_QUEUE: {"URL": REDIS_URL or "redis://127.0.0.1:6379/0"}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": [TASK_QUEUE]}}
+else:
+    TASKS = {
+        "default": {
+            "BACKEND": f"{TASKS_PACKAGE}.backends.immediate.ImmediateBackend",
+            "QUEUES": [TASK_QUEUE],
+        }
+    }
 
 LOGGING = {
     "version": 1,

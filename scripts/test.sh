@@ -4,7 +4,7 @@
 # `-n 0` runs everything in this one process.
 # Real-Redis tests use TILESTATUS_TEST_REDIS_URL (default redis://127.0.0.1:6379/15);
 # they skip when no Redis answers, except under CI=true, where they fail.
-EXTRAS=mapnik,composite
+EXTRAS=mapnik,composite,seed
 GROUP=test
 . "$(dirname "$0")/_setup.sh"
 

@@ -124,3 +124,54 @@ class HangWhileFile:
     def renderArea(self, width: int, height: int, srs: str, *bounds: Any) -> Image.Image:  # noqa: N802
         """A whole metatile at once (TileStache cuts it and caches every tile)."""
         return self._draw(width, height)
+
+
+def _note(path: str | None, line: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as log:  # one write per line: O_APPEND
+            log.write(line + "\n")
+
+
+class Counting:
+    """A solid tile, each render noted as ``z/x/y`` in the file ``log`` (seeding tests);
+    ``seconds`` of sleep, or of busy CPU with ``cpu``, make each render slower."""
+
+    def __init__(self, layer: Any, log: str | None = None, seconds: float = 0.0, cpu: bool = False):
+        self.layer = layer
+        self.log = log
+        self.seconds = seconds
+        self.cpu = cpu
+
+    def _wait(self) -> None:
+        if not self.seconds:
+            return
+        if not self.cpu:
+            time.sleep(self.seconds)
+            return
+        end = time.process_time() + self.seconds
+        while time.process_time() < end:
+            pass
+
+    def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802
+        self._wait()
+        _note(self.log, f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}")
+        return Image.new("RGB", (width, height), "#33aa66")
+
+
+class CountingArea(Counting):
+    """Draws whole metatiles (``renderArea``), each noted as ``area z xmin ymax``."""
+
+    def renderArea(  # noqa: N802
+        self,
+        width: int,
+        height: int,
+        srs: str,
+        xmin: float,
+        ymin: float,
+        xmax: float,
+        ymax: float,
+        zoom: int,
+    ) -> Image.Image:
+        self._wait()
+        _note(self.log, f"area {int(zoom)} {round(xmin)} {round(ymax)}")
+        return Image.new("RGB", (width, height), "#3366aa")

@@ -120,7 +120,7 @@ def test_what_this_app_did_not_write_parses_to_none(name: Any) -> None:
 
 
 def test_every_kind_is_registered_once() -> None:
-    assert set(schema._KINDS) == {"n", "b", "s", "w", "ws", "lb"}
+    assert set(schema._KINDS) == {"n", "b", "s", "w", "ws", "lb", "seed", "seeds"}
     for kind, cls in schema._KINDS.items():
         assert kind == cls.KIND
 

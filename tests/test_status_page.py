@@ -158,6 +158,7 @@ def test_json_schema(staff: Client) -> None:
         "skipped",
         "skipped_text",
         "stacks_left_out",
+        "seeding",
     }
     assert data["skipped"] == 0 and data["skipped_text"] == ""
     assert before - 1 <= data["now"] <= time.time() + 1

@@ -47,7 +47,9 @@ def died_on(death: Death) -> list[Ended]:
     for entry in map(inflight.decode, death.in_flight):
         if entry is not None and not entry.counted:
             seconds = max(0.0, death.last_seen - entry.started)
-            requests.append(Ended(entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen))
+            requests.append(
+                Ended(entry.path, DIED_STATUS, False, seconds, 0.0, death.last_seen, entry.source)
+            )
     return requests
 
 

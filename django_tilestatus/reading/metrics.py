@@ -26,8 +26,9 @@ Core module: imports the standard library, ``prometheus_client``, ``report``,
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import (
@@ -49,6 +50,7 @@ from ..statistics.schema import (
     RequestCount,
     ResponseBucket,
     ResponseSeconds,
+    SeedCount,
 )
 from ..statistics.tiles_report import zoom_text
 from ..storage.interface import StatTotals
@@ -61,12 +63,15 @@ LE = [str(floatToGoString(bound)) for bound in BUCKETS] + ["+Inf"]  # type: igno
 class ClusterCollector(Collector):
     """Metric families from one read of the statistics and one report."""
 
-    def __init__(self, totals: StatTotals, report: Report):
+    def __init__(self, totals: StatTotals, report: Report, jobs: Sequence[Any] = ()):
         self.totals = totals
         self.report = report
+        #: Seeding jobs (``seeding.jobs.Job``), newest first.
+        self.jobs = jobs
 
     def collect(self) -> Iterator[Metric]:
         yield from self._tile_metrics()
+        yield from self._seed_metrics()
         yield from self._process_metrics()
         dropped = CounterMetricFamily(
             "tilestatus_events_dropped",
@@ -136,6 +141,38 @@ class ClusterCollector(Collector):
             stale.add_metric([layer], count)
         yield stale
 
+    def _seed_metrics(self) -> Iterator[Metric]:
+        seeded: dict[tuple[str, str, str], float] = defaultdict(float)
+        for record, value in self.totals.fields.items():
+            if isinstance(record, SeedCount):
+                seeded[record.layer, zoom_text(record.zoom), record.outcome] += value
+        family = CounterMetricFamily(
+            "tilestatus_seeded_tiles",
+            "Tiles seeding jobs had the layer render (or found cached after the lock), "
+            "by layer, zoom and outcome; not counted in tilestatus_tile_requests.",
+            labels=["layer", "zoom", "outcome"],
+        )
+        for labels, count in sorted(seeded.items()):
+            family.add_metric(list(labels), count)
+        yield family
+        tiles = GaugeMetricFamily(
+            "tilestatus_seed_job_tiles",
+            "Tiles of recent seeding jobs by job, state and kind (done, skipped, failed, total).",
+            labels=["job", "state", "kind"],
+        )
+        workers = GaugeMetricFamily(
+            "tilestatus_seed_job_processes",
+            "Processes working on a seeding job (seen in the last 30 seconds).",
+            labels=["job"],
+        )
+        now = time.time()
+        for job in self.jobs:
+            for kind in ("done", "skipped", "failed", "total"):
+                tiles.add_metric([job.id, job.state, kind], getattr(job, kind))
+            workers.add_metric([job.id], len(job.working(now)))
+        yield tiles
+        yield workers
+
     @staticmethod
     def _histogram(
         name: str,
@@ -191,10 +228,12 @@ class ClusterCollector(Collector):
         yield slow
 
 
-def exposition(totals: StatTotals, report: Report, accept: str = "") -> tuple[bytes, str]:
+def exposition(
+    totals: StatTotals, report: Report, accept: str = "", jobs: Sequence[Any] = ()
+) -> tuple[bytes, str]:
     """The metrics as the scraper asked (OpenMetrics when ``accept`` names it), and the
     content type to send."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ClusterCollector(totals, report))
+    registry.register(ClusterCollector(totals, report, jobs))
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type

@@ -99,6 +99,8 @@ class Request:
     #: closing message when that is not ``Finished`` (an ``Error``).
     outcome = ""
     closing: str | None = None
+    #: "" for a request; ``"seed"`` for a tile a seeding job renders (counted apart).
+    source = ""
 
     def __init__(self, ident: int, path: str, started: float):
         self.ident = ident
@@ -134,6 +136,8 @@ class Request:
         if self.status is not None:
             # Ended, and put back at exit as what its process died on: already counted.
             value["counted"] = True
+        if self.source:
+            value["source"] = self.source
         if self.stack is not None:
             value["stack"] = self.stack
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -367,6 +371,8 @@ class Entry:
     held: bool = False
     lock_since: float | None = None
     token: str = ""
+    #: ``"seed"`` for a tile of a seeding job (counted apart from traffic).
+    source: str = ""
 
 
 def _finite(value: Any) -> float | None:
@@ -447,4 +453,5 @@ def decode(raw: Any) -> Entry | None:
         held=value.get("held") is True and isinstance(lock, str) and bool(lock),
         lock_since=_finite(value.get("lock_since")),
         token=token if isinstance(token := value.get("token", ""), str) else "",
+        source=source if isinstance(source := value.get("source", ""), str) else "",
     )

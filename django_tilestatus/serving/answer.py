@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from ..recording.recorder import active
 from ..recording.vocabulary import path_label
+from ..statistics.counting import SEED
 from . import tile_server
 from .tile_server import TileResponse, TileServer
 
@@ -59,6 +60,47 @@ def answer(
         if recorder is not None and entry is not None:
             recorder.fail_request(entry, exc, elapsed, failed.status)
         logger.exception("Tile request %s failed after %.3f seconds", path_label(path), elapsed)
+        return failed
+    except BaseException as exc:
+        if recorder is not None and entry is not None:
+            recorder.abort_request(entry, exc, time.perf_counter() - start)
+        raise
+    if recorder is not None and entry is not None:
+        recorder.finish_request(entry, time.perf_counter() - start, result.status)
+    return result
+
+
+def seed_tile(
+    layer: str,
+    coord: tuple[int, int, int],
+    extension: str,
+    ignore_cached: bool,
+    get_server: Callable[[], TileServer],
+) -> TileResponse:
+    """Render one tile of a seeding job as a request would be: recorded (``Started`` and
+    ``Finished`` in the process's messages, an in-flight entry with its phases), through
+    the layer and the wrapped cache (its lock included), and counted apart from traffic
+    (``source`` ``"seed"``: ``SeedCount``). ``coord`` is ``(zoom, column, row)``;
+    ``ignore_cached`` renders even a cached tile (a stale one). Never raises
+    ``Exception``: a failure is answered 500 (or 502) and recorded, as for a request.
+    """
+    zoom, column, row = coord
+    path = f"/{layer}/{zoom}/{column}/{row}.{extension}"
+    recorder = active()
+    start = time.perf_counter()
+    entry = None
+    if recorder is not None:
+        entry = recorder.begin_request(path_label(path))
+        entry.source = SEED
+    try:
+        result = get_server().seed(layer, coord, extension, ignore_cached)
+    except Exception as exc:
+        elapsed = time.perf_counter() - start
+        failed = tile_server.error_response(exc)
+        failed.body = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+        if recorder is not None and entry is not None:
+            recorder.fail_request(entry, exc, elapsed, failed.status)
+        logger.exception("Seeding tile %s failed after %.3f seconds", path, elapsed)
         return failed
     except BaseException as exc:
         if recorder is not None and entry is not None:

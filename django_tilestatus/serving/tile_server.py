@@ -216,6 +216,24 @@ class TileServer:
             response = TileResponse(status, content_type, _as_bytes(body), extra)
         return self._decorate(layer, response, query_string)
 
+    def seed(
+        self, name: str, coord: tuple[int, int, int], extension: str, ignore_cached: bool
+    ) -> TileResponse:
+        """Render (or read) one tile of layer ``name`` for a seeding job, through
+        ``Layer.getTileResponse`` as ``handle`` does, so the cache, its lock and the
+        metatile apply; ``ignore_cached`` renders even a cached tile. Provider errors
+        propagate."""
+        layer = self.configuration.layers[name]
+        zoom, column, row = coord
+        try:
+            status, headers, body = layer.getTileResponse(
+                self._coordinate(row, column, zoom), extension, ignore_cached
+            )
+        except TileNotFoundError:
+            return text_response(404, "No such tile in this layer.")
+        content_type = headers.get("Content-Type") or "application/octet-stream"
+        return TileResponse(status, content_type, _as_bytes(body))
+
     def _grid(self, name: str, layer: Any) -> TileGrid:
         grid = self._grids.get(name)
         if grid is None:

@@ -54,6 +54,8 @@ from .schema import (
     RequestCount,
     ResponseBucket,
     ResponseSeconds,
+    SeedCount,
+    SeedSeconds,
     SlowTile,
     Statistic,
 )
@@ -110,6 +112,8 @@ class EndedRequest(Protocol):
     #: When it ended (unix time). (Locks of dead holders it broke, ``locks_broken``, are
     #: read with ``getattr``: 0 when absent.)
     ended: float
+    #: "" for a request, ``SEED`` for a tile a seeding job rendered.
+    source: str
 
 
 @dataclass
@@ -123,6 +127,8 @@ class Ended:
     seconds: float
     lock_wait: float
     ended: float
+    #: "" for a request, ``SEED`` for a tile a seeding job rendered.
+    source: str = ""
 
 
 N = TypeVar("N", int, float)
@@ -134,6 +140,12 @@ _response_seconds = functools.lru_cache(maxsize=4096)(ResponseSeconds)
 _lock_wait_bucket = functools.lru_cache(maxsize=4096)(LockWaitBucket)
 _lock_wait_seconds = functools.lru_cache(maxsize=4096)(LockWaitSeconds)
 _locks_broken = functools.lru_cache(maxsize=4096)(LocksBroken)
+_seed_count = functools.lru_cache(maxsize=4096)(SeedCount)
+_seed_seconds = functools.lru_cache(maxsize=4096)(SeedSeconds)
+
+#: The ``source`` of a tile rendered by a seeding job: counted as ``SeedCount`` and
+#: ``SeedSeconds`` only, never as traffic.
+SEED = "seed"
 
 
 def _add(values: dict[Statistic, N], record: Statistic, amount: N) -> None:
@@ -230,11 +242,17 @@ class TileStats:
         worked out per group (a send of a busy worker holds hundreds of requests in a
         handful of groups).
         """
-        groups: dict[tuple[str, int, bool, float], list[EndedRequest]] = {}
+        groups: dict[tuple[str, int, bool, float, str], list[EndedRequest]] = {}
         for request in requests:
             status = request.status
             if status is not None:
-                key = (tile_head(request.path), status, request.from_cache, request.ended // 60)
+                key = (
+                    tile_head(request.path),
+                    status,
+                    request.from_cache,
+                    request.ended // 60,
+                    request.source,
+                )
                 group = groups.get(key)
                 if group is None:
                     groups[key] = [request]
@@ -244,12 +262,25 @@ class TileStats:
             return
         labels_of: dict[str, tuple[str, int]] = {}
         with self._lock:
-            for (head, status, from_cache, minute), members in groups.items():
+            for (head, status, from_cache, minute, source), members in groups.items():
                 pair = labels_of.get(head)
                 if pair is None:
                     pair = labels_of[head] = labels(head)
                 outcome = outcome_of(status, from_cache)
-                self._add_group(int(minute), *pair, outcome, members)
+                if source == SEED:
+                    self._add_seeded(int(minute), *pair, outcome, members)
+                else:
+                    self._add_group(int(minute), *pair, outcome, members)
+
+    def _add_seeded(
+        self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]
+    ) -> None:
+        """Count tiles a seeding job rendered (apart from traffic)."""
+        deltas = self._deltas
+        counts = deltas.counts.setdefault(minute, {})
+        _add(counts, _seed_count(layer, zoom, outcome), len(members))
+        sums = deltas.sums.setdefault(minute, {})
+        _add(sums, _seed_seconds(layer, outcome), sum(request.seconds for request in members))
 
     def _add_group(
         self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]

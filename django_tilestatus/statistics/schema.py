@@ -1,7 +1,8 @@
 """The tile statistics' format, defined once: what is counted, and how it is stored.
 
 Each statistic is a small frozen record (``RequestCount``, ``ResponseBucket``,
-``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``, ``LocksBroken``) whose labels are
+``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``, ``LocksBroken``, and seeding's
+``SeedCount`` and ``SeedSeconds``) whose labels are
 its fields. A record names its own field in the statistics hashes
 (``Statistic.field``: a JSON array of its kind and its labels, since layer names
 are free text), and ``parse`` turns such a field name back into a record, or
@@ -160,6 +161,28 @@ class LocksBroken(Statistic):
 
     KIND: ClassVar[str] = "lb"
     layer: str
+
+
+@_statistic
+@dataclass(frozen=True, slots=True)
+class SeedCount(Statistic):
+    """Tiles a seeding job rendered through the layer, by layer, zoom and outcome: kept
+    apart from ``RequestCount``, so traffic's figures are traffic's alone."""
+
+    KIND: ClassVar[str] = "seed"
+    layer: str
+    zoom: int
+    outcome: str
+
+
+@_statistic
+@dataclass(frozen=True, slots=True)
+class SeedSeconds(Statistic):
+    """Seconds seeding spent per layer and outcome (a metatile's render is one)."""
+
+    KIND: ClassVar[str] = "seeds"
+    layer: str
+    outcome: str
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,6 +23,7 @@ from .. import conf
 from ..reading.current import current_report
 from ..reading.metrics import exposition
 from ..runtime import get_store
+from ..seeding.report import recent_jobs
 from ..storage import StoreUnavailable
 from .http import body_to_send, log_unavailable, text_response, unavailable_text
 
@@ -60,7 +61,8 @@ def _metrics(request: HttpRequest) -> HttpResponse:
     except StoreUnavailable as exc:
         log_unavailable(logger, "Tile metrics", exc)
         return text_response(UNAVAILABLE, status=503)
-    body, content_type = exposition(totals, report, request.headers.get("Accept", ""))
+    accept = request.headers.get("Accept", "")
+    body, content_type = exposition(totals, report, accept, recent_jobs())
     response = HttpResponse(body_to_send(request.method or "GET", body), content_type=content_type)
     response["Content-Length"] = str(len(body))
     return response

@@ -22,6 +22,7 @@ from .. import conf
 from ..reading.current import current_report
 from ..reading.report import Report
 from ..recording.vocabulary import nice_time
+from ..seeding.report import recent_jobs, seeding_dicts, text_lines
 from ..storage import StoreUnavailable
 from .http import log_unavailable, text_response, unavailable_text, without_body_for_head
 
@@ -69,13 +70,15 @@ def _html(request: HttpRequest, report: Report) -> HttpResponse:
         "refresh_ms": REFRESH_SECONDS * 1000,
         "hide_after": nice_time(config.hide_after),
         "busy_after": _seconds_text(config.busy_after),
+        "seeding": seeding_dicts(recent_jobs()),
     }
     return render(request, "django_tilestatus/status.html", context)
 
 
 def _json(request: HttpRequest, report: Report) -> HttpResponse:
     # Strict JSON: a non-finite number is a bug to see, not ``NaN`` for a parser to reject.
-    return JsonResponse(report.as_dict(), json_dumps_params={"allow_nan": False})
+    value = {**report.as_dict(), "seeding": seeding_dicts(recent_jobs())}
+    return JsonResponse(value, json_dumps_params={"allow_nan": False})
 
 
 def parse_process(value: str) -> tuple[str, int] | None:
@@ -87,7 +90,8 @@ def parse_process(value: str) -> tuple[str, int] | None:
 
 
 def _text(request: HttpRequest, report: Report) -> HttpResponse:
-    return text_response(report.as_text())
+    seeding = text_lines(recent_jobs())
+    return text_response(report.as_text() + ("\n\n" + "\n".join(seeding) if seeding else ""))
 
 
 RENDERERS = {"html": _html, "json": _json, "text": _text}

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...reading.current import current_report
 from ...reading.report import BUSY, EXITED, GONE, STATES, Report
 from ...recording.vocabulary import clean
+from ...seeding.report import recent_jobs, seeding_dicts, text_lines
 from ...storage import StoreUnavailable
 
 #: Process rows shown at most; the rest are counted.
@@ -54,6 +55,9 @@ def screen(report: Report, paint: Callable[[str, str], str]) -> str:
     lines.append("")
     if report.tiles is not None:
         lines += report.tiles.text_lines()
+    seeding = text_lines(recent_jobs())
+    if seeding:
+        lines += ["", *seeding]
     return "\n".join(lines)
 
 
@@ -96,7 +100,8 @@ class Command(BaseCommand):
                     self.stderr.write(f"Tile status cannot be read: {exc}; retrying.")
                 else:
                     if options["json"]:
-                        self.stdout.write(json.dumps(report.as_dict(), allow_nan=False))
+                        value = {**report.as_dict(), "seeding": seeding_dicts(recent_jobs())}
+                        self.stdout.write(json.dumps(value, allow_nan=False))
                     else:
                         self.stdout.write(
                             (CLEAR if live and terminal else "") + screen(report, self._paint)

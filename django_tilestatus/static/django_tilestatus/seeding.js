@@ -1,0 +1,40 @@
+// The Seeding section: refreshes each job's bar and figures from the page's JSON
+// (its "seeding" list) every few seconds. Words come from the JSON's numbers only.
+(function () {
+  "use strict";
+  var section = document.getElementById("tilestatus-seeding");
+  if (!section) { return; }
+  var url = section.getAttribute("data-json-url");
+  function update(jobs) {
+    var seen = {};
+    jobs.forEach(function (job) {
+      seen[job.id] = true;
+      var item = section.querySelector('[data-job="' + job.id + '"]');
+      if (!item) { return; }  // a new job: shown at the next page load
+      item.setAttribute("data-state", job.state);
+      item.querySelector(".tilestatus-seeding-state").textContent = job.state;
+      var bar = item.querySelector(".tilestatus-seeding-bar");
+      bar.max = job.total;
+      bar.value = job.done + job.skipped + job.failed;
+      bar.textContent = job.percent + "%";
+      item.querySelector(".tilestatus-seeding-figures").textContent =
+        job.percent + "%: " + job.done + " rendered, " + job.skipped + " skipped, " +
+        job.failed + " failed of " + job.total + "; " + job.rate + " tiles/s" +
+        (job.eta === null ? "" : ", ETA " + Math.round(job.eta) + " s");
+      item.querySelector(".tilestatus-seeding-workers").textContent =
+        "working: " + (job.processes.join(", ") || "none") + "; by " + job.started_by;
+      var cancel = item.querySelector(".tilestatus-seeding-cancel");
+      if (cancel && ["done", "cancelled", "failed"].indexOf(job.state) >= 0) {
+        cancel.hidden = true;
+      }
+    });
+  }
+  function poll() {
+    fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (value) { if (value && value.seeding) { update(value.seeding); } })
+      .catch(function () {})
+      .then(function () { window.setTimeout(poll, 2000); });
+  }
+  window.setTimeout(poll, 2000);
+})();
