@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import redis
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
 
 from django_tilestatus import connection, runtime
 from django_tilestatus.storage import RedisStore
@@ -126,3 +128,12 @@ def tile_client(request: pytest.FixtureRequest, settings: Any) -> Any:
         return make_client(request.param, settings, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def staff(django_user_model: Any) -> Client:
+    """A test client signed in as a staff user (who may see the status page)."""
+    client = Client()
+    user: AbstractBaseUser = django_user_model.objects.create_user("staff", is_staff=True)
+    client.force_login(user)
+    return client

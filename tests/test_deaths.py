@@ -16,7 +16,6 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.test import Client
 
@@ -41,14 +40,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def store(request: pytest.FixtureRequest) -> RedisStore:
     return status.get_store()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> Client:
-    client = Client()
-    user: AbstractBaseUser = django_user_model.objects.create_user("staff", is_staff=True)
-    client.force_login(user)
-    return client
 
 
 def died_busy(store: RedisStore, paths: list[str], seconds: float = 4.0) -> int:

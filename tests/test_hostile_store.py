@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
@@ -54,14 +53,6 @@ def strict_json(body: bytes | str) -> Any:
         raise ValueError(f"not JSON: {name}")
 
     return json.loads(body, parse_constant=refuse)
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> Client:
-    client = Client()
-    user: AbstractBaseUser = django_user_model.objects.create_user("staff", is_staff=True)
-    client.force_login(user)
-    return client
 
 
 def family_keys(store: RedisStore, minute: int) -> dict[str, list[str]]:

@@ -12,7 +12,6 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.test import Client
 
@@ -41,14 +40,6 @@ def strict_json(body: bytes) -> Any:
         raise ValueError(f"not JSON: {name}")
 
     return json.loads(body, parse_constant=refuse)
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> Client:
-    client = Client()
-    user: AbstractBaseUser = django_user_model.objects.create_user("staff", is_staff=True)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.redis)])

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
 from django_tilestatus import status
@@ -27,14 +26,6 @@ pytestmark = pytest.mark.django_db
 PROCESSES = 100
 #: Most JSON and HTML sizes allowed under that load.
 MAX_BYTES = 2_000_000
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> Client:
-    client = Client()
-    user: AbstractBaseUser = django_user_model.objects.create_user("staff", is_staff=True)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.redis)])

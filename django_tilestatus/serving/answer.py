@@ -40,34 +40,10 @@ def answer(
     ``path`` is under the tile URLs' root, ``script_name`` the URL prefix they
     are mounted under (for redirects). The body is the GET's even for HEAD:
     the HTTP adapters leave it out, after ``Content-Length`` is taken from it.
-    The request is one in-flight entry of its process until it ends; an
-    exception that is not an ``Exception`` (gunicorn's timeout, Ctrl-C) is
-    recorded as an ``Error`` and goes on.
     """
-    recorder = active()
-    start = time.perf_counter()
-    entry = None
-    if recorder is not None:
-        entry = recorder.begin_request(path_label(path))
-    try:
-        if method not in ALLOWED_METHODS:
-            result = tile_server.not_allowed(ALLOWED_METHODS)
-        else:
-            result = get_server().handle(path, query_string, script_name)
-    except Exception as exc:  # answered briefly, logged in full
-        elapsed = time.perf_counter() - start
-        failed = tile_server.error_response(exc)
-        if recorder is not None and entry is not None:
-            recorder.fail_request(entry, exc, elapsed, failed.status)
-        logger.exception("Tile request %s failed after %.3f seconds", path_label(path), elapsed)
-        return failed
-    except BaseException as exc:
-        if recorder is not None and entry is not None:
-            recorder.abort_request(entry, exc, time.perf_counter() - start)
-        raise
-    if recorder is not None and entry is not None:
-        recorder.finish_request(entry, time.perf_counter() - start, result.status)
-    return result
+    if method not in ALLOWED_METHODS:
+        return recorded(path_label(path), lambda: tile_server.not_allowed(ALLOWED_METHODS))
+    return recorded(path_label(path), lambda: get_server().handle(path, query_string, script_name))
 
 
 def seed_tile(
@@ -82,25 +58,36 @@ def seed_tile(
     the layer and the wrapped cache (its lock included), and counted apart from traffic
     (``source`` ``"seed"``: ``SeedCount``). ``coord`` is ``(zoom, column, row)``;
     ``ignore_cached`` renders even a cached tile (a stale one). Never raises
-    ``Exception``: a failure is answered 500 (or 502) and recorded, as for a request.
+    ``Exception``: a failure is answered 500 (or 502), with the error as its body, and
+    recorded, as for a request.
     """
     zoom, column, row = coord
-    path = f"/{layer}/{zoom}/{column}/{row}.{extension}"
+    label = path_label(f"{layer}/{zoom}/{column}/{row}.{extension}")
+    return recorded(label, lambda: get_server().seed(layer, coord, extension, ignore_cached), SEED)
+
+
+def recorded(label: str, work: Callable[[], TileResponse], source: str = "") -> TileResponse:
+    """``work()``'s answer, the request recorded around it: one in-flight entry of its
+    process until it ends, then ``Finished``, or ``Error`` for an exception (answered
+    briefly, logged in full; never raised). An exception that is not an ``Exception``
+    (gunicorn's timeout, Ctrl-C) is recorded as an ``Error`` and goes on."""
     recorder = active()
     start = time.perf_counter()
     entry = None
     if recorder is not None:
-        entry = recorder.begin_request(path_label(path))
-        entry.source = SEED
+        entry = recorder.begin_request(label)
+        if source:
+            entry.source = source
     try:
-        result = get_server().seed(layer, coord, extension, ignore_cached)
-    except Exception as exc:
+        result = work()
+    except Exception as exc:  # answered briefly, logged in full
         elapsed = time.perf_counter() - start
         failed = tile_server.error_response(exc)
-        failed.body = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+        if source:  # a seeding job shows the error itself
+            failed.body = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
         if recorder is not None and entry is not None:
             recorder.fail_request(entry, exc, elapsed, failed.status)
-        logger.exception("Seeding tile %s failed after %.3f seconds", path, elapsed)
+        logger.exception("Tile request %s failed after %.3f seconds", label, elapsed)
         return failed
     except BaseException as exc:
         if recorder is not None and entry is not None:
