@@ -1,10 +1,9 @@
-// The Seeding section: refreshes each job's bar and figures from the page's JSON
-// (its "seeding" list) every few seconds. Words come from the JSON's numbers only.
+// The Seeding section: refreshes each job's bar and figures from the page's JSON (its
+// "seeding" list) at each of the page's refreshes. Words come from the JSON's numbers.
 (function () {
   "use strict";
   var section = document.getElementById("tilestatus-seeding");
   if (!section) { return; }
-  var url = section.getAttribute("data-json-url");
   function update(jobs) {
     var seen = {};
     jobs.forEach(function (job) {
@@ -29,12 +28,9 @@
       }
     });
   }
-  function poll() {
-    fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (value) { if (value && value.seeding) { update(value.seeding); } })
-      .catch(function () {})
-      .then(function () { window.setTimeout(poll, 2000); });
-  }
-  window.setTimeout(poll, 2000);
+  // Rendered from the page's own refresh (status.js), so it pauses with the page and
+  // the page reads the JSON once per refresh.
+  document.addEventListener("tilestatus:report", function (event) {
+    if (event.detail && event.detail.seeding) { update(event.detail.seeding); }
+  });
 })();

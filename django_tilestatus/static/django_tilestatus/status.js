@@ -106,6 +106,8 @@
             .then(function (data) {
                 page.render(data);
                 page.live.textContent = "Live";
+                // Other sections of the page (seeding.js) render from the same read.
+                document.dispatchEvent(new CustomEvent("tilestatus:report", {detail: data}));
             })
             .catch(function (error) {
                 page.live.textContent = "Not updated (" + error.message + "); retrying";
