@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from django_tilestatus.statistics import schema
 from django_tilestatus.statistics.schema import (
     BUCKET_COUNT,
+    LOCK_WAIT_MS_CAP,
     OUTCOMES,
     LockWaitBucket,
+    LockWaitMillis,
     LockWaitSeconds,
     RequestCount,
     ResponseBucket,
@@ -32,6 +34,7 @@ records = st.one_of(
     st.builds(ResponseSeconds, _layers, _outcomes),
     st.builds(LockWaitBucket, _layers, _buckets),
     st.builds(LockWaitSeconds, _layers),
+    st.builds(LockWaitMillis, _layers, st.integers(0, LOCK_WAIT_MS_CAP)),
 )
 
 
@@ -44,6 +47,8 @@ records = st.one_of(
         (ResponseSeconds("sol|id", "server_error"), '["s","sol|id","server_error"]'),
         (LockWaitBucket("solid", 0), '["w","solid",0]'),
         (LockWaitSeconds("é"), '["ws","\\u00e9"]'),
+        (LockWaitMillis("solid", 0), '["wm","solid",0]'),
+        (LockWaitMillis("solid", 30000), '["wm","solid",30000]'),
     ],
 )
 def test_field_names_are_what_redis_already_holds(record: Statistic, name: str) -> None:
@@ -68,6 +73,7 @@ def _valid(record: Statistic) -> bool:
         types_hold
         and labels.get("outcome", "hit") in OUTCOMES
         and 0 <= labels.get("bucket", 0) < BUCKET_COUNT
+        and 0 <= labels.get("ms", 0) <= LOCK_WAIT_MS_CAP
     )
 
 
@@ -113,14 +119,23 @@ def test_any_field_name_parses_to_none_or_a_valid_record(name: Any) -> None:
         '["b","solid","hit",-1]',
         '["w","solid",99]',
         '["ws",1]',
+        '["wm","solid",-1]',
+        '["wm","solid",30001]',
+        '["wm","solid",1.5]',
+        '["wm","solid"]',
     ],
 )
 def test_what_this_app_did_not_write_parses_to_none(name: Any) -> None:
     assert schema.parse(name) is None
 
 
+def test_only_the_lock_wait_milliseconds_are_kept_per_minute_alone() -> None:
+    """Their fields are many: the cumulative hash, which nothing reads them from, has none."""
+    assert [kind for kind, cls in schema._KINDS.items() if not cls.CUMULATIVE] == ["wm"]
+
+
 def test_every_kind_is_registered_once() -> None:
-    assert set(schema._KINDS) == {"n", "b", "s", "w", "ws", "lb", "seed", "seeds"}
+    assert set(schema._KINDS) == {"n", "b", "s", "w", "ws", "wm", "lb", "seed", "seeds"}
     for kind, cls in schema._KINDS.items():
         assert kind == cls.KIND
 

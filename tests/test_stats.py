@@ -21,6 +21,7 @@ from django_tilestatus.statistics.schema import (
     NO_ZOOM,
     OTHER_LAYER,
     LockWaitBucket,
+    LockWaitMillis,
     LockWaitSeconds,
     RequestCount,
     ResponseBucket,
@@ -147,8 +148,8 @@ _ended_request = st.builds(
 @given(st.lists(_ended_request, max_size=60))
 def test_a_sends_requests_are_counted_as_one_by_one(requests: list[Any]) -> None:
     """The writer groups a send's requests before counting: the counts, sums, maxima (the
-    slowest response and the longest lock wait), lock waits and slowest are those of
-    counting each request on its own."""
+    slowest response and the longest lock wait), lock waits (by bucket and by the
+    millisecond, up to 30 s) and slowest are those of counting each request on its own."""
 
     def labels(head: str) -> tuple[str, int]:
         return stats.tile_of(head, {"solid"}, 32)
@@ -174,6 +175,8 @@ def test_a_sends_requests_are_counted_as_one_by_one(requests: list[Any]) -> None
         slowest_seconds[response] = max(slowest_seconds.get(response, 0.0), request.seconds)
         if request.lock_wait > 0:
             minute_counts[LockWaitBucket(layer, bucket_of(request.lock_wait))] += 1
+            if stats.millis(request.lock_wait) <= schema.LOCK_WAIT_MS_CAP:
+                minute_counts[LockWaitMillis(layer, stats.millis(request.lock_wait))] += 1
             lock = LockWaitSeconds(layer)
             minute_sums[lock] = minute_sums.get(lock, 0.0) + request.lock_wait
             slowest_seconds[lock] = max(slowest_seconds.get(lock, 0.0), request.lock_wait)

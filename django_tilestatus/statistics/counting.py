@@ -22,7 +22,9 @@ Outcomes, decided from TileStache's own flow (``Layer.getTileResponse``):
 
 Response times fall into fixed buckets (``schema.BUCKETS``), so the page's
 percentiles and Prometheus's histograms come from the same counts, and Redis
-holds a bounded number of fields whatever the traffic. What is counted, and
+holds a bounded number of fields whatever the traffic. Lock waits are also
+counted by the millisecond (``LockWaitMillis``, for their exact percentiles),
+bounded per process, minute and layer by ``LOCK_WAIT_MS_KEPT``. What is counted, and
 under which field names it is stored, is defined in ``schema``.
 
 Core module: imports the standard library and ``schema`` only.
@@ -35,6 +37,7 @@ import functools
 import heapq
 import operator
 import threading
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -43,6 +46,8 @@ from .schema import (
     BUCKETS,
     CLIENT_ERROR,
     HIT,
+    LOCK_WAIT_MS_CAP,
+    LOCK_WAIT_MS_KEPT,
     NO_ZOOM,
     OTHER_LAYER,
     RENDERED,
@@ -50,6 +55,7 @@ from .schema import (
     SLOWEST,
     LocksBroken,
     LockWaitBucket,
+    LockWaitMillis,
     LockWaitSeconds,
     RequestCount,
     ResponseBucket,
@@ -139,6 +145,7 @@ _response_bucket = functools.lru_cache(maxsize=4096)(ResponseBucket)
 _response_seconds = functools.lru_cache(maxsize=4096)(ResponseSeconds)
 _lock_wait_bucket = functools.lru_cache(maxsize=4096)(LockWaitBucket)
 _lock_wait_seconds = functools.lru_cache(maxsize=4096)(LockWaitSeconds)
+_lock_wait_millis = functools.lru_cache(maxsize=4096)(LockWaitMillis)
 _locks_broken = functools.lru_cache(maxsize=4096)(LocksBroken)
 _seed_count = functools.lru_cache(maxsize=4096)(SeedCount)
 _seed_seconds = functools.lru_cache(maxsize=4096)(SeedSeconds)
@@ -214,6 +221,11 @@ def _bucket_sizes(ascending: list[float]) -> Iterator[tuple[int, int]]:
 _SECONDS_OF = operator.attrgetter("seconds")
 
 
+def millis(seconds: float) -> int:
+    """A wait's length as ``LockWaitMillis`` counts it: rounded to the millisecond, half up."""
+    return int(seconds * 1000 + 0.5)
+
+
 def _keep_slowest(heap: list[SlowTile], slow: SlowTile) -> None:
     if len(heap) < SLOWEST:
         heapq.heappush(heap, slow)
@@ -227,6 +239,9 @@ class TileStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deltas = Deltas()
+        #: (minute, layer) -> the milliseconds of lock waits counted (``LockWaitMillis``),
+        #: at most ``LOCK_WAIT_MS_KEPT``; the last few minutes only.
+        self._millis: dict[tuple[int, str], set[int]] = {}
 
     def count_ended(
         self, requests: Iterable[EndedRequest], labels: Callable[[str], tuple[str, int]]
@@ -306,6 +321,7 @@ class TileStats:
                 _add(counts, _lock_wait_bucket(layer, bucket), size)
             _add(sums, _lock_wait_seconds(layer), sum(waits))
             _keep_most(deltas.maxima.setdefault(minute, {}), _lock_wait_seconds(layer), waits[-1])
+            self._add_millis(counts, minute, layer, waits)
         broken = sum([getattr(request, "locks_broken", 0) for request in members])
         if broken:
             _add(counts, _locks_broken(layer), broken)
@@ -314,6 +330,27 @@ class TileStats:
             for request in heapq.nlargest(SLOWEST, members, key=_SECONDS_OF):
                 slow = SlowTile(request.seconds, request.ended, layer, zoom, request.path)
                 _keep_slowest(slowest, slow)
+
+    def _add_millis(
+        self, counts: dict[Statistic, int], minute: int, layer: str, waits: list[float]
+    ) -> None:
+        """Count lock waits by the millisecond (``LockWaitMillis``), up to
+        ``LOCK_WAIT_MS_CAP`` and ``LOCK_WAIT_MS_KEPT`` distinct milliseconds per minute and
+        layer; a wait left out is in the buckets alone, and the page words its window's
+        percentiles as estimates."""
+        kept = self._millis.get((minute, layer))
+        if kept is None:
+            for old in [key for key in self._millis if key[0] < minute - 2]:
+                del self._millis[old]
+            kept = self._millis[(minute, layer)] = set()
+        for ms, size in Counter(map(millis, waits)).items():
+            if ms > LOCK_WAIT_MS_CAP:
+                continue
+            if ms not in kept:
+                if len(kept) >= LOCK_WAIT_MS_KEPT:
+                    continue
+                kept.add(ms)
+            _add(counts, _lock_wait_millis(layer, ms), size)
 
     def take(self) -> Deltas:
         """Everything counted since the last ``take``; counting starts afresh."""

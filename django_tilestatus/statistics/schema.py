@@ -1,8 +1,8 @@
 """The tile statistics' format, defined once: what is counted, and how it is stored.
 
 Each statistic is a small frozen record (``RequestCount``, ``ResponseBucket``,
-``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``, ``LocksBroken``, and seeding's
-``SeedCount`` and ``SeedSeconds``) whose labels are
+``ResponseSeconds``, ``LockWaitBucket``, ``LockWaitSeconds``, ``LockWaitMillis``,
+``LocksBroken``, and seeding's ``SeedCount`` and ``SeedSeconds``) whose labels are
 its fields. A record names its own field in the statistics hashes
 (``Statistic.field``: a JSON array of its kind and its labels, since layer names
 are free text), and ``parse`` turns such a field name back into a record, or
@@ -19,7 +19,8 @@ that cross the storage seam (``StatTotals``, ``StatMinutes``).
 
 Adding a statistic: a record class here (with ``@_statistic``), its counting in
 ``counting``, and its reading where it is shown (``tiles_report``, ``metrics``);
-the store writes and reads every record alike.
+the store writes and reads every record alike (one of many fields that nothing
+totals, as ``LockWaitMillis``, sets ``CUMULATIVE = False``: per minute only).
 
 Core module: imports the standard library only.
 """
@@ -50,6 +51,13 @@ OUTCOMES = (HIT, RENDERED, CLIENT_ERROR, SERVER_ERROR)
 OTHER_LAYER = "(other)"
 #: The zoom of a request whose path holds no zoom within range.
 NO_ZOOM = -1
+#: The longest lock wait counted by the millisecond (``LockWaitMillis``): 30 s, the last
+#: finite bucket. A longer wait is left to the buckets.
+LOCK_WAIT_MS_CAP = 30_000
+#: Distinct milliseconds of lock waits one process counts per minute and layer
+#: (``LockWaitMillis``); a wait of another millisecond past them is left to the buckets.
+#: Bounds a minute's fields per layer to ``processes x LOCK_WAIT_MS_KEPT``.
+LOCK_WAIT_MS_KEPT = 512
 #: Slowest tiles kept per minute.
 SLOWEST = 10
 #: The longest request a slow tile read back may name (a year); a longer one was not
@@ -67,6 +75,9 @@ class Statistic:
 
     #: The first element of the field name; unique per record class.
     KIND: ClassVar[str]
+    #: Whether the store adds it to the cumulative hash too; False for a statistic kept
+    #: per minute only (its fields are many, and nothing reads their totals).
+    CUMULATIVE: ClassVar[bool] = True
     #: The labels' names and types, in field order (set by ``_statistic``).
     NAMES: ClassVar[tuple[str, ...]]
     SHAPE: ClassVar[tuple[type, ...]]
@@ -90,6 +101,7 @@ S = TypeVar("S", bound=type[Statistic])
 _LABEL_CHECKS: dict[str, Callable[[Any], bool]] = {
     "outcome": lambda outcome: outcome in OUTCOMES,
     "bucket": lambda bucket: 0 <= bucket < BUCKET_COUNT,
+    "ms": lambda ms: 0 <= ms <= LOCK_WAIT_MS_CAP,
 }
 
 
@@ -152,6 +164,21 @@ class LockWaitSeconds(Statistic):
 
     KIND: ClassVar[str] = "ws"
     layer: str
+
+
+@_statistic
+@dataclass(frozen=True, slots=True)
+class LockWaitMillis(Statistic):
+    """Lock waits by layer and length, rounded to the millisecond (0 to
+    ``LOCK_WAIT_MS_CAP``), per minute only: the waits themselves, so their percentiles
+    are exact to the millisecond. A wait left out (longer than the cap, or a millisecond
+    past a process's ``LOCK_WAIT_MS_KEPT`` of the minute) is in the buckets alone: a
+    window whose millisecond counts fall short of its bucket counts is estimated."""
+
+    KIND: ClassVar[str] = "wm"
+    CUMULATIVE: ClassVar[bool] = False
+    layer: str
+    ms: int
 
 
 @_statistic

@@ -371,7 +371,8 @@ class _RedisStatistics:
         """Add the commands adding ``deltas`` to ``batch`` (the write's own script).
 
         Per minute touched: an ``HINCRBY``/``HINCRBYFLOAT`` per field (and the
-        same on the cumulative hash), one ``ZADD GT`` of the maxima, one
+        same on the cumulative hash, unless the record is kept per minute only:
+        ``Statistic.CUMULATIVE``), one ``ZADD GT`` of the maxima, one
         ``ZADD`` and trim of the slowest tiles, and an ``EXPIRE`` per key.
         Every record is written alike: a new statistic needs nothing here.
         """
@@ -381,11 +382,13 @@ class _RedisStatistics:
             key = self.stats_minute_key(minute)
             for record, count in deltas.counts.get(minute, {}).items():
                 name = record.field
-                add("stats:total", "HINCRBY", total, name, count)
+                if record.CUMULATIVE:
+                    add("stats:total", "HINCRBY", total, name, count)
                 add("stats:minute", "HINCRBY", key, name, count)
             for record, summed in deltas.sums.get(minute, {}).items():
                 name = record.field
-                add("stats:total", "HINCRBYFLOAT", total, name, summed)
+                if record.CUMULATIVE:
+                    add("stats:total", "HINCRBYFLOAT", total, name, summed)
                 add("stats:minute", "HINCRBYFLOAT", key, name, summed)
             add("stats:minute", "EXPIRE", key, MINUTE_TTL)
         for minute, maxima in deltas.maxima.items():
