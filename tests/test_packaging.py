@@ -162,7 +162,12 @@ def test_metadata_declares_the_version_and_every_supported_pair(dist: Path) -> N
         assert f"Framework :: Django :: {django}" in classifiers
     assert "Typing :: Typed" in classifiers
     # Development tools are a dependency group, never an extra users can see.
-    assert sorted(metadata.get_all("Provides-Extra") or []) == ["composite", "example", "mapnik", "seed"]
+    assert sorted(metadata.get_all("Provides-Extra") or []) == [
+        "composite",
+        "example",
+        "mapnik",
+        "seed",
+    ]
     for requirement in map(Requirement, metadata.get_all("Requires-Dist") or []):
         # gunicorn is the example's server too (the README's command), in its extra only.
         example_server = (
