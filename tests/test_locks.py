@@ -393,3 +393,11 @@ def test_a_holder_of_this_host_in_another_pid_namespace_is_never_taken_for_dead(
     assert list(reader("world", "10/8/4")) == [Claim("here", 4321, "1:2", dead=False)]
     blind = HolderReader(lambda: Store(), no_such_pid, clock=lambda: NOW)  # type: ignore[arg-type, return-value]
     assert list(blind("world", "10/8/4")) == [Claim("here", 4321, "1:2", dead=True)]
+
+
+def test_the_process_reads_holders_only_while_it_records(settings: Any) -> None:
+    from django_tilestatus import runtime
+
+    assert list(runtime.lock_holders("world", "10/8/4")) == []  # recording, nobody holds it
+    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
+    assert runtime.lock_holders("world", "10/8/4") == ()
