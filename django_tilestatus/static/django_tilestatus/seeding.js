@@ -1,10 +1,11 @@
-// The Seeding section: refreshes each job's bar and figures from the page's JSON
-// (its "seeding" list) every few seconds. Words come from the JSON's numbers only.
+// The Seeding section: each job's bar and figures follow the page's refreshes
+// (status.js's "tilestatus:refreshed" event, whose detail is the page's JSON: its
+// "seeding" list), so they stop when the page is paused or hidden. Words come from the
+// JSON's numbers only.
 (function () {
   "use strict";
   var section = document.getElementById("tilestatus-seeding");
   if (!section) { return; }
-  var url = section.getAttribute("data-json-url");
   function update(jobs) {
     var seen = {};
     jobs.forEach(function (job) {
@@ -29,12 +30,7 @@
       }
     });
   }
-  function poll() {
-    fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (value) { if (value && value.seeding) { update(value.seeding); } })
-      .catch(function () {})
-      .then(function () { window.setTimeout(poll, 2000); });
-  }
-  window.setTimeout(poll, 2000);
+  document.addEventListener("tilestatus:refreshed", function (event) {
+    if (event.detail && event.detail.seeding) { update(event.detail.seeding); }
+  });
 })();
