@@ -9,6 +9,7 @@ by Playwright's Python package; no browser is downloaded. Set
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -426,3 +427,145 @@ def test_the_page_looks_like_the_admin_and_fits_a_phone(
             timeout=PATIENCE,
         )
     page.screenshot(path=str(ARTIFACTS / "status-page-390.png"), full_page=True)
+
+
+#: Seconds of sleep per tile of the seeding job the page watches: two processes do a
+#: chunk (about 64 tiles) in a second or so, and the job's 21,845 tiles take minutes.
+SEED_SECONDS_PER_TILE = 0.01
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
+@pytest.mark.timeout(300)
+def test_staff_watch_a_seeding_job_progress_and_cancel_it(
+    browser: Any,
+    expect: Any,
+    served: str,
+    example_env: dict[str, str],
+    real_redis: Any,
+    tmp_path: Path,
+) -> None:
+    """A real ``tilestatus_seed --processes 2`` on the example project: its bar moves on the
+    page without a reload, Cancel (a POST with the CSRF token) cancels it, and the
+    seeding process and its workers stop with the cancelled exit status."""
+    from django_tilestatus.seeding.jobs import CANCELLED, JobStore
+
+    base = served
+    renders = tmp_path / "seed-renders.log"
+    renders.touch()
+    config = {
+        "cache": {"name": "Disk", "path": str(tmp_path / "seed-tiles"), "umask": "0022"},
+        "layers": {
+            "demo": {
+                "provider": {
+                    "class": "tests.providers:Counting",
+                    "kwargs": {"log": str(renders), "seconds": SEED_SECONDS_PER_TILE},
+                }
+            }
+        },
+    }
+    config_path = tmp_path / "seed.cfg"
+    config_path.write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "PYTHONPATH": str(ROOT),
+        **example_env,
+        "TILESTATUS_CONFIG": str(config_path),
+    }
+    output = tmp_path / "seed-output.log"
+    with output.open("w") as out:
+        seeding = subprocess.Popen(
+            [sys.executable, "example_project/manage.py", "tilestatus_seed", "demo",
+             "--zooms", "0-7", "--processes", "2", "--progress-every", "1"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        store = JobStore(real_redis, example_env["TILESTATUS_KEY_PREFIX"])
+        job_id = str(
+            wait_until(
+                lambda: (jobs := store.recent()) and jobs[0].state == "running" and jobs[0].id,
+                60,
+                what=lambda: "the seeding job running: " + output.read_text(),
+            )
+        )
+
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        sign_in(page, base)
+        page.goto(base + "/tiles/status/")
+        job = page.locator(f'#tilestatus-seeding li[data-job="{job_id}"]')
+        expect(job).to_have_count(1, timeout=PATIENCE)
+        expect(job).to_have_attribute("data-state", "running")
+        bar = job.locator("progress.tilestatus-seeding-bar")
+        assert int(bar.get_attribute("max") or 0) == 21845
+        page.evaluate("window.notReloaded = true")
+
+        # The bar and the figures move, read by the page's own refreshes.
+        def progress() -> tuple[float, int]:
+            value = float(bar.evaluate("bar => bar.value"))
+            figures = job.locator(".tilestatus-seeding-figures").inner_text()
+            return value, int(figures.split(": ", 1)[1].split(" rendered", 1)[0])
+
+        first = progress()
+        page.wait_for_function(
+            f"""() => {{
+                const bar = document.querySelector('li[data-job="{job_id}"] progress');
+                return bar && bar.value > {first[0]} + 64;
+            }}""",
+            timeout=PATIENCE,
+        )
+        second = progress()
+        assert second[0] > first[0] and second[1] > first[1], (first, second)
+        page.wait_for_function(
+            f"""() => document.querySelector('li[data-job="{job_id}"] progress').value
+                      > {second[0]}""",
+            timeout=PATIENCE,
+        )
+        assert progress()[1] > second[1]
+        expect(job.locator(".tilestatus-seeding-workers")).to_contain_text(
+            socket.gethostname(), timeout=PATIENCE
+        )
+        assert page.evaluate("window.notReloaded") is True
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "seeding-running.png"))
+
+        # Cancel: the form's POST carries the CSRF token; the answer leads back to the page.
+        cancel = job.locator("form.tilestatus-seeding-cancel")
+        assert cancel.locator("input[name=csrfmiddlewaretoken]").count() == 1
+        with page.expect_response(
+            lambda answer: answer.request.method == "POST" and "/cancel" in answer.url
+        ) as posted:
+            cancel.locator("button").click()
+        assert posted.value.status == 302
+        page.wait_for_url(base + "/tiles/status/#tilestatus-seeding")
+        job = page.locator(f'#tilestatus-seeding li[data-job="{job_id}"]')
+        expect(job).to_have_attribute("data-state", CANCELLED, timeout=PATIENCE)
+        expect(job.locator(".tilestatus-seeding-state")).to_have_text(CANCELLED)
+
+        # The workers stop after their metatile; the command exits as cancelled.
+        try:
+            returncode = seeding.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the seeding process went on after Cancel: " + output.read_text())
+        assert returncode == 4, output.read_text()
+        assert f"Job {job_id} was cancelled." in output.read_text()
+        rendered = renders.read_text().count("\n")
+        assert 0 < rendered < 21845
+        time.sleep(1.5)  # a worker left behind would still be drawing
+        assert renders.read_text().count("\n") == rendered
+        final = store.get(job_id)
+        assert final is not None and final.state == CANCELLED
+        assert final.chunks_done < final.chunks
+        # The page, refreshed, shows nobody working on it and no Cancel any more.
+        expect(job.locator(".tilestatus-seeding-workers")).to_contain_text(
+            "working: none", timeout=PATIENCE
+        )
+        expect(job.locator("form.tilestatus-seeding-cancel")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "seeding-cancelled.png"))
+        assert dialogs == []
+    finally:
+        if seeding.poll() is None:
+            os.killpg(seeding.pid, signal.SIGKILL)
+            seeding.wait(timeout=30)

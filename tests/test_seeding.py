@@ -369,10 +369,23 @@ def test_a_chunk_done_twice_counts_once(redis_client: Any) -> None:
             redis_client.delete(key)
 
 
-def test_enqueue_sends_chunks_to_the_task_backend(seed_config: Path, settings: Any) -> None:
-    """With the immediate backend each chunk runs as it is enqueued."""
-    pytest.importorskip("django_tasks")
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+def _immediate_backends() -> list[str]:
+    """The immediate backends of the task frameworks installed: the backport's (the
+    ``seed`` extra) always, Django's own on Django 6.0+."""
+    backends = ["django_tasks.backends.immediate.ImmediateBackend"]
+    try:
+        import django.tasks  # noqa: F401  (Django 6.0+)
+    except ImportError:
+        return backends
+    return [*backends, "django.tasks.backends.immediate.ImmediateBackend"]
+
+
+@pytest.mark.parametrize("backend", _immediate_backends())
+def test_enqueue_sends_chunks_to_the_task_backend(
+    seed_config: Path, settings: Any, backend: str
+) -> None:
+    """With an immediate backend each chunk runs as it is enqueued."""
+    settings.TASKS = {"default": {"BACKEND": backend}}
     out = seed("count", "--zooms", "0-3", "--enqueue")
     assert "Enqueued 4 chunks" in out
     job = job_store().recent()[0]

@@ -5,6 +5,11 @@
 configures in ``TASKS`` runs the chunks: with ``django_tasks_rq.RQBackend``, RQ
 workers (``manage.py rqworker --job-class django_tasks_rq.Job``). Imported only
 to enqueue and by the workers, as the decorator checks the backend.
+
+On Django 6.x ``django.tasks.task`` builds the task with the class of the backend it
+is sent to (``task_class``), so the backport's backends, ``django_tasks_rq.RQBackend``
+among them, get the backport's ``Task``; and ``django_tasks_rq.Job`` runs tasks of
+either framework. One decorator serves both.
 """
 
 from __future__ import annotations

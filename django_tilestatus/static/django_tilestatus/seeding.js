@@ -1,5 +1,7 @@
-// The Seeding section: refreshes each job's bar and figures from the page's JSON (its
-// "seeding" list) at each of the page's refreshes. Words come from the JSON's numbers.
+// The Seeding section: each job's bar and figures follow the page's refreshes
+// (status.js's "tilestatus:refreshed" event, whose detail is the page's JSON: its
+// "seeding" list), so they stop when the page is paused or hidden. Words come from the
+// JSON's numbers only.
 (function () {
   "use strict";
   var section = document.getElementById("tilestatus-seeding");
@@ -28,9 +30,7 @@
       }
     });
   }
-  // Rendered from the page's own refresh (status.js), so it pauses with the page and
-  // the page reads the JSON once per refresh.
-  document.addEventListener("tilestatus:report", function (event) {
+  document.addEventListener("tilestatus:refreshed", function (event) {
     if (event.detail && event.detail.seeding) { update(event.detail.seeding); }
   });
 })();

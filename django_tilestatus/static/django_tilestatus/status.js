@@ -106,8 +106,10 @@
             .then(function (data) {
                 page.render(data);
                 page.live.textContent = "Live";
-                // Other sections of the page (seeding.js) render from the same read.
-                document.dispatchEvent(new CustomEvent("tilestatus:report", {detail: data}));
+                // Other sections (seeding.js) follow the same refreshes, so they
+                // pause with the page and cost no request of their own.
+                page.root.dispatchEvent(new CustomEvent("tilestatus:refreshed",
+                                                        {detail: data, bubbles: true}));
             })
             .catch(function (error) {
                 page.live.textContent = "Not updated (" + error.message + "); retrying";
