@@ -1,4 +1,4 @@
-"""Load: 8 concurrent clients for 20 s against 2 workers, recording into Redis."""
+"""Load: 8 concurrent clients for 10 s against 2 workers, recording into Redis."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from ..support.status import KEEP, assert_bounded, read_logs, unmatched_finishes
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(180)]
 
 CLIENTS = 8
-SECONDS = 20.0
+SECONDS = 10.0
 HOT = [(6, x, y) for x in range(8) for y in range(8)]  # cached after their first request
 
 
-def test_eight_clients_for_twenty_seconds(start_server, redis_server, key_prefix, figures) -> None:
+def test_eight_clients_for_ten_seconds(start_server, redis_server, key_prefix, figures) -> None:
     server = start_server(workers=2)
     workers = server.worker_pids()
     client = redis_server.client()
