@@ -9,4 +9,4 @@ GROUP=test
 . "$(dirname "$0")/_setup.sh"
 
 cd "$ROOT"
-exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+exec "$VENV/bin/python" -m pytest -n 3 --dist loadgroup "$@"

@@ -37,11 +37,7 @@ def site(tmp_path: Path, real_prefix: str, real_redis: Any) -> dict[str, Any]:
                 "provider": {
                     "class": "tests.providers:Counting",
                     "kwargs": {"log": str(log), "seconds": 0.002},
-                },
-                # A process killed mid-tile leaves its lock behind; when its entry was not
-                # written yet (it dies within 200 ms of taking it), only the timeout frees
-                # it: 1 s here, not TileStache's 15.
-                "stale lock timeout": 1,
+                }
             }
         },
     }
