@@ -37,6 +37,12 @@ class FlakyStore:
         self.batches: list[list[str]] = []
         self.updates: list[InFlightUpdate] = []
         self.announced: list[int | None] = []
+        self.stats: list[Any] = []
+
+    @property
+    def messages(self) -> list[str]:
+        """Every message written, oldest first."""
+        return [message for batch in self.batches for message in batch]
 
     def announce(self, host: str, pid: int, namespace: int | None) -> None:
         if not self.up:
@@ -58,6 +64,8 @@ class FlakyStore:
             self.batches.append([message for _, message in events])
         if in_flight is not None:
             self.updates.append(in_flight)
+        if stats:
+            self.stats.append(stats)
         return True
 
 

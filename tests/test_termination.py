@@ -12,44 +12,17 @@ import pytest
 from django_tilestatus.recording import inflight, recorder, termination
 from django_tilestatus.recording.recorder import Recorder
 from django_tilestatus.statistics.schema import RequestCount, ResponseSeconds
-from django_tilestatus.storage import InFlightUpdate
 
-
-class ListStore:
-    """A store that keeps what it is sent."""
-
-    ttl = 3600
-    keep = 20
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.stats: list[Any] = []
-
-    def announce(self, host: str, pid: int, namespace: int | None) -> None:
-        pass
-
-    def write(
-        self,
-        host: str,
-        pid: int,
-        events: Any,
-        in_flight: InFlightUpdate | None = None,
-        stats: Any = None,
-        batch: Any = None,
-    ) -> bool:
-        self.messages += [message for _, message in events[:]]
-        if stats:
-            self.stats.append(stats)
-        return True
+from .test_recorder import FlakyStore
 
 
 @pytest.fixture
-def store() -> ListStore:
-    return ListStore()
+def store() -> FlakyStore:
+    return FlakyStore()
 
 
 @pytest.fixture
-def writer(store: ListStore) -> Any:
+def writer(store: FlakyStore) -> Any:
     made = Recorder(lambda: store, "web1", 4242, interval=3600)
     yield made
     made.stop(flush=False)
@@ -57,7 +30,7 @@ def writer(store: ListStore) -> Any:
         inflight.end(request)
 
 
-def test_destroyed_follows_the_last_request_in_flight(writer: Recorder, store: ListStore) -> None:
+def test_destroyed_follows_the_last_request_in_flight(writer: Recorder, store: FlakyStore) -> None:
     request = writer.begin_request("/demo/1/0/0.png")
     writer.terminating = True
     writer.flush()
@@ -70,7 +43,7 @@ def test_destroyed_follows_the_last_request_in_flight(writer: Recorder, store: L
 
 
 def test_an_aborted_request_counts_as_a_server_error_with_its_seconds(
-    writer: Recorder, store: ListStore
+    writer: Recorder, store: FlakyStore
 ) -> None:
     request = writer.begin_request("/demo/2/1/1.png")
     writer.abort_request(request, SystemExit(1), 5.1)
@@ -125,7 +98,7 @@ def test_only_the_main_thread_installs() -> None:
 
 
 def test_at_exit_an_aborted_request_is_put_back_as_what_the_process_died_on(
-    writer: Recorder, store: ListStore
+    writer: Recorder, store: FlakyStore
 ) -> None:
     request = writer.begin_request("/hang/1/0/0.png")
     writer.abort_request(request, SystemExit(1), 3.0)
@@ -135,7 +108,7 @@ def test_at_exit_an_aborted_request_is_put_back_as_what_the_process_died_on(
 
 
 def test_told_to_stop_with_nothing_in_flight_it_says_destroyed_at_once(
-    writer: Recorder, store: ListStore, monkeypatch: Any
+    writer: Recorder, store: FlakyStore, monkeypatch: Any
 ) -> None:
     writer.begin_request("/demo/1/0/0.png")  # a process that served tiles
     for request in inflight.requests():
