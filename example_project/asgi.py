@@ -5,6 +5,7 @@ The tile view is synchronous: Django runs it in a thread of its own per request
 its in-flight entries, keyed by thread, are one per request as under gunicorn.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -12,3 +13,4 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
 application = get_asgi_application()
+gc.freeze()  # as wsgi.py: the loaded app out of the collector's sight
