@@ -26,10 +26,18 @@ import redis
 
 from tests.support.http import request
 
-from . import config, in_process
+from . import config, in_process, metatile_locks
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
-from .report import Results, code_version, document, newest_run, steadiness, targets
+from .report import (
+    Results,
+    code_version,
+    document,
+    lock_targets,
+    newest_run,
+    steadiness,
+    targets,
+)
 from .servers import WORKERS, Server
 
 #: Key prefix the instrumented server records under.
@@ -182,6 +190,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"in-process rounds (default {in_process.ROUNDS})",
     )
     parser.add_argument(
+        "--lock-rounds",
+        type=int,
+        default=10,
+        help="metatile lock burst rounds (default 10)",
+    )
+    parser.add_argument(
+        "--locks-only",
+        action="store_true",
+        help="only the metatile lock scenarios (about a minute); results go to stdout only",
+    )
+    parser.add_argument(
         "--in-process-only",
         action="store_true",
         help="only the in-process CPU figure (under a minute); results go to stdout only",
@@ -202,7 +221,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rounds = args.cold_rounds = args.context_rounds = 2
         args.read_repeats = 4
         args.in_process_rounds = 4
-    elif args.output is None and not args.in_process_only:
+        args.lock_rounds = 2
+    elif args.output is None and not (args.in_process_only or args.locks_only):
         args.output = config.BENCH_DIR / "RESULTS.md"
     return args
 
@@ -211,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.in_process_only:
         return in_process.main(["--rounds", str(args.in_process_rounds)])
+    if args.locks_only:
+        with redis_server() as url:
+            locks = metatile_locks.measure(url, args.lock_rounds, progress)
+        print("\n".join(metatile_locks.summary(locks)))
+        checks = lock_targets(locks)
+        print("\n".join(f"{'met' if t.met else 'NOT MET'}: {t.text}: {t.measured}" for t in checks))
+        return 0 if all(t.met for t in checks) else 1
     started = time.monotonic()
     shutil.rmtree(config.VAR_DIR / "tiles", ignore_errors=True)
     config.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -248,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 "read_repeats": args.read_repeats,
                 "in_process_rounds": args.in_process_rounds,
                 "in_process_requests": in_process.REQUESTS,
+                "lock_rounds": args.lock_rounds,
             },
         )
         progress(f"Redis at {url}; load generator: {results.environment['load']}")
@@ -332,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         results.reads = status_reads.time_reads(url, args.read_repeats, progress)
         status_scale.populate(url, progress)
         results.scale = status_scale.measure(url, progress)
+        results.locks = metatile_locks.measure(url, args.lock_rounds, progress)
         if os.environ.get(URL_ENV):  # a server of the caller's: leave nothing behind
             for db in range(DATABASES):
                 redis.Redis.from_url(db_url(url, db)).flushdb(asynchronous=True)

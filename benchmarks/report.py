@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .in_process import VARIANTS, CpuRow
+from .metatile_locks import SERVERS as LOCK_SERVERS
+from .metatile_locks import LockResults
 from .redis_usage import Usage
 from .stats import Spread, paired_ratios
 from .status_reads import PROCESS_COUNTS, UNRELATED, ReadRow
@@ -47,6 +49,8 @@ class Results:
     reads: list[ReadRow] = field(default_factory=list)
     scale: list[ScaleRow] = field(default_factory=list)
     in_process: list[CpuRow] = field(default_factory=list)
+    #: The metatile lock scenarios; None where they were not run.
+    locks: LockResults | None = None
     seconds: float = 0.0
 
 
@@ -102,6 +106,105 @@ def in_process_targets(rows: list[CpuRow]) -> list[Target]:
             fast_bare.median,
         )
     ]
+
+
+#: Milliseconds a burst's waiters may take beyond the render (``lock_targets``).
+LOCK_SLACK = 0.015
+#: The most a waiter's p50 may be of bare TileStache's, and the most a request after a
+#: killed holder may take (seconds).
+LOCK_P50_RATIO = 0.6
+STALE_MOST = 1.0
+
+
+def lock_targets(locks: LockResults) -> list[Target]:
+    """The metatile lock targets. A burst's render is the provider's fixed time for the
+    ``slow`` layer, and bare TileStache's first request of the same metatile (it renders
+    and saves the metatile, nothing else) for the Mapnik layer."""
+    found = []
+    for layer in locks.layers():
+        if layer == "slow":
+            name, budgets = (
+                f"{locks.render * 1000:.0f} ms provider",
+                [locks.render + LOCK_SLACK for _ in locks.rows(layer, "app")],
+            )
+        else:
+            name = "Mapnik `world`"
+            budgets = [row.holder + LOCK_SLACK for row in locks.rows(layer, "bare")]
+        p50 = Spread.of(row.p50 for row in locks.rows(layer, "app"))
+        budget = statistics.median(budgets)
+        found.append(
+            Target(
+                f"cold metatile burst, {name}: waiters' p50 ≤ render + 15 ms",
+                f"{p50.format(0, 1000, ' ms')}, render + 15 ms: {budget * 1000:.0f} ms",
+                p50.median <= budget,
+            )
+        )
+        ratio_ = locks.p50_ratio(layer)
+        found.append(
+            Target(
+                f"cold metatile burst, {name}: waiters' p50 ≤ {LOCK_P50_RATIO} × bare TileStache",
+                ratio_.format(),
+                ratio_.median <= LOCK_P50_RATIO,
+                ratio_.median,
+            )
+        )
+    if "app" in locks.stale:
+        found.append(
+            Target(
+                f"stale lock: a tile of a SIGKILLed holder's metatile in ≤ {STALE_MOST:.0f} s",
+                f"{locks.stale['app']:.2f} s (bare TileStache: "
+                f"{locks.stale.get('bare', float('nan')):.2f} s)",
+                locks.stale["app"] <= STALE_MOST,
+            )
+        )
+    return found
+
+
+def lock_markdown(locks: LockResults) -> list[str]:
+    """The metatile lock section: bursts per layer and server, the stale lock, raw rows."""
+    out = [
+        "### Metatile locks (gunicorn gthread, 1 worker of 17 threads per server)",
+        "",
+        f"Cold metatile bursts: 16 concurrent requests of one new 4 × 4 metatile, the first "
+        f"sent 10 ms ahead (it renders; its latency is the holder's), {locks.rounds} rounds, "
+        "both servers on the same metatile in each round; the ratio is paired within a round.",
+        "",
+    ]
+    rows = []
+    for layer in locks.layers():
+        for name in LOCK_SERVERS:
+            label = LABELS["bare"] if name == "bare" else LABELS["on"]
+            rows.append(
+                [
+                    layer,
+                    label,
+                    locks.spread(layer, name, "holder").format(0, 1000),
+                    locks.spread(layer, name, "p50").format(0, 1000),
+                    locks.spread(layer, name, "worst").format(0, 1000),
+                    locks.p50_ratio(layer).format() if name == "app" else "1.00",
+                ]
+            )
+    out += _table(
+        ["layer", "server", "holder ms", "waiters' p50 ms", "waiters' max ms", "p50 × bare"],
+        rows,
+    )
+    if locks.stale:
+        out += [
+            "",
+            "After a SIGKILLed holder, a request of its metatile took: "
+            + ", ".join(
+                f"{LABELS['bare'] if name == 'bare' else 'this app'} {seconds:.2f} s"
+                for name, seconds in locks.stale.items()
+            )
+            + ".",
+        ]
+    out += ["", "Bursts (ms: the holder, then each waiter):", "", "```"]
+    out += [
+        f"{r.round} {r.server} {r.layer} {r.holder * 1000:.0f} "
+        + " ".join(f"{w * 1000:.0f}" for w in r.waiters)
+        for r in locks.bursts
+    ]
+    return out + ["```", ""]
 
 
 def targets(results: Results) -> list[Target]:
@@ -187,6 +290,8 @@ def targets(results: Results) -> list[Target]:
                 row.seconds < MAX_SECONDS and row.bytes < MAX_BYTES and row.peak_bytes < MAX_GROWTH,
             )
         )
+    if results.locks is not None:
+        found += lock_targets(results.locks)
     return found
 
 
@@ -464,6 +569,8 @@ def markdown(results: Results) -> str:
             ],
         ),
     ]
+    if results.locks is not None:
+        out += ["", *lock_markdown(results.locks)]
     out += [
         "",
         "### Raw rows",
