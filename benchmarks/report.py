@@ -204,7 +204,7 @@ def lock_markdown(locks: LockResults) -> list[str]:
         + " ".join(f"{w * 1000:.0f}" for w in r.waiters)
         for r in locks.bursts
     ]
-    return out + ["```", ""]
+    return [*out, "```", ""]
 
 
 def targets(results: Results) -> list[Target]:
