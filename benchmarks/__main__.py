@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -39,6 +40,9 @@ from .report import (
     targets,
 )
 from .servers import WORKERS, Server
+
+if TYPE_CHECKING:
+    from .throughput import Row
 
 #: Key prefix the instrumented server records under.
 PREFIX = "bench"
@@ -227,6 +231,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def mapnik_rounds(
+    by_name: dict[str, Server], config_file: Path, args: argparse.Namespace
+) -> list[Row]:
+    """Cold Mapnik tiles of bare and the app, where Mapnik is installed."""
+    from . import throughput
+
+    if not config.has_mapnik_layer(config_file):
+        progress("Mapnik is not installed: no cold Mapnik tiles")
+        return []
+    servers = [by_name["bare"], by_name["on"]]
+    return throughput.mapnik_rounds(servers, args.cold_rounds, args.cold_seconds, progress)
+
+
 def locks_only(rounds: int) -> int:
     """The metatile lock scenarios alone, printed and judged."""
     with redis_server() as url:
@@ -348,12 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 first_row + 20,
                 progress,
             )
-            if config.has_mapnik_layer(config_file):
-                results.mapnik = throughput.mapnik_rounds(
-                    [by_name["bare"], by_name["on"]], args.cold_rounds, args.cold_seconds, progress
-                )
-            else:
-                progress("Mapnik is not installed: no cold Mapnik tiles")
+            results.mapnik = mapnik_rounds(by_name, config_file, args)
         finally:
             for server in servers:
                 server.stop()
