@@ -31,7 +31,7 @@ from django_tilestatus.statistics.schema import LocksBroken, StatTotals
 from django_tilestatus.storage.interface import ProcessLog, Snapshot
 from django_tilestatus.tilestache import import_tilestache
 
-from .support import ROOT
+from .support import ROOT, wait_until
 from .support.real_redis import REAL_REDIS_URL, delete_prefixed, new_prefix, real_redis_client
 
 NOW = 1_700_000_000.0
@@ -563,7 +563,8 @@ def test_the_disk_lock_stays_an_empty_directory_its_note_beside_it(disk: Any) ->
     token = backend.current()
     assert token is not None
     note = Path(backend.note).read_text()
-    assert note.startswith(f"{token} {os.getpid()} ") and note.endswith(" - a host with spaces\n")
+    assert note.startswith(f"{os.getpid()} {threading.get_ident()} ")
+    assert note.endswith(" - a host with spaces\n")
     recorded = backend.recorded(token)
     assert recorded is not None and recorded.host == "a host with spaces"
     assert recorded.namespace is None
@@ -605,14 +606,20 @@ def test_a_bare_tilestache_lock_is_never_broken_early(metatile: Metatile) -> Non
     assert metatile.backend.current() == token
 
 
-def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(disk: Any) -> None:
+def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(
+    disk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A dead holder's note, then its lock forced by a bare TileStache (``os.rmdir`` and
-    ``os.makedirs`` past the stale timeout): the note names a directory that is gone, so
-    the live bare holder's lock is not broken."""
+    ``os.makedirs`` past the stale timeout): the directory was made too long after the
+    note to be its holder's, so the live bare holder's lock is not broken."""
+    monkeypatch.setattr(locks, "NOTE_LEAD_MOST", 0.1)  # not to wait a stale timeout
     backend = locks.backend_for(disk, Layer(), COORD, "png")
     assert isinstance(backend, locks.DiskLock)
     metatile = Metatile("disk", backend, {"path": backend.path})
     _, dead_token = metatile.taken_by_a_process_that_died()
+    dead = backend.recorded(dead_token)
+    assert dead is not None
+    wait_until(lambda: time.time() > dead.taken + 0.2, 5)
     os.rmdir(backend.path)
     os.makedirs(backend.path)
     token = backend.current()
@@ -621,12 +628,37 @@ def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(disk: Any) -> No
     assert backend.recorded(token) is None
     assert locks._break_dead(backend, "world", "10/8/4") is None
     assert backend.current() == token
-    os.rmdir(backend.path)  # the bare holder's unlock; our next lock writes its own note
+    os.rmdir(backend.path)  # the bare holder's unlock; the next lock overwrites the note
     locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
     ours = backend.try_lock()
     assert ours is not None
     recorded = backend.recorded(ours)
     assert recorded is not None and recorded.pid == os.getpid()
+
+
+def test_a_disk_lock_is_named_before_its_directory_is_made(disk: Any) -> None:
+    """A holder killed the moment ``mkdir`` returns has named itself already; a holder
+    that finds the lock taken leaves the holder's note alone and removes its own."""
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    seen: list[bool] = []
+    makedirs = os.makedirs
+
+    def note_is_there(path: str, *args: Any, **kwargs: Any) -> None:
+        if path == backend.path:
+            seen.append(os.path.exists(backend.note))
+        makedirs(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(locks.os, "makedirs", note_is_there)
+        token = backend.try_lock()
+    assert seen == [True] and token is not None
+    note = Path(backend.note).read_text()
+    os.unlink(backend.note)  # now as a bare TileStache's lock: no note
+    assert backend.try_lock() is None and not os.path.exists(backend.note)
+    Path(backend.note).write_text(note)
+    assert backend.try_lock() is None and Path(backend.note).read_text() == note
 
 
 def test_a_disk_locks_note_is_removed_when_its_dead_holders_lock_is_broken(disk: Any) -> None:

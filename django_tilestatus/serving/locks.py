@@ -21,11 +21,11 @@ safe) and does the waiting itself:
 - a holder's in-flight entry reaches the store up to 200 ms after it took the lock,
   so the lock also records its holder (``set_holder_identity``: host, PID namespace,
   PID, thread, time). Redis and Memcache: in the key's value, after TileStache's
-  ``locked.``; Disk: in a note beside the lock directory (``<lock>.holder``, naming
-  the directory's instance; the directory stays TileStache's empty one, which a bare
-  TileStache removes with ``os.rmdir``). When the in-flight entries name no dead
-  holder, the waiter asks the source to judge the holder the lock records
-  (``Recorded``), so a holder killed before its entry was written is found too.
+  ``locked.``; Disk: in a note beside the lock directory (``<lock>.holder``, written
+  just before the directory is made; the directory stays TileStache's empty one,
+  which a bare TileStache removes with ``os.rmdir``). When the in-flight entries
+  name no dead holder, the waiter asks the source to judge the holder the lock
+  records (``Recorded``), so a holder killed before its entry was written is found.
 
 A live holder's lock is never broken early, nor one whose holder is unknown (a bare
 TileStache process's ``locked.`` or note-less directory, an older version's lock).
@@ -202,15 +202,32 @@ class LockBackend:
 NOTE_SUFFIX = ".holder"
 #: Bytes of a note read at most (a note is one short line).
 NOTE_MOST = 4096
+#: Seconds after its note's time within which a lock directory is the note's: its holder
+#: writes the note just before ``mkdir``, so a directory made later is another's.
+NOTE_LEAD_MOST = 0.5
+#: Seconds the file system's coarse clock (a directory's change time) may lag the time.
+CLOCK_SLACK = 0.05
+
+
+def _made_at(token: str) -> float | None:
+    """The change time of a Disk lock's instance ``token`` (``inode:ctime_ns``)."""
+    _, _, ctime_ns = token.partition(":")
+    return int(ctime_ns) / 1e9 if ctime_ns.isdigit() else None
 
 
 class DiskLock(LockBackend):
     """``TileStache.Caches.Disk``: an empty directory beside the tile (``_lockpath``).
 
-    Its holder is recorded in a note beside it (``<lock>.holder``): one line naming the
-    directory's instance, then the holder (``_holder_text``), ending in a newline so a
-    note read while being written is seen as incomplete. Nothing goes inside the
-    directory: a bare TileStache removes it with ``os.rmdir``.
+    Nothing goes inside the directory (a bare TileStache removes it with ``os.rmdir``):
+    its holder is recorded in a note beside it (``<lock>.holder``), one line
+    (``_holder_text``) ending in a newline, so a note read while being written is seen
+    as incomplete. The holder writes the note *before* ``mkdir``, creating it only if
+    there is none (``O_EXCL``), so a holder killed the moment it has the directory has
+    named itself already; a note that was there (a holder's that died before its
+    ``mkdir``, or whose lock a bare TileStache forced) is overwritten once the
+    directory is made. A note is the directory's only if the directory was made
+    within ``NOTE_LEAD_MOST`` seconds after the note's time: a directory made by
+    anyone else later (a bare TileStache's) is not taken for the note's.
     """
 
     def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
@@ -220,23 +237,44 @@ class DiskLock(LockBackend):
         self.key = "disk:" + self.path
 
     def try_lock(self) -> str | None:
+        identity = _identity_now()
+        line = None if identity is None else f"{_holder_text(identity)}\n".encode()
         umask = self.cache.umask
         old = os.umask(umask)
         try:
-            os.makedirs(self.path, 0o777 & ~umask)
-            token = self.current() or "?"
-            self._write_note(token)
-        except FileExistsError:
-            return None
+            noted = line is not None and self._create_note(line, 0o777 & ~umask)
+            try:
+                os.makedirs(self.path, 0o777 & ~umask)
+            except FileExistsError:
+                if noted:
+                    self._drop_own_note()
+                return None
+            if line is not None and not noted:
+                self._overwrite_note(line)
         finally:
             os.umask(old)
-        return token
+        return self.current() or "?"
 
-    def _write_note(self, token: str) -> None:
-        identity = _identity_now()
-        if identity is None or token == "?":  # the note would name no one
-            return
-        line = f"{token} {_holder_text(identity)}\n".encode()
+    def _create_note(self, line: bytes, mode: int) -> bool:
+        """Write the note if there is none: whether this did."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            try:
+                fd = os.open(self.note, flags, 0o666)
+            except FileNotFoundError:  # a cold cache: the folders the lock goes in
+                os.makedirs(os.path.dirname(self.note), mode, exist_ok=True)
+                fd = os.open(self.note, flags, 0o666)
+        except OSError:  # there is one, or it cannot be made: the lock goes on without
+            return False
+        try:
+            os.write(fd, line)
+        except OSError:  # a note cut short is incomplete: it names no one
+            pass
+        finally:
+            os.close(fd)
+        return True
+
+    def _overwrite_note(self, line: bytes) -> None:
         with contextlib.suppress(OSError):  # the lock is held whether its note is written
             fd = os.open(self.note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             try:
@@ -244,8 +282,8 @@ class DiskLock(LockBackend):
             finally:
                 os.close(fd)
 
-    def _read_note(self) -> tuple[str, str] | None:
-        """``(directory instance, holder text)`` of a complete note, or None."""
+    def _read_note(self) -> str | None:
+        """The holder text of a complete note, or None."""
         try:
             with open(self.note, "rb") as note:
                 raw = note.read(NOTE_MOST)
@@ -254,26 +292,32 @@ class DiskLock(LockBackend):
         text = raw.decode("utf-8", "replace")
         if not text.endswith("\n") or text.count("\n") != 1:
             return None
-        token, _, holder = text[:-1].partition(" ")
-        return token, holder
+        return text[:-1]
 
-    def _drop_note(self, token: str) -> None:
-        """Remove the note if it belongs to the lock's instance ``token``."""
-        note = self._read_note()
-        if note is not None and note[0] == token:
-            with contextlib.suppress(OSError):
-                os.unlink(self.note)
+    def _unlink_note(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.note)
+
+    def _drop_own_note(self) -> None:
+        """Remove the note if this thread wrote it."""
+        text = self._read_note()
+        if text is not None and text.split(" ", 2)[:2] == [
+            str(os.getpid()),
+            str(threading.get_ident()),
+        ]:
+            self._unlink_note()
 
     def recorded(self, token: str) -> Recorded | None:
-        note = self._read_note()
-        if note is None or note[0] != token:  # another instance's note, or none
+        made_at, text = _made_at(token), self._read_note()
+        recorded = None if text is None else _parse_holder(token, text)
+        if recorded is None or made_at is None:
             return None
-        return _parse_holder(token, note[1])
+        if not recorded.taken - CLOCK_SLACK <= made_at <= recorded.taken + NOTE_LEAD_MOST:
+            return None  # a note of another instance of the lock
+        return recorded
 
     def releasing(self) -> None:
-        token = self.current()
-        if token is not None:
-            self._drop_note(token)
+        self._drop_own_note()
 
     def current(self) -> str | None:
         try:
@@ -285,7 +329,8 @@ class DiskLock(LockBackend):
     def break_if(self, token: str) -> bool:
         if self.current() != token:
             return False
-        self._drop_note(token)  # first: once the directory goes, the next holder writes one
+        if self.recorded(token) is not None:
+            self._unlink_note()  # first: once the directory goes, the next holder writes one
         try:
             os.rmdir(self.path)
         except OSError:
