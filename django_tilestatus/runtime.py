@@ -13,7 +13,7 @@ from collections.abc import Container, Sequence
 
 from . import conf, connection
 from .reading.liveness import DeathPolicy, pid_namespace
-from .reading.locks import Claim, HolderReader
+from .reading.locks import Claim, HolderReader, Recorded
 from .recording import inflight, recorder, termination
 from .recording.recorder import Recorder
 from .serving import locks
@@ -26,6 +26,7 @@ _lock = threading.Lock()
 _server: TileServer | None = None
 _store: StatusStore | None = None
 _holders: HolderReader | None = None
+_identity: locks.Identity | None = None
 
 
 def get_store() -> StatusStore:
@@ -81,36 +82,60 @@ def tile_labels(path: str) -> tuple[str, int]:
     return counting.tile_of(path, layer_names(), MAX_ZOOM)
 
 
-def lock_holders(layer: str, metatile: str) -> Sequence[Claim]:
-    """Who holds a metatile's cache lock, for a waiting request (``serving.locks``): read
-    from the in-flight entries, while recording is on. A holder on another host is dead
-    once silent past ``HIDE_AFTER``."""
+def _holder_reader() -> HolderReader:
     global _holders
-    if recorder.active() is None:
-        return ()
     holders = _holders
     if holders is None:
         config = conf.get_config()
         policy = DeathPolicy(config.host, config.hide_after, namespace=pid_namespace())
         holders = _holders = HolderReader(get_store, policy)
-    return holders(layer, metatile)
+    return holders
+
+
+def lock_holders(layer: str, metatile: str) -> Sequence[Claim]:
+    """Who holds a metatile's cache lock, for a waiting request (``serving.locks``): read
+    from the in-flight entries, while recording is on. A holder on another host is dead
+    once silent past ``HIDE_AFTER``."""
+    if recorder.active() is None:
+        return ()
+    return _holder_reader()(layer, metatile)
+
+
+def judge_lock_record(recorded: Recorded) -> Claim | None:
+    """The claim of the holder a lock records of itself, dead or not, while recording is
+    on (``serving.locks``: for a holder whose in-flight entry was never written)."""
+    if recorder.active() is None:
+        return None
+    return _holder_reader().judge(recorded)
+
+
+def lock_identity() -> locks.Identity:
+    """This process as the locks it takes record it: the ``HOST`` it records under and
+    its PID namespace."""
+    global _identity
+    identity = _identity
+    if identity is None:
+        identity = _identity = locks.Identity(conf.get_config().host, pid_namespace())
+    return identity
 
 
 def install() -> None:
     """Record with recorders made from the settings (called when the app is ready), say
     ``Destroyed`` when told to stop (SIGTERM), show waits for TileStache's global
     Mapnik lock as a phase of the request waiting, and let waiters for a metatile's
-    cache lock learn its holder (to break a dead holder's lock)."""
+    cache lock learn its holder (to break a dead holder's lock), from the in-flight
+    entries and from what the lock records of the process that took it."""
     recorder.install_factory(make_recorder)
     termination.install()
     set_mapnik_lock_observer(inflight.MapnikLockPhases())
-    locks.set_holder_source(lock_holders)
+    locks.set_holder_source(lock_holders, judge_lock_record)
+    locks.set_holder_identity(lock_identity)
 
 
 def reset() -> None:
     """Forget everything built from the settings; the next use builds it anew."""
-    global _server, _store, _holders
+    global _server, _store, _holders, _identity
     recorder.discard_recorder(flush=False)
     connection.reset()
-    _server = _store = _holders = None
+    _server = _store = _holders = _identity = None
     conf.reset()

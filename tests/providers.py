@@ -102,16 +102,36 @@ class Abort:
 
 class HangWhileFile:
     """Draws after ``seconds``, or for as long as the file ``path`` exists (at most a minute):
-    a render a test holds up, then lets go of."""
+    a render a test holds up, then lets go of.
 
-    def __init__(self, layer: Any, path: str, seconds: float = 0.1):
+    When the file ``die`` exists as a render begins (the metatile's lock just taken), one
+    process takes it (renamed to ``<die>.pid``, holding its PID) and SIGKILLs itself: a
+    holder killed before its recorder could write anything of the lock."""
+
+    def __init__(self, layer: Any, path: str, seconds: float = 0.1, die: str | None = None):
         self.layer = layer
         self.path = path
         self.seconds = float(seconds)
+        self.die = die
+
+    def _die_if_told(self) -> None:
+        import os
+        import signal
+
+        if not self.die:
+            return
+        try:
+            os.rename(self.die, self.die + ".pid")
+        except FileNotFoundError:
+            return
+        with open(self.die + ".pid", "w", encoding="utf-8") as pid:
+            pid.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _draw(self, width: int, height: int) -> Image.Image:
         import os
 
+        self._die_if_told()
         deadline = time.monotonic() + 60
         while os.path.exists(self.path) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import types
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from django_tilestatus.reading.liveness import DeathPolicy
-from django_tilestatus.reading.locks import Claim, HolderReader, LockIndex
+from django_tilestatus import conf
+from django_tilestatus.reading.liveness import DeathPolicy, pid_namespace
+from django_tilestatus.reading.locks import Claim, HolderReader, LockIndex, recorded_claim
 from django_tilestatus.reading.metrics import exposition
 from django_tilestatus.reading.report import Report, ReportSettings, build_report
 from django_tilestatus.recording import inflight, vocabulary
@@ -28,7 +31,8 @@ from django_tilestatus.statistics.schema import LocksBroken, StatTotals
 from django_tilestatus.storage.interface import ProcessLog, Snapshot
 from django_tilestatus.tilestache import import_tilestache
 
-from .support.real_redis import delete_prefixed, real_redis_client
+from .support import ROOT, wait_until
+from .support.real_redis import REAL_REDIS_URL, delete_prefixed, new_prefix, real_redis_client
 
 NOW = 1_700_000_000.0
 
@@ -53,9 +57,14 @@ def disk(tmp_path: Path) -> Any:
 
 @pytest.fixture(autouse=True)
 def _no_holder_source() -> Iterator[None]:
+    """No holder source, judge or identity unless the test sets them; the app's own
+    wiring is put back afterwards."""
+    wired = locks._holder_source, locks._record_judge, locks._identity
     locks.set_holder_source(None)
+    locks.set_holder_identity(None)
     yield
-    locks.set_holder_source(None)
+    locks.set_holder_source(*wired[:2])
+    locks.set_holder_identity(wired[2])
 
 
 def _hold(cache: Any, layer: Layer) -> tuple[threading.Event, threading.Event]:
@@ -230,13 +239,22 @@ class FakeMemcacheClient:
         pass
 
 
-def test_memcache_locks_use_tilestaches_key_add_and_expiry(monkeypatch: Any) -> None:
+@pytest.fixture
+def memcache(monkeypatch: Any) -> Iterator[Any]:
+    """A ``TileStache.Memcache.Cache`` on ``FakeMemcacheClient`` (no memcached needed)."""
     module = types.ModuleType("TileStache.Memcache")
     module.Client = FakeMemcacheClient  # type: ignore[attr-defined]
-    monkeypatch.setitem(__import__("sys").modules, "TileStache.Memcache", module)
+    monkeypatch.setitem(sys.modules, "TileStache.Memcache", module)
     cache_class = type("Cache", (), {"__module__": "TileStache.Memcache"})
     cache = cache_class()
     cache.servers, cache.revision, cache.key_prefix = ["127.0.0.1:11211"], 0, "p"
+    FakeMemcacheClient.values.clear()
+    yield cache
+    FakeMemcacheClient.values.clear()
+
+
+def test_memcache_locks_use_tilestaches_key_add_and_expiry(memcache: Any) -> None:
+    cache = memcache
     backend = locks.backend_for(cache, Layer(), COORD, "png")
     assert isinstance(backend, locks.MemcacheLock)
     assert backend.name == "p/0/world/10/8/4.png-lock"
@@ -401,3 +419,341 @@ def test_the_process_reads_holders_only_while_it_records(settings: Any) -> None:
     assert list(runtime.lock_holders("world", "10/8/4")) == []  # recording, nobody holds it
     settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
     assert runtime.lock_holders("world", "10/8/4") == ()
+
+
+# -- the holder a lock records of itself ---------------------------------------------
+
+#: The host and PID namespace the holders of these tests record.
+HOST = "here"
+NAMESPACE = pid_namespace()
+
+#: A process that takes the metatile's lock as the app does and dies without releasing
+#: it or writing anything else (``os._exit``), as a holder SIGKILLed right after taking
+#: the lock, before its in-flight entry was sent. It prints its PID and the lock's token.
+TAKE_AND_DIE = """
+import json, os, sys, types
+from django_tilestatus.serving import locks
+job = json.loads(sys.argv[1])
+locks.set_holder_identity(lambda: locks.Identity(job["host"], job["namespace"]))
+layer = types.SimpleNamespace(name=lambda: "world", stale_lock_timeout=15)
+coord = types.SimpleNamespace(zoom=10, column=8, row=4)
+if job["kind"] == "disk":
+    cache = types.SimpleNamespace(_lockpath=lambda *args: job["path"], umask=0o022)
+    backend = locks.DiskLock(cache, layer, coord, "png")
+elif job["kind"] == "redis":
+    import redis
+    conn = redis.Redis.from_url(job["url"])
+    backend = locks.RedisLock(types.SimpleNamespace(conn=conn, key_prefix=job["prefix"]),
+                              layer, coord, "png")
+else:
+    class Client:  # takes any add: the test plants the value in its own stand-in
+        def __init__(self, servers): pass
+        def add(self, key, value, expiry): return True
+        def disconnect_all(self): pass
+    sys.modules["TileStache.Memcache"] = types.SimpleNamespace(Client=Client)
+    cache = type("Cache", (), {"__module__": "TileStache.Memcache"})()
+    cache.servers, cache.revision, cache.key_prefix = [], 0, "p"
+    backend = locks.MemcacheLock(cache, layer, coord, "png")
+print(json.dumps({"pid": os.getpid(), "token": backend.try_lock()}), flush=True)
+os._exit(0)
+"""
+
+
+class Metatile:
+    """The metatile's lock in one cache kind, as this process takes it, as another
+    process that died took it, and as a bare TileStache takes it."""
+
+    def __init__(self, kind: str, backend: locks.LockBackend, job: dict[str, Any]):
+        self.kind, self.backend, self.job = kind, backend, job
+
+    def taken_by_a_process_that_died(self, host: str = HOST) -> tuple[int, str]:
+        """The dead holder's PID and the lock's token."""
+        job = {**self.job, "kind": self.kind, "host": host, "namespace": NAMESPACE}
+        child = subprocess.run(
+            [sys.executable, "-c", TAKE_AND_DIE, json.dumps(job)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        taken = json.loads(child.stdout)
+        if self.kind == "memcache":
+            FakeMemcacheClient.values[self.backend.name] = taken["token"]  # type: ignore[attr-defined]
+        assert self.backend.current() == taken["token"]
+        return taken["pid"], taken["token"]
+
+    def taken_by_bare_tilestache(self) -> None:
+        """Taken as TileStache's own ``lock()`` takes it: a directory with no note, or
+        the value ``locked.``."""
+        backend = self.backend
+        if isinstance(backend, locks.DiskLock):
+            os.makedirs(backend.path)
+        elif isinstance(backend, locks.RedisLock):
+            assert backend.conn.setnx(backend.name, locks.LOCKED)
+        else:
+            FakeMemcacheClient.values[backend.name] = locks.LOCKED  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["disk", pytest.param("redis", marks=pytest.mark.redis), "memcache"])
+def metatile(request: pytest.FixtureRequest) -> Metatile:
+    layer = Layer()
+    if request.param == "disk":
+        backend = locks.backend_for(request.getfixturevalue("disk"), layer, COORD, "png")
+        assert isinstance(backend, locks.DiskLock)
+        return Metatile("disk", backend, {"path": backend.path})
+    if request.param == "redis":
+        client, prefix = request.getfixturevalue("real_redis"), new_prefix()
+        request.addfinalizer(lambda: delete_prefixed(client, prefix))
+        cache = types.SimpleNamespace(conn=client, key_prefix=f"{prefix}:cache")
+        job = {"url": REAL_REDIS_URL, "prefix": cache.key_prefix}
+        return Metatile("redis", locks.RedisLock(cache, layer, COORD, "png"), job)
+    backend = locks.backend_for(request.getfixturevalue("memcache"), layer, COORD, "png")
+    assert isinstance(backend, locks.MemcacheLock)
+    return Metatile("memcache", backend, {})
+
+
+def _judge_by_the_death_policy() -> None:
+    """Wire waiters to a holder reader on a store that knows no process and no in-flight
+    entry, judging by the real ``DeathPolicy`` of this host."""
+
+    class Store:
+        def snapshot(self, now: float, *, recent: int) -> Snapshot:
+            return Snapshot(now, [])
+
+        def namespaces(self, wanted: Any) -> dict[tuple[str, int], int]:
+            return {}
+
+    policy = DeathPolicy(HOST, 600, namespace=NAMESPACE)
+    reader = HolderReader(lambda: Store(), policy)  # type: ignore[arg-type, return-value]
+    locks.set_holder_source(reader, reader.judge)
+
+
+def test_a_lock_records_its_holders_host_namespace_and_pid(metatile: Metatile) -> None:
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    before = time.time()
+    token = metatile.backend.try_lock()
+    assert token is not None
+    recorded = metatile.backend.recorded(token)
+    assert recorded is not None
+    assert (recorded.token, recorded.host, recorded.namespace, recorded.pid) == (
+        token,
+        HOST,
+        NAMESPACE,
+        os.getpid(),
+    )
+    assert before - 0.001 <= recorded.taken <= time.time() + 0.001  # to the microsecond
+    if metatile.kind != "disk":
+        assert token.startswith("locked. ")  # TileStache never reads the value
+
+
+def test_without_an_identity_a_lock_records_no_holder(metatile: Metatile) -> None:
+    token = metatile.backend.try_lock()
+    assert token is not None and metatile.backend.recorded(token) is None
+
+
+def test_the_disk_lock_stays_an_empty_directory_its_note_beside_it(disk: Any) -> None:
+    locks.set_holder_identity(lambda: locks.Identity("a host with spaces", None))
+    cache, layer = InstrumentedCache(disk), Layer()
+    cache.lock(layer, COORD, "png")
+    backend = locks.backend_for(disk, layer, COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    assert os.listdir(backend.path) == []  # a bare TileStache's os.rmdir still works
+    assert backend.note == backend.path + ".holder"
+    token = backend.current()
+    assert token is not None
+    note = Path(backend.note).read_text()
+    assert note.startswith(f"{os.getpid()} {threading.get_ident()} ")
+    assert note.endswith(" - a host with spaces\n")
+    recorded = backend.recorded(token)
+    assert recorded is not None and recorded.host == "a host with spaces"
+    assert recorded.namespace is None
+    cache.unlock(layer, COORD, "png")
+    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+
+
+def test_a_holder_killed_before_its_entry_was_written_has_its_lock_broken_at_once(
+    metatile: Metatile,
+) -> None:
+    """No in-flight entry names the holder, and the registry does not know its process:
+    the lock's own record does, and liveness finds the PID gone. Broken at the first look,
+    well before the layer's stale lock timeout (15 s) would force it."""
+    pid, dead_token = metatile.taken_by_a_process_that_died()
+    _judge_by_the_death_policy()
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    acquired = locks.acquire(metatile.backend, "world", "10/8/4", 15)
+    assert [(claim.host, claim.pid, claim.dead) for claim in acquired.broken] == [(HOST, pid, True)]
+    assert acquired.token != dead_token
+    ours = metatile.backend.recorded(acquired.token)
+    assert ours is not None and ours.pid == os.getpid()
+
+
+def test_a_live_holders_recorded_lock_is_never_broken(metatile: Metatile) -> None:
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    token = metatile.backend.try_lock()
+    assert token is not None
+    _judge_by_the_death_policy()
+    assert locks._break_dead(metatile.backend, "world", "10/8/4") is None
+    assert metatile.backend.current() == token
+
+
+def test_a_bare_tilestache_lock_is_never_broken_early(metatile: Metatile) -> None:
+    metatile.taken_by_bare_tilestache()
+    _judge_by_the_death_policy()
+    token = metatile.backend.current()
+    assert token is not None and metatile.backend.recorded(token) is None
+    assert locks._break_dead(metatile.backend, "world", "10/8/4") is None
+    assert metatile.backend.current() == token
+
+
+def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(
+    disk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead holder's note, then its lock forced by a bare TileStache (``os.rmdir`` and
+    ``os.makedirs`` past the stale timeout): the directory was made too long after the
+    note to be its holder's, so the live bare holder's lock is not broken."""
+    monkeypatch.setattr(locks, "NOTE_LEAD_MOST", 0.1)  # not to wait a stale timeout
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    metatile = Metatile("disk", backend, {"path": backend.path})
+    _, dead_token = metatile.taken_by_a_process_that_died()
+    dead = backend.recorded(dead_token)
+    assert dead is not None
+    wait_until(lambda: time.time() > dead.taken + 0.2, 5)
+    os.rmdir(backend.path)
+    os.makedirs(backend.path)
+    token = backend.current()
+    assert token is not None and token != dead_token and os.path.exists(backend.note)
+    _judge_by_the_death_policy()
+    assert backend.recorded(token) is None
+    assert locks._break_dead(backend, "world", "10/8/4") is None
+    assert backend.current() == token
+    os.rmdir(backend.path)  # the bare holder's unlock; the next lock overwrites the note
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    ours = backend.try_lock()
+    assert ours is not None
+    recorded = backend.recorded(ours)
+    assert recorded is not None and recorded.pid == os.getpid()
+
+
+def test_a_disk_lock_is_named_before_its_directory_is_made(disk: Any) -> None:
+    """A holder killed the moment ``mkdir`` returns has named itself already; a holder
+    that finds the lock taken leaves the holder's note alone and removes its own."""
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    seen: list[bool] = []
+    makedirs = os.makedirs
+
+    def note_is_there(path: str, *args: Any, **kwargs: Any) -> None:
+        if path == backend.path:
+            seen.append(os.path.exists(backend.note))
+        makedirs(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(locks.os, "makedirs", note_is_there)
+        token = backend.try_lock()
+    assert seen == [True] and token is not None
+    note = Path(backend.note).read_text()
+    os.unlink(backend.note)  # now as a bare TileStache's lock: no note
+    assert backend.try_lock() is None and not os.path.exists(backend.note)
+    Path(backend.note).write_text(note)
+    assert backend.try_lock() is None and Path(backend.note).read_text() == note
+
+
+def test_a_disk_locks_note_is_removed_when_its_dead_holders_lock_is_broken(disk: Any) -> None:
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    _, token = Metatile("disk", backend, {"path": backend.path}).taken_by_a_process_that_died()
+    assert os.path.exists(backend.note)
+    assert backend.break_if(token)
+    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a lock records of its holder (``serving.locks.Recorded``)."""
+
+    token: str = "locked. 4321 1 1699999000.000000 7 here"
+    host: str = HOST
+    namespace: int | None = 7
+    pid: int = 4321
+    taken: float = NOW - 1000
+
+
+def test_a_recorded_holder_is_judged_by_the_one_dead_process_rule() -> None:
+    asked: list[tuple[int, float]] = []
+
+    def gone(pid: int, last_event: float) -> str:
+        asked.append((pid, last_event))
+        return "no longer running"
+
+    policy = DeathPolicy(HOST, 600, why_dead_here=gone, namespace=7)
+    silent = {("here", 4321): NOW - 700, ("vm", 4321): NOW - 700}
+    # This host and PID namespace (or an unknown one): liveness, since it took the lock.
+    claim = recorded_claim(Record(), policy, {}, NOW)
+    assert claim == Claim(HOST, 4321, Record.token, dead=True) and asked == [(4321, NOW - 1000)]
+    assert recorded_claim(Record(namespace=None), policy, {}, NOW) == claim
+    running = replace(policy, why_dead_here=lambda pid, last_event: None)
+    assert recorded_claim(Record(), running, silent, NOW + 9999) == replace(claim, dead=False)
+    # Another PID namespace of this host, or another host: the registry's silence.
+    for record in (Record(namespace=8), Record(host="vm")):
+        assert recorded_claim(record, policy, {}, NOW) is None  # not registered: not judged
+        judged = recorded_claim(record, policy, silent, NOW)
+        assert judged is not None and judged.dead
+        recently = recorded_claim(record, policy, {(record.host, 4321): NOW - 10}, NOW)
+        assert recently is not None and not recently.dead
+        # Silent since its last event, but it took the lock since then.
+        taken_lately = recorded_claim(replace(record, taken=NOW - 5), policy, silent, NOW)
+        assert taken_lately is not None and not taken_lately.dead
+    assert len(asked) == 2  # the others were never judged by this process table
+
+
+def test_a_lock_recorded_by_a_reused_pid_is_taken_for_dead() -> None:
+    """The holder's PID runs, but a process started after the lock was taken: this one,
+    judged by real liveness."""
+    policy = DeathPolicy(HOST, 600, namespace=7)
+    ages_ago = recorded_claim(
+        Record(pid=os.getpid(), taken=NOW - 10 * 365 * 86400), policy, {}, NOW
+    )
+    assert ages_ago is not None and ages_ago.dead
+    now = time.time()
+    just_now = recorded_claim(Record(pid=os.getpid(), taken=now), policy, {}, now)
+    assert just_now is not None and not just_now.dead
+
+
+def test_breaking_a_lock_known_from_its_record_is_recorded_and_counted(disk: Any) -> None:
+    """Through the app's own wiring (``runtime.install``): the identity is the ``HOST`` the
+    process records under, the judge the recording process's holder reader."""
+    from django_tilestatus import runtime
+    from django_tilestatus.recording.recorder import active
+
+    runtime.install()
+    recorder = active()
+    assert recorder is not None
+    identity = runtime.lock_identity()
+    assert identity == locks.Identity(conf.get_config().host, NAMESPACE)
+    cache, layer = InstrumentedCache(disk), Layer()
+    backend = locks.backend_for(disk, layer, COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    holder = Metatile("disk", backend, {"path": backend.path})
+    pid, _ = holder.taken_by_a_process_that_died(identity.host)
+    request = inflight.begin("/world/10/8/4.png", time.time())
+    try:
+        cache.lock(layer, COORD, "png")
+        assert request.locks_broken == 1 and request.locked
+        cache.unlock(layer, COORD, "png")
+    finally:
+        inflight.end(request)
+    messages = [message for _, message in map(_event, list(recorder._queue))]
+    assert f"Broke the lock of metatile world 10/8/4 held by dead PID {pid}" in messages
+    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+
+
+def test_the_lock_identity_follows_the_settings(settings: Any) -> None:
+    from django_tilestatus import runtime
+
+    settings.TILESTATUS = {**settings.TILESTATUS, "HOST": "tiles-1"}
+    assert runtime.lock_identity() == locks.Identity("tiles-1", NAMESPACE)
+    settings.TILESTATUS = {**settings.TILESTATUS, "ENABLED": False}
+    assert runtime.judge_lock_record(locks.Recorded("t", "tiles-1", None, 1, NOW)) is None

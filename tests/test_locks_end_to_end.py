@@ -6,8 +6,9 @@ HangWhileFile``, which also hangs for as long as a file exists): 16 concurrent r
 of one metatile all wait for the one render, and are released as soon as it ends
 (TileStache's own wait polls every 200 ms). A holder SIGKILLed mid-render leaves its
 lock behind: the next waiter breaks it within a second, where bare TileStache waits out
-the layer's ``stale lock timeout`` (15 s). Assertions are in orders of magnitude, so a
-loaded machine does not fail them.
+the layer's ``stale lock timeout`` (15 s); so does a holder killed the moment it took
+the lock, before its in-flight entry was written (the lock records its holder).
+Assertions are in orders of magnitude, so a loaded machine does not fail them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ METATILE = [f"/slow/5/{x}/{y}.png" for x in range(4) for y in range(4)]
 def write_config(directory: Path, hold: Path, cache: dict[str, Any] | None = None) -> Path:
     provider = {
         "class": "tests.providers:HangWhileFile",
-        "kwargs": {"path": str(hold), "seconds": RENDER},
+        "kwargs": {"path": str(hold), "seconds": RENDER, "die": str(directory / "die")},
     }
     config = {
         "cache": cache or {"name": "Disk", "path": str(directory / "tiles"), "umask": "0022"},
@@ -214,3 +215,49 @@ def test_the_redis_cache_lock_across_two_servers(
     second = serve("gthread", cache, "-d")
     elapsed = kill_holder_and_time_the_next(tmp_path, first.base, second.base)
     assert elapsed < RENDER + 4, elapsed
+
+
+def kill_holder_as_it_locks_and_time_the_next(
+    tmp_path: Path, holder_base: str, waiter_base: str
+) -> float:
+    """A request's worker SIGKILLs itself the moment it holds the metatile's lock (its
+    in-flight entry never says so): seconds until another tile of the metatile is
+    answered, once the broken lock was recorded with the dead PID."""
+    die = tmp_path / "die"
+    die.touch()
+    assert get(holder_base, METATILE[0], 60) == 0  # the connection broke with the worker
+    pid = int((tmp_path / "die.pid").read_text())
+    start = time.monotonic()
+    assert get(waiter_base, METATILE[1], 60) == 200
+    elapsed = time.monotonic() - start
+    print(f"after a holder killed as it locked, a tile of its metatile in {elapsed:.3f} s")
+    message = f"Broke the lock of metatile slow 5/0/0 held by dead PID {pid}"
+    wait_for(
+        lambda data: any(line["message"] == message for line in data["messages"]),
+        10,
+        "the broken lock was not recorded",
+    )
+    return elapsed
+
+
+def test_a_holder_killed_as_it_takes_the_lock_has_it_broken_at_once(
+    serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = serve("sync")
+    elapsed = kill_holder_as_it_locks_and_time_the_next(tmp_path, server.base, server.base)
+    # The layer's stale lock timeout (15 s) would have forced it; here the first look at
+    # the holder (50 ms) and a render (1 s).
+    assert elapsed < 10, elapsed
+    wait_for(lambda data: slow_figures(data, "locks_broken"), 10, "no broken lock counted")
+
+
+def test_a_holder_killed_as_it_takes_the_redis_cache_lock_has_it_broken_at_once(
+    serve: Callable[..., Any], tmp_path: Path, use_real_redis: str
+) -> None:
+    """Two servers sharing TileStache's Redis cache: the lock's value names the holder."""
+    cache = {"name": "Redis", "host": "127.0.0.1", "port": 6379, "db": 15}
+    cache["key prefix"] = f"{use_real_redis}:cache"
+    first = serve("gthread", cache, "-a")
+    second = serve("gthread", cache, "-b")
+    elapsed = kill_holder_as_it_locks_and_time_the_next(tmp_path, first.base, second.base)
+    assert elapsed < 10, elapsed

@@ -11,11 +11,13 @@ cluster's, so the holder of a lock is found whatever host it runs on:
 - for a waiting request, ``HolderReader`` answers ``serving.locks``'s question
   "who holds this lock, and is that process dead?" with ``Claim``s, reading the
   store at most every ``EVERY`` seconds per process, and only while some
-  request waits.
+  request waits; and judges the holder a lock records of itself (``judge``), for
+  a holder whose in-flight entry was never written (killed within 200 ms of
+  taking the lock).
 
 A holder is dead by the page's one rule (``liveness.DeathPolicy``): on this host
-its PID no longer runs (or was reused); on another host it has been silent past
-``HIDE_AFTER``.
+(and PID namespace) its PID no longer runs (or was reused); on another host it has
+been silent past ``HIDE_AFTER``.
 
 Core module: imports the standard library, ``recording`` (``inflight``,
 ``vocabulary``), ``storage.interface`` and ``reading.liveness`` only.
@@ -27,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..recording import inflight
 from ..recording.inflight import Entry
@@ -241,9 +243,46 @@ def claims(found: dict[str, list[_Holding]], lock: str) -> list[Claim]:
     ]
 
 
+class Recorded(Protocol):
+    """The holder a lock records of itself (``serving.locks.Recorded``)."""
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def namespace(self) -> int | None: ...
+    @property
+    def pid(self) -> int: ...
+    #: Unix time it took the lock.
+    @property
+    def taken(self) -> float: ...
+
+
+def recorded_claim(
+    recorded: Recorded, policy: DeathPolicy, seen: dict[tuple[str, int], float], now: float
+) -> Claim | None:
+    """The claim of the holder a lock records, judged by ``policy``: where liveness sees
+    it (this host, this or an unknown PID namespace), by its PID since it took the lock
+    (a process started later reuses the PID); elsewhere by its silence in the registry
+    since then. None where it cannot be judged (another host's process the registry
+    does not hold: never taken for dead)."""
+    process = (recorded.host, recorded.pid)
+    if recorded.namespace is not None:
+        policy = policy.with_namespaces({**policy.namespaces, process: recorded.namespace})
+    if policy.judged_here(*process):
+        last_event = recorded.taken
+    elif process in seen:
+        last_event = max(seen[process], recorded.taken)
+    else:
+        return None
+    dead = policy.why_dead(*process, last_event, now) is not None
+    return Claim(recorded.host, recorded.pid, recorded.token, dead)
+
+
 class HolderReader:
-    """``serving.locks``'s holder source: one store read per ``EVERY`` seconds, shared by
-    the process's waiting requests."""
+    """``serving.locks``'s holder source and judge: one store read per ``EVERY`` seconds,
+    shared by the process's waiting requests."""
 
     def __init__(
         self,
@@ -256,16 +295,19 @@ class HolderReader:
         self._lock = threading.Lock()
         self._read_at = float("-inf")
         self._holdings: dict[str, list[_Holding]] = {}
+        self._seen: dict[tuple[str, int], float] = {}
 
-    def _current(self) -> dict[str, list[_Holding]]:
+    def _current(self) -> tuple[dict[str, list[_Holding]], dict[tuple[str, int], float]]:
+        """The holdings and each registered process's last event, as last read."""
         with self._lock:
             now = self.clock()
             if now - self._read_at >= self.every:
                 store = self.store()
                 snapshot = store.snapshot(now, recent=0)
                 self._holdings = holdings(snapshot, self._policy(store, snapshot))
+                self._seen = _last_seen(snapshot)
                 self._read_at = now
-            return self._holdings
+            return self._holdings, self._seen
 
     def _policy(self, store: StatusStore, snapshot: Snapshot) -> DeathPolicy:
         """The policy with the PID namespaces of this host's holders: a holder of this
@@ -278,4 +320,9 @@ class HolderReader:
         return policy.with_namespaces(store.namespaces(here)) if here else policy
 
     def __call__(self, layer: str, metatile: str) -> Sequence[Claim]:
-        return claims(self._current(), f"{layer} {metatile}")
+        return claims(self._current()[0], f"{layer} {metatile}")
+
+    def judge(self, recorded: Recorded) -> Claim | None:
+        """The claim of the holder a lock records (``recorded_claim``)."""
+        _, seen = self._current()
+        return recorded_claim(recorded, self.policy, seen, self.clock())

@@ -17,8 +17,18 @@ safe) and does the waiting itself:
   the lock (``set_holder_source``: the in-flight entries in the status store, read
   by ``reading.locks``). When the lock as it stands is the very instance a dead
   process took (``Claim.token`` equals the backend's ``current()``), it is broken
-  at once. A live holder's lock is never broken early, nor one whose holder is
-  unknown (a bare TileStache process, or a holder not yet written).
+  at once;
+- a holder's in-flight entry reaches the store up to 200 ms after it took the lock,
+  so the lock also records its holder (``set_holder_identity``: host, PID namespace,
+  PID, thread, time). Redis and Memcache: in the key's value, after TileStache's
+  ``locked.``; Disk: in a note beside the lock directory (``<lock>.holder``, written
+  just before the directory is made; the directory stays TileStache's empty one,
+  which a bare TileStache removes with ``os.rmdir``). When the in-flight entries
+  name no dead holder, the waiter asks the source to judge the holder the lock
+  records (``Recorded``), so a holder killed before its entry was written is found.
+
+A live holder's lock is never broken early, nor one whose holder is unknown (a bare
+TileStache process's ``locked.`` or note-less directory, an older version's lock).
 
 Caches of other kinds, and subclasses (which may lock their own way), keep
 TileStache's own ``lock()``.
@@ -73,20 +83,86 @@ class Claim(Protocol):
     def dead(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Identity:
+    """This process as the locks it takes record it (``set_holder_identity``)."""
+
+    #: The host name it records statuses under (the ``HOST`` setting).
+    host: str
+    #: Its PID namespace (``reading.liveness.pid_namespace``); None where unknown.
+    namespace: int | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The holder a lock records of itself: who took the lock as it stands."""
+
+    #: The lock's instance (``LockBackend.current()``) the record belongs to.
+    token: str
+    host: str
+    namespace: int | None
+    pid: int
+    #: Unix time it took the lock (for liveness: a process started later reuses the PID).
+    taken: float
+
+
 #: ``holders(layer, "z/x/y")``: the claims on a metatile's lock (``reading.locks``).
 HolderSource = Callable[[str, str], Sequence[Claim]]
+#: ``judge(recorded)``: the claim of the holder a lock records, dead or not, or None
+#: where it cannot be judged (``reading.locks``).
+RecordJudge = Callable[[Recorded], Claim | None]
+#: ``identity()``: this process's identity for the locks it takes, or None.
+IdentitySource = Callable[[], Identity | None]
 
 _holder_source: HolderSource | None = None
+_record_judge: RecordJudge | None = None
+_identity: IdentitySource | None = None
 
 
-def set_holder_source(source: HolderSource | None) -> None:
-    """Where waiters learn who holds a lock (None: dead holders wait out the timeout)."""
-    global _holder_source
-    _holder_source = source
+def set_holder_source(source: HolderSource | None, judge: RecordJudge | None = None) -> None:
+    """Where waiters learn who holds a lock (None: dead holders wait out the timeout),
+    and who judges the holder a lock records (None: only in-flight entries count)."""
+    global _holder_source, _record_judge
+    _holder_source, _record_judge = source, judge
 
 
-def _unique() -> str:
-    return f"{os.getpid()} {threading.get_ident()} {time.time():.6f}"
+def set_holder_identity(identity: IdentitySource | None) -> None:
+    """Who this process's locks say took them (None: they record no holder)."""
+    global _identity
+    _identity = identity
+
+
+def _identity_now() -> Identity | None:
+    source = _identity
+    try:
+        return None if source is None else source()
+    except Exception:  # noqa: BLE001 - a lock is never refused for want of a name
+        return None
+
+
+def _holder_text(identity: Identity | None) -> str:
+    """What a lock taken now records of its holder: ``<pid> <thread> <time>`` (unique),
+    then ``<namespace or -> <host>`` when the identity is known (the host last, as it
+    may hold spaces)."""
+    unique = f"{os.getpid()} {threading.get_ident()} {time.time():.6f}"
+    if identity is None:
+        return unique
+    namespace = "-" if identity.namespace is None else str(identity.namespace)
+    return f"{unique} {namespace} {identity.host}"
+
+
+def _parse_holder(token: str, text: str) -> Recorded | None:
+    """The holder ``text`` (``_holder_text``) records, or None without an identity."""
+    parts = text.split(" ", 4)
+    if len(parts) != 5 or not parts[4]:
+        return None
+    pid, _, taken, namespace, host = parts
+    try:
+        return Recorded(
+            token, host, None if namespace == "-" else int(namespace), int(pid), float(taken)
+        )
+    except ValueError:
+        return None
 
 
 class LockBackend:
@@ -103,6 +179,16 @@ class LockBackend:
         """The token of the lock as it stands, or None when it is free."""
         raise NotImplementedError
 
+    def recorded(self, token: str) -> Recorded | None:
+        """The holder the lock's instance ``token`` records, or None where it records
+        none (a bare TileStache's lock, an older version's)."""
+        if not token.startswith(LOCKED + " "):
+            return None
+        return _parse_holder(token, token[len(LOCKED) + 1 :])
+
+    def releasing(self) -> None:
+        """The lock's holder in this process is about to release it."""
+
     def break_if(self, token: str) -> bool:
         """Remove the lock if it is still the instance ``token``."""
         raise NotImplementedError
@@ -112,24 +198,126 @@ class LockBackend:
         raise NotImplementedError
 
 
+#: What a Disk lock's note adds to the lock directory's path.
+NOTE_SUFFIX = ".holder"
+#: Bytes of a note read at most (a note is one short line).
+NOTE_MOST = 4096
+#: Seconds after its note's time within which a lock directory is the note's: its holder
+#: writes the note just before ``mkdir``, so a directory made later is another's.
+NOTE_LEAD_MOST = 0.5
+#: Seconds the file system's coarse clock (a directory's change time) may lag the time.
+CLOCK_SLACK = 0.05
+
+
+def _made_at(token: str) -> float | None:
+    """The change time of a Disk lock's instance ``token`` (``inode:ctime_ns``)."""
+    _, _, ctime_ns = token.partition(":")
+    return int(ctime_ns) / 1e9 if ctime_ns.isdigit() else None
+
+
 class DiskLock(LockBackend):
-    """``TileStache.Caches.Disk``: an empty directory beside the tile (``_lockpath``)."""
+    """``TileStache.Caches.Disk``: an empty directory beside the tile (``_lockpath``).
+
+    Nothing goes inside the directory (a bare TileStache removes it with ``os.rmdir``):
+    its holder is recorded in a note beside it (``<lock>.holder``), one line
+    (``_holder_text``) ending in a newline, so a note read while being written is seen
+    as incomplete. The holder writes the note *before* ``mkdir``, creating it only if
+    there is none (``O_EXCL``), so a holder killed the moment it has the directory has
+    named itself already; a note that was there (a holder's that died before its
+    ``mkdir``, or whose lock a bare TileStache forced) is overwritten once the
+    directory is made. A note is the directory's only if the directory was made
+    within ``NOTE_LEAD_MOST`` seconds after the note's time: a directory made by
+    anyone else later (a bare TileStache's) is not taken for the note's.
+    """
 
     def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
         self.cache = cache
         self.path = cache._lockpath(layer, coord, format)
+        self.note = self.path + NOTE_SUFFIX
         self.key = "disk:" + self.path
 
     def try_lock(self) -> str | None:
+        identity = _identity_now()
+        line = None if identity is None else f"{_holder_text(identity)}\n".encode()
         umask = self.cache.umask
         old = os.umask(umask)
         try:
-            os.makedirs(self.path, 0o777 & ~umask)
-        except FileExistsError:
-            return None
+            noted = line is not None and self._create_note(line, 0o777 & ~umask)
+            try:
+                os.makedirs(self.path, 0o777 & ~umask)
+            except FileExistsError:
+                if noted:
+                    self._drop_own_note()
+                return None
+            if line is not None and not noted:
+                self._overwrite_note(line)
         finally:
             os.umask(old)
         return self.current() or "?"
+
+    def _create_note(self, line: bytes, mode: int) -> bool:
+        """Write the note if there is none: whether this did."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            try:
+                fd = os.open(self.note, flags, 0o666)
+            except FileNotFoundError:  # a cold cache: the folders the lock goes in
+                os.makedirs(os.path.dirname(self.note), mode, exist_ok=True)
+                fd = os.open(self.note, flags, 0o666)
+        except OSError:  # there is one, or it cannot be made: the lock goes on without
+            return False
+        try:
+            os.write(fd, line)
+        except OSError:  # a note cut short is incomplete: it names no one
+            pass
+        finally:
+            os.close(fd)
+        return True
+
+    def _overwrite_note(self, line: bytes) -> None:
+        with contextlib.suppress(OSError):  # the lock is held whether its note is written
+            fd = os.open(self.note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    def _read_note(self) -> str | None:
+        """The holder text of a complete note, or None."""
+        try:
+            with open(self.note, "rb") as note:
+                raw = note.read(NOTE_MOST)
+        except OSError:
+            return None
+        text = raw.decode("utf-8", "replace")
+        if not text.endswith("\n") or text.count("\n") != 1:
+            return None
+        return text[:-1]
+
+    def _unlink_note(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.note)
+
+    def _drop_own_note(self) -> None:
+        """Remove the note if this thread wrote it."""
+        text = self._read_note()
+        if text is not None and text.split(" ", 2)[:2] == [
+            str(os.getpid()),
+            str(threading.get_ident()),
+        ]:
+            self._unlink_note()
+
+    def recorded(self, token: str) -> Recorded | None:
+        made_at, text = _made_at(token), self._read_note()
+        recorded = None if text is None else _parse_holder(token, text)
+        if recorded is None or made_at is None:
+            return None
+        if not recorded.taken - CLOCK_SLACK <= made_at <= recorded.taken + NOTE_LEAD_MOST:
+            return None  # a note of another instance of the lock
+        return recorded
+
+    def releasing(self) -> None:
+        self._drop_own_note()
 
     def current(self) -> str | None:
         try:
@@ -141,6 +329,8 @@ class DiskLock(LockBackend):
     def break_if(self, token: str) -> bool:
         if self.current() != token:
             return False
+        if self.recorded(token) is not None:
+            self._unlink_note()  # first: once the directory goes, the next holder writes one
         try:
             os.rmdir(self.path)
         except OSError:
@@ -184,7 +374,7 @@ class RedisLock(LockBackend):
         self.key = f"redis:{id(self.conn)}:{self.name}"
 
     def try_lock(self) -> str | None:
-        token = f"{LOCKED} {_unique()}"
+        token = f"{LOCKED} {_holder_text(_identity_now())}"
         return token if self.conn.setnx(self.name, token) else None
 
     def current(self) -> str | None:
@@ -194,7 +384,7 @@ class RedisLock(LockBackend):
         return bool(self.conn.eval(_COMPARE_AND_DELETE, 1, self.name, token))
 
     def force(self) -> str | None:
-        token = f"{LOCKED} {_unique()}"
+        token = f"{LOCKED} {_holder_text(_identity_now())}"
         self.conn.set(self.name, token)
         return token
 
@@ -218,7 +408,7 @@ class MemcacheLock(LockBackend):
             client.disconnect_all()
 
     def try_lock(self) -> str | None:
-        token = f"{LOCKED} {_unique()}"
+        token = f"{LOCKED} {_holder_text(_identity_now())}"
         added = self._run(lambda client: client.add(self.name, token, self.expiry))
         return token if added else None
 
@@ -235,7 +425,7 @@ class MemcacheLock(LockBackend):
         return bool(self._run(action))
 
     def force(self) -> str | None:
-        token = f"{LOCKED} {_unique()}"
+        token = f"{LOCKED} {_holder_text(_identity_now())}"
         self._run(lambda client: client.set(self.name, token, self.expiry))
         return token
 
@@ -314,6 +504,20 @@ def _held(key: str) -> None:
 # -- breaking dead holders' locks --------------------------------------------------
 
 
+def _dead_claim(backend: LockBackend, claims: Sequence[Claim], token: str) -> Claim | None:
+    """The dead process that took the lock's instance ``token``: named by its in-flight
+    entry, or else by the lock's own record, judged by ``_record_judge``."""
+    for claim in claims:
+        if claim.dead and claim.token == token:
+            return claim
+    judge = _record_judge
+    recorded = None if judge is None else backend.recorded(token)
+    if judge is None or recorded is None:
+        return None
+    judged = judge(recorded)
+    return judged if judged is not None and judged.dead and judged.token == token else None
+
+
 def _break_dead(backend: LockBackend, layer: str, metatile: str) -> Claim | None:
     """Break the lock if, as it stands, a dead process took it: that claim, or None."""
     source = _holder_source
@@ -321,15 +525,15 @@ def _break_dead(backend: LockBackend, layer: str, metatile: str) -> Claim | None
         return None
     try:
         claims = source(layer, metatile)
-        if not any(claim.dead for claim in claims):
+        if _record_judge is None and not any(claim.dead for claim in claims):
             return None
         token = backend.current()
-        for claim in claims:
-            if claim.dead and token is not None and claim.token == token:
-                return claim if backend.break_if(token) else None
+        claim = None if token is None else _dead_claim(backend, claims, token)
+        if token is None or claim is None:
+            return None
+        return claim if backend.break_if(token) else None
     except Exception:  # noqa: BLE001 - a failed look-up leaves the stale timeout to act
         return None
-    return None
 
 
 @dataclass

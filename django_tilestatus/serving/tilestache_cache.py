@@ -88,8 +88,10 @@ class InstrumentedCache:
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
         inflight.cache_lock_released()
-        result = self.inner.unlock(layer, coord, format)
         backend = self._backend(layer, coord, format)
+        if backend is not None:
+            backend.releasing()  # before the release: then the lock is the next holder's
+        result = self.inner.unlock(layer, coord, format)
         if backend is not None:
             locks.released(backend.key)
         return result
