@@ -85,7 +85,8 @@ logger = logging.getLogger(__name__)
 INTERVAL = 0.2
 #: Seconds between attempts while Redis is unreachable.
 RETRY_INTERVAL = 1.0
-#: Events held in memory at most while Redis is away (oldest dropped first).
+#: Events held in memory at most while Redis is away (oldest dropped first): the bound
+#: is kept as each request ends, so the ``Started`` of requests in flight may pass it.
 MAX_QUEUE = 10_000
 #: Seconds a clean exit waits at most to flush.
 EXIT_TIMEOUT = 2.0
@@ -176,17 +177,24 @@ class Recorder:
         if not self.created:
             self._first_request()
         request = inflight.begin(label, time.time())
-        queue = self._queue
-        queue.append(request)
-        if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
-            self._drop_oldest()
+        self._queue.append(request)  # the queue's bound is kept as the request ends
         return request
 
     def finish_request(self, request: Request, seconds: float, status: int) -> None:
         """The request was answered with ``status`` after ``seconds`` (``Finished``, worded
-        by the writer)."""
-        request.status, request.seconds = status, seconds
-        self.end_request(request, SERVED)
+        by the writer). ``end_request`` for a served request, inline: every tile ends here."""
+        request.status = status
+        request.seconds = seconds
+        request.outcome = SERVED
+        request.ended = now = time.time()
+        inflight.end(request)
+        queue = self._queue
+        queue.append((now, request))
+        self._ended.append(request)
+        if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
+            self._drop_oldest()
+        if self.terminating:
+            self._ended_while_terminating()
 
     def fail_request(
         self, request: Request, exc: BaseException, seconds: float, status: int
@@ -225,9 +233,16 @@ class Recorder:
         if closing is not None:
             request.closing = closing
         inflight.end(request)
-        self._queue.append((now, request))
+        queue = self._queue
+        queue.append((now, request))
         self._ended.append(request)
-        if self.terminating and not inflight.requests():
+        if len(queue) > self.max_queue:
+            self._drop_oldest()
+        if self.terminating:
+            self._ended_while_terminating()
+
+    def _ended_while_terminating(self) -> None:
+        if not inflight.requests():
             self.say_destroyed(stop=False)  # the last request of a process told to stop
 
     def say_destroyed(self, stop: bool = True) -> None:
@@ -396,9 +411,10 @@ class Recorder:
         # or drop the oldest (Redis away), so the queue may run out first.
         popleft = queue.popleft
         items: list[Queued] = []
+        append = items.append
         try:
             for _ in range(len(queue)):
-                items.append(popleft())
+                append(popleft())
         except IndexError:
             pass
         deltas = self._take_stats()
