@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "TILESTATUS_REDIS_URL": url,
             "TILESTATUS_KEY_PREFIX": PREFIX,
             "TILESTATUS_FAST_PATH": "1",
+            "PYTHONHASHSEED": "0",  # the same dict layouts run to run
         }
         # Cache the warm tiles natively first: rendering under valgrind is slow.
         subprocess.run(

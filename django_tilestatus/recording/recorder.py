@@ -167,26 +167,35 @@ class Recorder:
         if self._thread is None:
             self._start()
         queue = self._queue
-        queue.append((time.time(), message))
+        queue.append((inflight.wall(), message))
         if len(queue) > self.max_queue:
             self._drop_oldest()
 
-    def begin_request(self, label: str) -> Request:
+    def begin_request(self, label: str, clock: float | None = None) -> Request:
         """Enter the calling thread's request in the process's in-flight table and queue
-        its ``Started`` (``Created`` first, in a process's first request)."""
+        its ``Started`` (``Created`` first, in a process's first request). ``clock`` is
+        when it started, a ``time.perf_counter()`` reading (None: now)."""
         if not self.created:
             self._first_request()
-        request = inflight.begin(label, time.time())
+            clock = None  # started after ``Created``, stamped just now
+        if clock is None:
+            clock = time.perf_counter()
+        request = inflight.begin(label, clock + inflight.clock_offset)
         self._queue.append(request)  # the queue's bound is kept as the request ends
         return request
 
-    def finish_request(self, request: Request, seconds: float, status: int) -> None:
+    def finish_request(
+        self, request: Request, seconds: float, status: int, clock: float | None = None
+    ) -> None:
         """The request was answered with ``status`` after ``seconds`` (``Finished``, worded
-        by the writer). ``end_request`` for a served request, inline: every tile ends here."""
+        by the writer); ``clock``, a ``time.perf_counter()`` reading, is when (None: now).
+        ``end_request`` for a served request, inline: every tile ends here."""
+        if clock is None:
+            clock = time.perf_counter()
         request.status = status
         request.seconds = seconds
         request.outcome = SERVED
-        request.ended = now = time.time()
+        request.ended = now = clock + inflight.clock_offset
         inflight.end(request)
         queue = self._queue
         queue.append((now, request))
@@ -228,7 +237,7 @@ class Recorder:
 
         A request with a ``status`` is counted in the statistics at the next send.
         """
-        request.ended = now = time.time()
+        request.ended = now = inflight.wall()
         request.outcome = outcome
         if closing is not None:
             request.closing = closing
@@ -385,7 +394,7 @@ class Recorder:
 
     def _send(self) -> bool:
         """Send the batch a failed send left (alone, under its number), then a new one."""
-        now = time.time()
+        now = inflight.sync_clock()
         self._drain_ended(now)
         try:
             store = self._store_factory()

@@ -223,8 +223,6 @@ def _bucket_sizes(ascending: list[float]) -> Iterator[tuple[int, int]]:
 
 
 _SECONDS_OF = operator.attrgetter("seconds")
-_LOCK_WAIT_OF = operator.attrgetter("lock_wait")
-_LOCKS_BROKEN_OF = operator.attrgetter("locks_broken")
 
 
 def millis(seconds: float) -> int:
@@ -345,10 +343,10 @@ class TileStats:
     def _add_group(
         self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]
     ) -> None:
-        """Count requests of one minute, layer, zoom and outcome (each figure read with
-        ``map``, so a send's hundreds of requests cost little more than a few)."""
+        """Count requests of one minute, layer, zoom and outcome: each figure is read in
+        one pass over the group, then worked out from the list."""
         deltas = self._deltas
-        by_member = list(map(_SECONDS_OF, members))
+        by_member = [request.seconds for request in members]
         seconds = sorted(by_member)
         counts = deltas.counts.get(minute)
         if counts is None:
@@ -362,7 +360,7 @@ class TileStats:
         response = _response_seconds(layer, outcome)
         _add(sums, response, sum(seconds))
         _keep_most(deltas.maxima.setdefault(minute, {}), response, seconds[-1])
-        lock_waits = list(map(_LOCK_WAIT_OF, members))
+        lock_waits = [request.lock_wait for request in members]
         if max(lock_waits) > 0:  # a lock is broken only while waiting for it, so here only
             waits = sorted([wait for wait in lock_waits if wait > 0])
             for bucket, size in _bucket_sizes(waits):
@@ -370,7 +368,7 @@ class TileStats:
             _add(sums, _lock_wait_seconds(layer), sum(waits))
             _keep_most(deltas.maxima.setdefault(minute, {}), _lock_wait_seconds(layer), waits[-1])
             self._add_millis(counts, minute, layer, waits)
-            broken = sum(map(_LOCKS_BROKEN_OF, members))
+            broken = sum([request.locks_broken for request in members])
             if broken:
                 _add(counts, _locks_broken(layer), broken)
         self._add_slowest(minute, layer, zoom, members, by_member, seconds)
