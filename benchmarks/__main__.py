@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks [--quick] [--output PATH]
     .venv/bin/python -m benchmarks --in-process-only   # under a minute; prints only
+    .venv/bin/python -m benchmarks --alternation-only  # about 4 minutes; prints only
 
 Needs no network: it starts its own redis-server on a free loopback port
 (or uses ``TILESTATUS_BENCH_REDIS_URL``) and the servers under gunicorn on
@@ -21,28 +22,27 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import redis
 
 from tests.support.http import request
 
-from . import config, in_process, metatile_locks
+from . import config, in_process, metatile_locks, throughput
 from .load import WARM_GRID, generator_name, warm_path
 from .redis_server import DATABASES, URL_ENV, db_url, redis_server
 from .report import (
     Results,
+    alternation_markdown,
     code_version,
+    cross_checks,
     document,
     lock_targets,
     newest_run,
     steadiness,
     targets,
+    targets_table,
 )
 from .servers import WORKERS, Server
-
-if TYPE_CHECKING:
-    from .throughput import Row
 
 #: Key prefix the instrumented server records under.
 PREFIX = "bench"
@@ -205,6 +205,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only the metatile lock scenarios (about a minute); results go to stdout only",
     )
     parser.add_argument(
+        "--alternation-rounds",
+        type=int,
+        default=throughput.ALTERNATION_ROUNDS,
+        help="rounds of the cross-check's long warm runs (default "
+        f"{throughput.ALTERNATION_ROUNDS})",
+    )
+    parser.add_argument(
+        "--alternation-seconds",
+        type=int,
+        default=throughput.ALTERNATION_SECONDS,
+        help=f"seconds per cross-check run (default {throughput.ALTERNATION_SECONDS})",
+    )
+    parser.add_argument(
+        "--alternation-only",
+        action="store_true",
+        help="only the cross-check: long warm runs of bare, `ENABLED: False` and recording "
+        "in plain alternation (about 4 minutes); results go to stdout only",
+    )
+    parser.add_argument(
         "--in-process-only",
         action="store_true",
         help="only the in-process CPU figure (under a minute); results go to stdout only",
@@ -222,26 +241,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds = args.cold_rounds = args.context_rounds = 2
+        args.rounds = args.cold_rounds = args.context_rounds = args.alternation_rounds = 2
+        args.alternation_seconds = 1
         args.read_repeats = 4
         args.in_process_rounds = 4
         args.lock_rounds = 2
-    elif args.output is None and not (args.in_process_only or args.locks_only):
+    elif args.output is None and not (
+        args.in_process_only or args.locks_only or args.alternation_only
+    ):
         args.output = config.BENCH_DIR / "RESULTS.md"
     return args
-
-
-def mapnik_rounds(
-    by_name: dict[str, Server], config_file: Path, args: argparse.Namespace
-) -> list[Row]:
-    """Cold Mapnik tiles of bare and the app, where Mapnik is installed."""
-    from . import throughput
-
-    if not config.has_mapnik_layer(config_file):
-        progress("Mapnik is not installed: no cold Mapnik tiles")
-        return []
-    servers = [by_name["bare"], by_name["on"]]
-    return throughput.mapnik_rounds(servers, args.cold_rounds, args.cold_seconds, progress)
 
 
 def locks_only(rounds: int) -> int:
@@ -254,12 +263,103 @@ def locks_only(rounds: int) -> int:
     return 0 if all(t.met for t in checks) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def alternation_only(args: argparse.Namespace) -> int:
+    """Run the cross-check alone: its servers, its rounds, its section; judges nothing."""
+    started = time.monotonic()
+    config.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    config_file = config.write_config()
+    os.environ[config.CONFIG_ENV] = str(config_file)
+    with redis_server() as url:
+        servers = [s for s in make_servers() if s.name in ("bare", "off", "on")]
+        base_env = {
+            config.CONFIG_ENV: str(config_file),
+            "TILESTATUS_REDIS_URL": url,
+            "TILESTATUS_KEY_PREFIX": PREFIX,
+            "DJANGO_DEBUG": "0",
+        }
+        log = config.VAR_DIR / "servers.log"
+        log.unlink(missing_ok=True)
+        try:
+            for server in servers:
+                server.start(base_env, log, warm_path(server.prefix, 0))
+            for server in servers:
+                server.wait_ready()
+            warm_the_cache(servers[0])
+            progress(f"servers up, warm tiles cached; load generator: {generator_name()}")
+            by_name = {s.name: s for s in servers}
+            rows = throughput.alternation_rounds(
+                [by_name[n] for n in ("off", "on", "bare")],
+                args.alternation_rounds,
+                args.alternation_seconds,
+                progress,
+            )
+        finally:
+            for server in servers:
+                server.stop()
+    checks = cross_checks(rows)
+    print("\n".join(alternation_markdown(rows, level="##")))
+    print()
+    print("\n".join(targets_table(checks)))
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def throughput_passes(
+    results: Results,
+    by_name: dict[str, Server],
+    args: argparse.Namespace,
+    config_file: Path,
+    first_row: int,
+) -> None:
+    """The throughput figures: warm (judged, cross-check, context), cold, cold Mapnik."""
+    # The judged pass: only the servers the targets compare, so recording runs next
+    # to recording off and to bare, in longer runs; the order reverses every round.
+    judged = [by_name[n] for n in ("off", "on", "bare")]
+    results.warm = throughput.warm_rounds(judged, args.rounds, args.seconds, progress)
+    # The cross-check: the same servers in a few long runs each.
+    results.alternation = throughput.alternation_rounds(
+        judged, args.alternation_rounds, args.alternation_seconds, progress
+    )
+    # Context, each beside bare in rounds of its own: Django and the old pattern.
+    context = [by_name[n] for n in ("bare", "django", "floor", "original")]
+    results.warm += throughput.warm_rounds(
+        context,
+        args.context_rounds,
+        args.context_seconds,
+        progress,
+        first=throughput.CONTEXT_FIRST_ROUND,
+    )
+    results.cold = throughput.cold_rounds(
+        [by_name["bare"], by_name["on"]],
+        args.cold_rounds,
+        args.cold_seconds,
+        first_row + 20,
+        progress,
+    )
+    if config.has_mapnik_layer(config_file):
+        results.mapnik = throughput.mapnik_rounds(
+            [by_name["bare"], by_name["on"]], args.cold_rounds, args.cold_seconds, progress
+        )
+    else:
+        progress("Mapnik is not installed: no cold Mapnik tiles")
+
+
+def one_part(args: argparse.Namespace) -> int | None:
+    """Run the one part an ``--…-only`` option asks for (its exit status), or None."""
     if args.in_process_only:
         return in_process.main(["--rounds", str(args.in_process_rounds)])
     if args.locks_only:
         return locks_only(args.lock_rounds)
+    if args.alternation_only:
+        return alternation_only(args)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    alone = one_part(args)
+    if alone is not None:
+        return alone
     started = time.monotonic()
     shutil.rmtree(config.VAR_DIR / "tiles", ignore_errors=True)
     config.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -282,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         from django_tilestatus.storage import RedisStore
 
-        from . import redis_usage, status_reads, status_scale, throughput
+        from . import redis_usage, status_reads, status_scale
 
         results = Results(
             environment(url),
@@ -295,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cold_rounds": args.cold_rounds,
                 "cold_seconds": args.cold_seconds,
                 "read_repeats": args.read_repeats,
+                "alternation_rounds": args.alternation_rounds,
+                "alternation_seconds": args.alternation_seconds,
                 "in_process_rounds": args.in_process_rounds,
                 "in_process_requests": in_process.REQUESTS,
                 "lock_rounds": args.lock_rounds,
@@ -345,27 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             results.visibility = redis_usage.visibility(store, by_name["on"], first_row + 10, 20)
             client.close()
 
-            # The judged pass: only the servers the targets compare, so recording runs next
-            # to recording off and to bare, in longer runs; the order reverses every round.
-            judged = [by_name[n] for n in ("off", "on", "bare")]
-            results.warm = throughput.warm_rounds(judged, args.rounds, args.seconds, progress)
-            # Context, each beside bare in rounds of its own: Django and the old pattern.
-            context = [by_name[n] for n in ("bare", "django", "floor", "original")]
-            results.warm += throughput.warm_rounds(
-                context,
-                args.context_rounds,
-                args.context_seconds,
-                progress,
-                first=throughput.CONTEXT_FIRST_ROUND,
-            )
-            results.cold = throughput.cold_rounds(
-                [by_name["bare"], by_name["on"]],
-                args.cold_rounds,
-                args.cold_seconds,
-                first_row + 20,
-                progress,
-            )
-            results.mapnik = mapnik_rounds(by_name, config_file, args)
+            throughput_passes(results, by_name, args, config_file, first_row)
         finally:
             for server in servers:
                 server.stop()

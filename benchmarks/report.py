@@ -51,6 +51,8 @@ class Results:
     in_process: list[CpuRow] = field(default_factory=list)
     #: The metatile lock scenarios; None where they were not run.
     locks: LockResults | None = None
+    #: Long warm runs in plain alternation (the cross-check; ``throughput.alternation_rounds``).
+    alternation: list[Row] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -61,6 +63,12 @@ class Target:
     met: bool
     #: The median of a paired ratio the target is judged on (compared between runs).
     ratio: float | None = None
+    #: Not judged (a cross-check): what it says instead of "yes" or "no".
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.note or ("yes" if self.met else "**no**")
 
 
 #: How far a judged ratio's median may move from one run to the next.
@@ -160,6 +168,50 @@ def lock_targets(locks: LockResults) -> list[Target]:
     return found
 
 
+#: The widest spread of a cross-check's ratio (the farther of its min and max from its
+#: median, as a share of it) at which it can still tell a 3 % difference.
+CROSS_CHECK_SPREAD = 0.03
+#: The ratios the cross-check compares, with the judged targets' thresholds.
+CROSS_CHECKED = (
+    ("on", "off", "recording / `ENABLED: False`", 0.97),
+    ("on", "bare", "recording / bare TileStache", 0.90),
+)
+
+
+def spread_width(spread: Spread) -> float:
+    """How far a ratio's min or max lies from its median, as a share of the median."""
+    if not spread.median:
+        return float("inf")
+    return max(spread.median - spread.low, spread.high - spread.median) / spread.median
+
+
+def cross_checks(rows: list[Row]) -> list[Target]:
+    """The long alternating runs beside the judged targets: never judged themselves, they
+    say whether they agree, or that their spread is too wide to tell 3 %."""
+    if not rows:
+        return []
+    rounds = len({row.round for row in rows})
+    seconds = round(statistics.median(row.seconds for row in rows))
+    found = []
+    for numerator, denominator, label, threshold in CROSS_CHECKED:
+        spread = ratio(rows, numerator, denominator)
+        width = spread_width(spread)
+        if width > CROSS_CHECK_SPREAD:
+            note = f"not judged: spread ±{width:.1%}, too wide to judge {CROSS_CHECK_SPREAD:.0%}"
+        else:
+            side = "≥" if spread.median >= threshold else "<"
+            note = f"not judged: spread ±{width:.1%}; median {side} {threshold:.2f}"
+        found.append(
+            Target(
+                f"cross-check, warm ({rounds} × {seconds} s alternating): {label}",
+                f"{spread.format()}, spread ±{width:.1%}",
+                True,
+                note=note,
+            )
+        )
+    return found
+
+
 def lock_markdown(locks: LockResults) -> list[str]:
     """The metatile lock section: bursts per layer and server, the stale lock, raw rows."""
     out = [
@@ -240,6 +292,7 @@ def targets(results: Results) -> list[Target]:
         )
     )
     found += in_process_targets(results.in_process)
+    found += cross_checks(results.alternation)
     for kind in ("warm", "cold"):
         usage = usage_of(results, "on", kind)
         found.append(
@@ -301,6 +354,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def targets_table(checks: list[Target]) -> list[str]:
+    return _table(["target", "measured", "met"], [[t.text, t.measured, t.verdict] for t in checks])
+
+
 def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
     table = []
     for name in names:
@@ -316,6 +373,44 @@ def _throughput_table(rows: list[Row], names: tuple[str, ...]) -> list[str]:
             ]
         )
     return _table(["server", "requests/s", "× bare", "requests per CPU second", "× bare"], table)
+
+
+def alternation_markdown(rows: list[Row], level: str = "###") -> list[str]:
+    """The cross-check: long warm runs of bare, `ENABLED: False` and recording alternating."""
+    if not rows:
+        return []
+    rounds = len({row.round for row in rows})
+    seconds = round(statistics.median(row.seconds for row in rows))
+    table = []
+    for numerator, denominator, label, _ in CROSS_CHECKED:
+        by_rate = ratio(rows, numerator, denominator)
+        by_cpu = ratio(rows, numerator, denominator, "per_cpu")
+        table.append(
+            [
+                label,
+                by_rate.format(),
+                f"±{spread_width(by_rate):.1%}",
+                by_cpu.format(),
+                f"±{spread_width(by_cpu):.1%}",
+            ]
+        )
+    return [
+        f"{level} Warm tiles, long runs in plain alternation (cross-check, not judged)",
+        "",
+        f"{rounds} rounds of one {seconds} s wrk run per server (bare TileStache, "
+        "`ENABLED: False`, recording), the order reversing every round; each ratio is the "
+        "median [min–max] of ratios paired within a round, and its spread the farther of min "
+        "and max from the median. A spread wider than "
+        f"±{CROSS_CHECK_SPREAD:.0%} cannot tell a {CROSS_CHECK_SPREAD:.0%} difference, and says "
+        "so in the targets table.",
+        "",
+        *_throughput_table(rows, ("bare", "off", "on")),
+        "",
+        *_table(
+            ["paired ratio", "throughput", "spread", "requests per CPU second", "spread"],
+            table,
+        ),
+    ]
 
 
 def where_the_time_goes(rows: list[CpuRow]) -> list[str]:
@@ -399,13 +494,7 @@ def in_process_markdown(
     ] + (
         [
             "",
-            *_table(
-                ["target", "measured", "met"],
-                [
-                    [t.text, t.measured, "yes" if t.met else "**no**"]
-                    for t in in_process_targets(rows)
-                ],
-            ),
+            *targets_table(in_process_targets(rows)),
         ]
         if with_targets
         else []
@@ -441,16 +530,15 @@ def markdown(results: Results) -> str:
         f"- Rounds: {params['rounds']} warm × {params['seconds']} s of the judged servers "
         f"(bare, `ENABLED: False`, recording), then {params.get('context_rounds', 0)} × "
         f"{params.get('context_seconds', 0)} s of bare beside the others; "
-        f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; in-process "
+        f"{params['cold_rounds']} cold × {params['cold_seconds']} s per server; "
+        f"{params.get('alternation_rounds', 0)} × {params.get('alternation_seconds', 0)} s of "
+        "the judged servers in plain alternation (the cross-check); in-process "
         f"{params['in_process_rounds']} rounds of {params['in_process_requests']} requests per "
         f"application; status reads {params['read_repeats']} alternating pairs per case",
         "",
         "### Targets",
         "",
-        *_table(
-            ["target", "measured", "met"],
-            [[t.text, t.measured, "yes" if t.met else "**no**"] for t in checks],
-        ),
+        *targets_table(checks),
         "",
         "### Warm tiles (cached), throughput",
         "",
@@ -475,6 +563,10 @@ def markdown(results: Results) -> str:
             ],
         ),
         "",
+    ]
+    if results.alternation:
+        out += [*alternation_markdown(results.alternation), ""]
+    out += [
         "### Cold tiles (each request renders and saves a new tile), throughput",
         "",
     ]
@@ -583,7 +675,7 @@ def markdown(results: Results) -> str:
     out += [
         f"{r.figure} {r.round} {r.server} {r.requests} {r.seconds:.3f} {r.errors} "
         f"{r.cpu:.2f} {r.rate:.1f} {r.per_cpu:.1f}"
-        for r in results.warm + results.cold + results.mapnik
+        for r in results.warm + results.alternation + results.cold + results.mapnik
     ]
     out += [
         "```",
@@ -733,7 +825,7 @@ def document(results: Results, previous: tuple[str, dict[str, Any]] | None) -> s
     if steady:
         out += _table(
             ["target", "medians", "steady"],
-            [[t.text, t.measured, "yes" if t.met else "**no**"] for t in steady],
+            [[t.text, t.measured, t.verdict] for t in steady],
         )
     elif record is not None:
         out.append(

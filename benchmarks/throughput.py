@@ -128,3 +128,21 @@ def mapnik_rounds(
         return run_load(server.port, server.prefix, "mapnik", next(rows_used), seconds)
 
     return rounds("mapnik", servers, count, seconds, load, progress)
+
+
+#: The cross-check of the warm targets: fewer, longer runs of the same three servers.
+ALTERNATION_ROUNDS = 9
+ALTERNATION_SECONDS = 8
+
+
+def alternation_rounds(
+    servers: Sequence[Server], count: int, seconds: float, progress: Callable[[str], None]
+) -> list[Row]:
+    """Warm runs of ``seconds`` each, the servers in plain alternation (the order reversing
+    every round, as in every pass), for a second method beside the judged pass's many
+    short rounds: whether the two agree, and how far one run's ratio scatters."""
+
+    def load(server: Server, number: int) -> Run:
+        return run_load(server.port, server.prefix, "warm", WARM_GRID, seconds)
+
+    return rounds("alternation", servers, count, seconds, load, progress)

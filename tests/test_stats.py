@@ -136,7 +136,18 @@ _seconds = st.one_of(
 )
 _ended_request = st.builds(
     Noted,
-    path=st.sampled_from(["/solid/3/1/1.png", "/solid/4/0/0.png", "/other/3/0/0.png", "/x"]),
+    path=st.sampled_from(
+        [
+            "/solid/3/1/1.png",
+            "/solid/4/0/0.png",
+            "/other/3/0/0.png",
+            "/x",
+            "//solid/3/1/1.png",
+            "/solid/3/1.png",
+            "solid/4/1/1.png",
+            "/solid/preview.html",
+        ]
+    ),
     status=st.sampled_from([None, 200, 304, 404, 500]),
     from_cache=st.booleans(),
     seconds=_seconds,
@@ -205,6 +216,22 @@ def lock_waits_in(deltas: stats.Deltas) -> int:
         for record, number in counts.items()
         if isinstance(record, LockWaitBucket)
     )
+
+
+@given(st.lists(st.lists(_ended_request, max_size=25), max_size=6))
+def test_the_slowest_of_a_minute_are_sent_whatever_the_sends(sends: list[list[Any]]) -> None:
+    """Counted send by send, as the writer counts, the slowest requests sent for a minute
+    are that minute's slowest, though a send skips what cannot be among them."""
+    counted = TileStats()
+    sent = []
+    for requests in sends:
+        for request in requests:
+            request.ended = 1_800_000_000.0  # one minute
+        counted.count_ended(requests, lambda head: stats.tile_of(head, {"solid"}, 32))
+        sent += [slow.seconds for slow in counted.take().slowest]
+    answered = [r.seconds for requests in sends for r in requests if r.status is not None]
+    slowest = sorted(answered, reverse=True)[: schema.SLOWEST]
+    assert sorted(sent, reverse=True)[: schema.SLOWEST] == slowest
 
 
 def test_a_failed_send_gives_its_counts_back_and_the_slowest_stay_ten() -> None:

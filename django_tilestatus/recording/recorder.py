@@ -85,7 +85,8 @@ logger = logging.getLogger(__name__)
 INTERVAL = 0.2
 #: Seconds between attempts while Redis is unreachable.
 RETRY_INTERVAL = 1.0
-#: Events held in memory at most while Redis is away (oldest dropped first).
+#: Events held in memory at most while Redis is away (oldest dropped first): the bound
+#: is kept as each request ends, so the ``Started`` of requests in flight may pass it.
 MAX_QUEUE = 10_000
 #: Seconds a clean exit waits at most to flush.
 EXIT_TIMEOUT = 2.0
@@ -166,27 +167,43 @@ class Recorder:
         if self._thread is None:
             self._start()
         queue = self._queue
-        queue.append((time.time(), message))
+        queue.append((inflight.wall(), message))
         if len(queue) > self.max_queue:
             self._drop_oldest()
 
-    def begin_request(self, label: str) -> Request:
+    def begin_request(self, label: str, clock: float | None = None) -> Request:
         """Enter the calling thread's request in the process's in-flight table and queue
-        its ``Started`` (``Created`` first, in a process's first request)."""
+        its ``Started`` (``Created`` first, in a process's first request). ``clock`` is
+        when it started, a ``time.perf_counter()`` reading (None: now)."""
         if not self.created:
             self._first_request()
-        request = inflight.begin(label, time.time())
-        queue = self._queue
-        queue.append(request)
-        if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
-            self._drop_oldest()
+            clock = None  # started after ``Created``, stamped just now
+        if clock is None:
+            clock = time.perf_counter()
+        request = inflight.begin(label, clock + inflight.clock_offset)
+        self._queue.append(request)  # the queue's bound is kept as the request ends
         return request
 
-    def finish_request(self, request: Request, seconds: float, status: int) -> None:
+    def finish_request(
+        self, request: Request, seconds: float, status: int, clock: float | None = None
+    ) -> None:
         """The request was answered with ``status`` after ``seconds`` (``Finished``, worded
-        by the writer)."""
-        request.status, request.seconds = status, seconds
-        self.end_request(request, SERVED)
+        by the writer); ``clock``, a ``time.perf_counter()`` reading, is when (None: now).
+        ``end_request`` for a served request, inline: every tile ends here."""
+        if clock is None:
+            clock = time.perf_counter()
+        request.status = status
+        request.seconds = seconds
+        request.outcome = SERVED
+        request.ended = now = clock + inflight.clock_offset
+        inflight.end(request)
+        queue = self._queue
+        queue.append((now, request))
+        self._ended.append(request)
+        if len(queue) > self.max_queue:  # Redis is away: the writer cannot send
+            self._drop_oldest()
+        if self.terminating:
+            self._ended_while_terminating()
 
     def fail_request(
         self, request: Request, exc: BaseException, seconds: float, status: int
@@ -220,14 +237,21 @@ class Recorder:
 
         A request with a ``status`` is counted in the statistics at the next send.
         """
-        request.ended = now = time.time()
+        request.ended = now = inflight.wall()
         request.outcome = outcome
         if closing is not None:
             request.closing = closing
         inflight.end(request)
-        self._queue.append((now, request))
+        queue = self._queue
+        queue.append((now, request))
         self._ended.append(request)
-        if self.terminating and not inflight.requests():
+        if len(queue) > self.max_queue:
+            self._drop_oldest()
+        if self.terminating:
+            self._ended_while_terminating()
+
+    def _ended_while_terminating(self) -> None:
+        if not inflight.requests():
             self.say_destroyed(stop=False)  # the last request of a process told to stop
 
     def say_destroyed(self, stop: bool = True) -> None:
@@ -370,7 +394,7 @@ class Recorder:
 
     def _send(self) -> bool:
         """Send the batch a failed send left (alone, under its number), then a new one."""
-        now = time.time()
+        now = inflight.sync_clock()
         self._drain_ended(now)
         try:
             store = self._store_factory()
@@ -396,9 +420,10 @@ class Recorder:
         # or drop the oldest (Redis away), so the queue may run out first.
         popleft = queue.popleft
         items: list[Queued] = []
+        append = items.append
         try:
             for _ in range(len(queue)):
-                items.append(popleft())
+                append(popleft())
         except IndexError:
             pass
         deltas = self._take_stats()

@@ -75,7 +75,7 @@ def recorded(label: str, work: Callable[[], TileResponse], source: str = "") -> 
     start = time.perf_counter()
     entry = None
     if recorder is not None:
-        entry = recorder.begin_request(label)
+        entry = recorder.begin_request(label, start)
         if source:
             entry.source = source
     try:
@@ -94,5 +94,6 @@ def recorded(label: str, work: Callable[[], TileResponse], source: str = "") -> 
             recorder.abort_request(entry, exc, time.perf_counter() - start)
         raise
     if recorder is not None and entry is not None:
-        recorder.finish_request(entry, time.perf_counter() - start, result.status)
+        end = time.perf_counter()
+        recorder.finish_request(entry, end - start, result.status, end)
     return result

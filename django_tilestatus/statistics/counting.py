@@ -35,6 +35,7 @@ from __future__ import annotations
 import bisect
 import functools
 import heapq
+import itertools
 import operator
 import threading
 from collections import Counter
@@ -115,11 +116,12 @@ class EndedRequest(Protocol):
     from_cache: bool
     seconds: float
     lock_wait: float
-    #: When it ended (unix time). (Locks of dead holders it broke, ``locks_broken``, are
-    #: read with ``getattr``: 0 when absent.)
+    #: When it ended (unix time).
     ended: float
     #: "" for a request, ``SEED`` for a tile a seeding job rendered.
     source: str
+    #: Locks of dead holders it broke while waiting.
+    locks_broken: int
 
 
 @dataclass
@@ -135,9 +137,11 @@ class Ended:
     ended: float
     #: "" for a request, ``SEED`` for a tile a seeding job rendered.
     source: str = ""
+    locks_broken: int = 0
 
 
 N = TypeVar("N", int, float)
+_K = TypeVar("_K")
 
 # The writer names the same few records send after send: made once each.
 _request_count = functools.lru_cache(maxsize=4096)(RequestCount)
@@ -233,6 +237,55 @@ def _keep_slowest(heap: list[SlowTile], slow: SlowTile) -> None:
         heapq.heapreplace(heap, slow)
 
 
+def _groups(
+    requests: Iterable[EndedRequest],
+) -> dict[tuple[str, int, bool, int, str], list[EndedRequest]]:
+    """Answered requests grouped by their path's ``tile_head``, status, cache, minute (unix
+    time // 60) and source: all the work done per request, kept to a few operations.
+
+    A path is first grouped by what ``rsplit`` leaves of it without its last two parts
+    (``/layer/z`` of ``/layer/z/x/y.ext``), one C call; a group whose paths that does not
+    tell the head of (no slash after its leading ones: ``/x``, ``/layer/preview.html``)
+    is grouped again path by path.
+    """
+    groups: dict[tuple[str, int, bool, int, str], list[EndedRequest]] = {}
+    get = groups.get
+    minute, low, high = 0, 0.0, 0.0  # the minute last seen, and its bounds
+    for request in requests:
+        status = request.status
+        if status is None:
+            continue
+        ended = request.ended
+        if not low <= ended < high:
+            minute = int(ended // 60)
+            low = minute * 60.0
+            high = low + 60.0
+        key = (request.path.rsplit("/", 2)[0], status, request.from_cache, minute, request.source)
+        group = get(key)
+        if group is None:
+            groups[key] = [request]
+        else:
+            group.append(request)
+    found: dict[tuple[str, int, bool, int, str], list[EndedRequest]] = {}
+    for key, members in groups.items():
+        cut, status, from_cache, minute, source = key
+        if "/" in cut.lstrip("/"):  # the head of every path of the group
+            _join(found, (tile_head(cut), status, from_cache, minute, source), members)
+        else:
+            for request in members:
+                head = tile_head(request.path)
+                _join(found, (head, status, from_cache, minute, source), [request])
+    return found
+
+
+def _join(groups: dict[_K, list[EndedRequest]], key: _K, members: list[EndedRequest]) -> None:
+    group = groups.get(key)
+    if group is None:
+        groups[key] = members
+    else:
+        group.extend(members)
+
+
 class TileStats:
     """One process's statistics since the last send; thread-safe and cheap to add to."""
 
@@ -242,6 +295,11 @@ class TileStats:
         #: (minute, layer) -> the milliseconds of lock waits counted (``LockWaitMillis``),
         #: at most ``LOCK_WAIT_MS_KEPT``; the last few minutes only.
         self._millis: dict[tuple[int, str], set[int]] = {}
+        #: minute -> the seconds of the ``SLOWEST`` slowest requests counted in it (a
+        #: min-heap; the last few minutes only). A request no slower than all of them is
+        #: in no top ``SLOWEST`` of its minute, this process's or the site's: a group of
+        #: such requests is not looked through for the slowest.
+        self._slowest_seen: dict[int, list[float]] = {}
 
     def count_ended(
         self, requests: Iterable[EndedRequest], labels: Callable[[str], tuple[str, int]]
@@ -257,22 +315,7 @@ class TileStats:
         worked out per group (a send of a busy worker holds hundreds of requests in a
         handful of groups).
         """
-        groups: dict[tuple[str, int, bool, float, str], list[EndedRequest]] = {}
-        for request in requests:
-            status = request.status
-            if status is not None:
-                key = (
-                    tile_head(request.path),
-                    status,
-                    request.from_cache,
-                    request.ended // 60,
-                    request.source,
-                )
-                group = groups.get(key)
-                if group is None:
-                    groups[key] = [request]
-                else:
-                    group.append(request)
+        groups = _groups(requests)
         if not groups:
             return
         labels_of: dict[str, tuple[str, int]] = {}
@@ -283,9 +326,9 @@ class TileStats:
                     pair = labels_of[head] = labels(head)
                 outcome = outcome_of(status, from_cache)
                 if source == SEED:
-                    self._add_seeded(int(minute), *pair, outcome, members)
+                    self._add_seeded(minute, *pair, outcome, members)
                 else:
-                    self._add_group(int(minute), *pair, outcome, members)
+                    self._add_group(minute, *pair, outcome, members)
 
     def _add_seeded(
         self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]
@@ -300,9 +343,11 @@ class TileStats:
     def _add_group(
         self, minute: int, layer: str, zoom: int, outcome: str, members: list[EndedRequest]
     ) -> None:
-        """Count requests of one minute, layer, zoom and outcome."""
+        """Count requests of one minute, layer, zoom and outcome: each figure is read in
+        one pass over the group, then worked out from the list."""
         deltas = self._deltas
-        seconds = sorted([request.seconds for request in members])
+        by_member = [request.seconds for request in members]
+        seconds = sorted(by_member)
         counts = deltas.counts.get(minute)
         if counts is None:
             counts = deltas.counts[minute] = {}
@@ -315,21 +360,55 @@ class TileStats:
         response = _response_seconds(layer, outcome)
         _add(sums, response, sum(seconds))
         _keep_most(deltas.maxima.setdefault(minute, {}), response, seconds[-1])
-        waits = sorted([request.lock_wait for request in members if request.lock_wait > 0])
-        if waits:
+        lock_waits = [request.lock_wait for request in members]
+        if max(lock_waits) > 0:  # a lock is broken only while waiting for it, so here only
+            waits = sorted([wait for wait in lock_waits if wait > 0])
             for bucket, size in _bucket_sizes(waits):
                 _add(counts, _lock_wait_bucket(layer, bucket), size)
             _add(sums, _lock_wait_seconds(layer), sum(waits))
             _keep_most(deltas.maxima.setdefault(minute, {}), _lock_wait_seconds(layer), waits[-1])
             self._add_millis(counts, minute, layer, waits)
-        broken = sum([getattr(request, "locks_broken", 0) for request in members])
-        if broken:
-            _add(counts, _locks_broken(layer), broken)
-        slowest = deltas.slowest
-        if len(slowest) < SLOWEST or seconds[-1] > slowest[0].seconds:
-            for request in heapq.nlargest(SLOWEST, members, key=_SECONDS_OF):
-                slow = SlowTile(request.seconds, request.ended, layer, zoom, request.path)
-                _keep_slowest(slowest, slow)
+            broken = sum([request.locks_broken for request in members])
+            if broken:
+                _add(counts, _locks_broken(layer), broken)
+        self._add_slowest(minute, layer, zoom, members, by_member, seconds)
+
+    def _add_slowest(
+        self,
+        minute: int,
+        layer: str,
+        zoom: int,
+        members: list[EndedRequest],
+        by_member: list[float],
+        ascending: list[float],
+    ) -> None:
+        """Offer the group's slowest requests (of one minute) to the slowest of this send."""
+        slowest = self._deltas.slowest
+        seen = self._seen_in(minute)
+        if (len(seen) >= SLOWEST and ascending[-1] <= seen[0]) or (
+            len(slowest) >= SLOWEST and ascending[-1] <= slowest[0].seconds
+        ):
+            return
+        # Only the group's SLOWEST slowest can enter: those at least its SLOWEST-th.
+        least = ascending[-SLOWEST] if len(ascending) > SLOWEST else ascending[0]
+        contenders = itertools.compress(members, map(least.__le__, by_member))
+        for request in heapq.nlargest(SLOWEST, contenders, key=_SECONDS_OF):
+            if len(seen) < SLOWEST:
+                heapq.heappush(seen, request.seconds)
+            elif request.seconds > seen[0]:
+                heapq.heapreplace(seen, request.seconds)
+            else:
+                continue
+            slow = SlowTile(request.seconds, request.ended, layer, zoom, request.path)
+            _keep_slowest(slowest, slow)
+
+    def _seen_in(self, minute: int) -> list[float]:
+        seen = self._slowest_seen.get(minute)
+        if seen is None:
+            for old in [known for known in self._slowest_seen if known < minute - 2]:
+                del self._slowest_seen[old]
+            seen = self._slowest_seen[minute] = []
+        return seen
 
     def _add_millis(
         self, counts: dict[Statistic, int], minute: int, layer: str, waits: list[float]

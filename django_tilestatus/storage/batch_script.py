@@ -16,6 +16,10 @@ comes before anything changed (Redis refuses only a script's first write, and
 the numbered SET goes first), and the script returns it as its error: nothing was
 applied and the batch can be sent again later.
 
+The commands travel as one argument, a JSON array the script reads with
+``cjson.decode`` (Redis's own, and fakeredis's): redis-py's work per argument,
+not Redis's, was most of what a send cost the writer.
+
 Every key the script touches is passed in ``KEYS`` (they share the prefix's hash
 tag, so one cluster slot). The script uses what Redis 6.2 and later run (Lua 5.1,
 no shebang flags) and nothing that fakeredis (with lupa) lacks.
@@ -26,6 +30,7 @@ Core module: imports the standard library only.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,10 +69,11 @@ if number > 0 then
     return reply
   end
 end
-local i, n = 4, #ARGV
+local commands = cjson.decode(ARGV[4])
+local i, n = 1, #commands
 while i <= n do
-  local index, count = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local reply = redis.pcall(ARGV[i], KEYS[index], unpack(ARGV, i + 3, i + 2 + count))
+  local index, count = tonumber(commands[i + 1]), tonumber(commands[i + 2])
+  local reply = redis.pcall(commands[i], KEYS[index], unpack(commands, i + 3, i + 2 + count))
   if refused(reply) then
     if not data_error(reply.err) then
       return reply
@@ -135,8 +141,11 @@ class BatchCommands:
 
     def arguments(self, token: str, number: int, ttl: int) -> list[Any]:
         """``ARGV``: the writer's token and batch number (0: no check), the applied
-        key's TTL, then the commands."""
-        return [token, number, ttl, *self.commands]
+        key's TTL, then the commands as one JSON array of strings (numbers written as
+        redis-py writes them). One argument, not hundreds: the client's work per
+        argument is most of a send's cost."""
+        commands = [value if type(value) is str else repr(value) for value in self.commands]
+        return [token, number, ttl, json.dumps(commands, ensure_ascii=False)]
 
 
 def parse_reply(reply: Any, families: Sequence[str]) -> tuple[bool, dict[str, tuple[int, str]]]:
