@@ -13,10 +13,11 @@ safe) and does the waiting itself:
 - otherwise they try again after 2 ms, doubling to 20 ms, so a lock released by
   another process is taken within 20 ms;
 - past ``stale_lock_timeout`` the lock is forced as TileStache forces it;
-- while waiting, at most every ``LOOK_EVERY`` seconds, the waiter asks who holds
-  the lock (``set_holder_source``: the in-flight entries in the status store, read
-  by ``reading.locks``). When the lock as it stands is the very instance a dead
-  process took (``Claim.token`` equals the backend's ``current()``), it is broken
+- while waiting on a holder of another process (one of this process is alive), at
+  most every ``LOOK_EVERY`` seconds, the waiter asks who holds the lock
+  (``set_holder_source``: the in-flight entries in the status store, read by
+  ``reading.locks``). When the lock as it stands is the very instance a dead process
+  took (``Claim.token`` equals the backend's ``current()``), it is broken
   at once;
 - a holder's in-flight entry reaches the store up to 200 ms after it took the lock,
   so the lock also records its holder (``set_holder_identity``: host, PID namespace,
@@ -573,13 +574,14 @@ def _wait(
         if token is not None:
             _held(backend.key)
             return Acquired(token, broken)
-        if now >= look:
+        # A holder that is a request of this process is alive: nobody to look up.
+        here = backend.key in _held_here
+        if now >= look and not here:
             look = now + LOOK_EVERY
             claim = _break_dead(backend, layer, metatile)
             if claim is not None:
                 broken.append(claim)
                 continue
-        here = backend.key in _held_here
         with gate.condition:
             if gate.releases == releases:
                 gate.condition.wait(LOCAL_WAIT_MOST if here else delay)
