@@ -125,19 +125,13 @@ STALE_MOST = 1.0
 
 
 def lock_targets(locks: LockResults) -> list[Target]:
-    """The metatile lock targets. A burst's render is the provider's fixed time for the
-    ``slow`` layer, and bare TileStache's first request of the same metatile (it renders
-    and saves the metatile, nothing else) for the Mapnik layer."""
+    """The metatile lock targets. A burst's render is bare TileStache's first request of
+    the same metatile in the same round: it renders (the ``slow`` provider's fixed 100 ms,
+    or Mapnik), cuts, encodes and saves the metatile, and waits for nothing."""
     found = []
     for layer in locks.layers():
-        if layer == "slow":
-            name, budgets = (
-                f"{locks.render * 1000:.0f} ms provider",
-                [locks.render + LOCK_SLACK for _ in locks.rows(layer, "app")],
-            )
-        else:
-            name = "Mapnik `world`"
-            budgets = [row.holder + LOCK_SLACK for row in locks.rows(layer, "bare")]
+        name = f"{locks.render * 1000:.0f} ms provider" if layer == "slow" else "Mapnik `world`"
+        budgets = [row.holder + LOCK_SLACK for row in locks.rows(layer, "bare")]
         p50 = Spread.of(row.p50 for row in locks.rows(layer, "app"))
         budget = statistics.median(budgets)
         found.append(
