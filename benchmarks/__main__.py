@@ -38,6 +38,7 @@ from .report import (
     document,
     lock_targets,
     newest_run,
+    seeding_section,
     steadiness,
     targets,
     targets_table,
@@ -465,10 +466,11 @@ def main(argv: list[str] | None = None) -> int:
                 redis.Redis.from_url(db_url(url, db)).flushdb(asynchronous=True)
 
     results.seconds = time.monotonic() - started
-    previous = None
+    previous = seeding = None
     if args.output is not None and args.output.exists():
-        previous = newest_run(args.output.read_text("utf-8"))
-    text = document(results, previous)
+        earlier = args.output.read_text("utf-8")
+        previous, seeding = newest_run(earlier), seeding_section(earlier)
+    text = document(results, previous, seeding)
     print(text)
     if args.output is not None:
         args.output.write_text(text, "utf-8")

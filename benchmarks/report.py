@@ -76,6 +76,11 @@ STEADY = 0.03
 #: Starts the line that opens each run's section (then its JSON, then `` -->``).
 RUN_MARK = "<!-- benchmark run: "
 
+#: ``python -m benchmarks.seeding --results`` writes its section between these marks;
+#: a run of ``python -m benchmarks`` carries it over unchanged.
+SEEDING_START = "<!-- seeding benchmark -->"
+SEEDING_END = "<!-- /seeding benchmark -->"
+
 
 def ratio(rows: list[Row], numerator: str, denominator: str, value: str = "rate") -> Spread:
     """Paired ratio of throughput (``rate``) or of requests per CPU second (``per_cpu``)."""
@@ -791,8 +796,34 @@ def steadiness(results: Results, previous: dict[str, Any] | None) -> list[Target
     return found
 
 
-def document(results: Results, previous: tuple[str, dict[str, Any]] | None) -> str:
-    """``RESULTS.md``: both runs' targets, the judged ratios' steadiness, then each run."""
+def seeding_section(document: str) -> str | None:
+    """The seeding benchmark's section of a ``RESULTS.md``, marks included, if any."""
+    start = document.find(SEEDING_START)
+    end = document.find(SEEDING_END, start)
+    if start < 0 or end < 0:
+        return None
+    return document[start : end + len(SEEDING_END)]
+
+
+def with_seeding_section(document: str, section: str) -> str:
+    """``document`` with its seeding section replaced by ``section`` (marks included), or
+    ``section`` put before the first run's section."""
+    old = seeding_section(document)
+    if old is not None:
+        return document.replace(old, section.strip())
+    at = document.find(RUN_MARK)
+    if at < 0:
+        return document.rstrip() + "\n\n" + section.strip() + "\n"
+    return document[:at] + section.strip() + "\n\n" + document[at:]
+
+
+def document(
+    results: Results,
+    previous: tuple[str, dict[str, Any]] | None,
+    seeding: str | None = None,
+) -> str:
+    """``RESULTS.md``: both runs' targets, the judged ratios' steadiness, the seeding
+    benchmark's section (carried over), then each run."""
     record = previous[1] if previous else None
     steady = steadiness(results, record)
     this_met = all(t.met for t in targets(results))
@@ -828,6 +859,8 @@ def document(results: Results, previous: tuple[str, dict[str, Any]] | None) -> s
         )
     else:
         out.append("No previous run to compare with: run the benchmark again.")
+    if seeding is not None:
+        out += ["", seeding.strip()]
     out += ["", markdown(results).rstrip()]
     if previous is not None:
         out += ["", previous[0].rstrip()]

@@ -1,6 +1,7 @@
 """Seeding throughput and memory: ``tilestatus_seed`` beside TileStache's ``tilestache-seed``.
 
     .venv/bin/python -m benchmarks.seeding [--rounds N] [--zooms A-B] [--cpu-ms MS]
+                                           [--results benchmarks/RESULTS.md]
 
 - **throughput**: the whole command timed (start-up included), on a fresh Disk cache
   each run, for a layer whose provider burns ``--cpu-ms`` of CPU per tile
@@ -14,8 +15,10 @@
   ``tilestatus_seed --dry-run`` for a plan of 16,384 tiles (zoom 7) and of 1,048,576
   tiles (zoom 10).
 
-The runs of a round alternate, and every ratio is the median [min–max] of the ratios
-paired within a round. The app records into Redis (``TILESTATUS_BENCH_REDIS_URL``,
+The runs of a round rotate (each round starts one further along), and every ratio is
+the median [min–max] of the ratios paired within a round. With ``--results`` the figures
+become the seeding section of ``RESULTS.md``, which runs of ``python -m benchmarks``
+carry over. The app records into Redis (``TILESTATUS_BENCH_REDIS_URL``,
 default db 15 of the local Redis, under a private prefix deleted afterwards). Figures
 depend on the machine's load: the load average is printed before and after.
 """
@@ -166,18 +169,130 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--zooms", default="0-6", help="the throughput runs' zooms")
-    parser.add_argument("--cpu-ms", type=float, default=5.0, help="CPU per tile, ms")
-    options = parser.parse_args(argv)
+#: The throughput runs of a round, in the first round's order; each round starts one
+#: further along, so no command always runs first (on a cold page cache) or last.
+RUNS = ["p2", "p1", "tilestache"]
+
+#: figure, its median's lower bound (or None), upper bound (or None).
+TARGETS = {
+    "throughput, --processes 2 × --processes 1": (1.8, None),
+    "throughput, --processes 2 × tilestache-seed": (1.5, None),
+    "throughput, --processes 1 × tilestache-seed": (None, None),
+    "peak RSS of --dry-run, 10^6 × 10^4 tiles": (0.90, 1.10),
+}
+
+
+def target_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{low:.2f}–{high:.2f}"
+    return f"≥ {low}" if low is not None else "–"
+
+
+def met(values: list[float], low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "–"
+    median = statistics.median(values)
+    ok = (low is None or median >= low) and (high is None or median <= high)
+    return "yes" if ok else "**no**"
+
+
+class Measured:
+    """Every run's seconds, CPU seconds and peak RSS, by name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {name: [] for name in RUNS}
+        self.cpu: dict[str, list[float]] = {name: [] for name in RUNS}
+        self.rss: dict[str, list[int]] = {name: [] for name in MEMORY_PLANS}
+
+    def round(self, bench: Bench, zooms: str, number: int) -> str:
+        order = RUNS[number % len(RUNS) :] + RUNS[: number % len(RUNS)]
+        for name in order:
+            if name == "tilestache":
+                seconds = bench.tilestache_seed(zooms)
+            else:
+                seconds = bench.app_seed(zooms, int(name[1:]))
+            self.seconds[name].append(seconds)
+            self.cpu[name].append(bench.cpu)
+        for name, plan_zooms in MEMORY_PLANS.items():
+            self.rss[name].append(bench.dry_run_rss(plan_zooms))
+        tiles = tiles_of(zooms)
+        return (
+            ", ".join(f"{n} {tiles / self.seconds[n][-1]:.0f} tiles/s" for n in order)
+            + "; dry-run peak RSS "
+            + ", ".join(f"{n} {self.rss[n][-1] / 1024:.1f} MiB" for n in self.rss)
+        )
+
+    def figures(self) -> dict[str, list[float]]:
+        """Each figure's ratios, paired within a round."""
+        pairs = list(zip(*(self.seconds[n] for n in RUNS), strict=True))
+        small, big = (self.rss[n] for n in MEMORY_PLANS)
+        return dict(
+            zip(
+                TARGETS,
+                [
+                    [p1 / p2 for p2, p1, _ in pairs],
+                    [ts / p2 for p2, _, ts in pairs],
+                    [ts / p1 for _, p1, ts in pairs],
+                    [b / s for s, b in zip(small, big, strict=True)],
+                ],
+                strict=True,
+            )
+        )
+
+    def table(self, tiles: int) -> list[str]:
+        lines = ["| figure | median [min–max] | target | met |", "|---|---|---|---|"]
+        for name, values in self.figures().items():
+            low, high = TARGETS[name]
+            lines.append(
+                f"| {name} | {spread(values)} | {target_text(low, high)} "
+                f"| {met(values, low, high)} |"
+            )
+        lines.append("")
+        for name in MEMORY_PLANS:
+            lines.append(
+                f"- peak RSS of the dry run, {name}: "
+                f"{statistics.median(self.rss[name]) / 1024:.1f} MiB"
+            )
+        for name in RUNS:
+            per_tile = 1000 * statistics.median(self.cpu[name]) / tiles
+            lines.append(
+                f"- {name}: median {tiles / statistics.median(self.seconds[name]):.0f} tiles/s,"
+                f" {per_tile:.2f} ms of CPU per tile (start-up included)"
+            )
+        return lines
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def section(measured: Measured, options: argparse.Namespace, loads: tuple[str, str]) -> str:
+    """The seeding section of ``RESULTS.md``."""
+    from .report import SEEDING_END, SEEDING_START
+
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     tiles = tiles_of(options.zooms)
-    print(f"load average before: {load()}; {os.cpu_count()} CPUs")
-    print(f"throughput: {tiles} tiles (zooms {options.zooms}), {options.cpu_ms} ms CPU each")
-    rows: dict[str, list[float]] = {"p2": [], "p1": [], "tilestache": []}
-    cpu: dict[str, list[float]] = {name: [] for name in rows}
-    rss: dict[str, list[int]] = {name: [] for name in MEMORY_PLANS}
+    lines = [
+        SEEDING_START,
+        "## Seeding",
+        "",
+        f"Written by `python -m benchmarks.seeding --results` (a run of its own, carried over "
+        f"by `python -m benchmarks`): {date}, code {commit()}, {options.rounds} rounds of "
+        f"{tiles:,} tiles (zooms {options.zooms}) at {options.cpu_ms:g} ms of CPU each, "
+        f"{os.cpu_count()} CPUs, load average {loads[0]} before and {loads[1]} after. "
+        "Whole commands timed, start-up included; ratios paired within a round.",
+        "",
+        *measured.table(tiles),
+        SEEDING_END,
+    ]
+    return "\n".join(lines)
+
+
+def measure(options: argparse.Namespace) -> Measured:
+    measured = Measured()
     with tempfile.TemporaryDirectory(prefix="bench-seed-") as tmp:
         bench = Bench(Path(tmp), options.cpu_ms)
         subprocess.run(
@@ -187,52 +302,45 @@ def main(argv: list[str] | None = None) -> None:
             check=True,
         )
         try:
-            for round_ in range(options.rounds):
-                # Alternate the order from round to round.
-                order = ["p2", "p1", "tilestache"]
-                if round_ % 2:
-                    order.reverse()
-                for name in order:
-                    if name == "tilestache":
-                        seconds = bench.tilestache_seed(options.zooms)
-                    else:
-                        seconds = bench.app_seed(options.zooms, int(name[1:]))
-                    rows[name].append(seconds)
-                    cpu[name].append(bench.cpu)
-                for name, zooms in MEMORY_PLANS.items():
-                    rss[name].append(bench.dry_run_rss(zooms))
-                print(
-                    f"round {round_ + 1}: "
-                    + ", ".join(f"{n} {tiles / rows[n][-1]:.0f} tiles/s" for n in rows)
-                    + "; dry-run peak RSS "
-                    + ", ".join(f"{n} {rss[n][-1] / 1024:.1f} MiB" for n in rss),
-                    flush=True,
-                )
+            for number in range(options.rounds):
+                print(f"round {number + 1}: {measured.round(bench, options.zooms, number)}")
         finally:
             bench.clean_redis()
             shutil.rmtree(tmp, ignore_errors=True)
-    pairs = list(zip(rows["p1"], rows["p2"], rows["tilestache"], strict=True))
-    p2_p1 = [p1 / p2 for p1, p2, _ in pairs]
-    p2_ts = [ts / p2 for _, p2, ts in pairs]
-    p1_ts = [ts / p1 for p1, _, ts in pairs]
-    small, big = (rss[n] for n in MEMORY_PLANS)
-    memory = [b / s for s, b in zip(small, big, strict=True)]
+    return measured
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--zooms", default="0-6", help="the throughput runs' zooms")
+    parser.add_argument("--cpu-ms", type=float, default=5.0, help="CPU per tile, ms")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="write the figures as the seeding section of this RESULTS.md (kept by "
+        "later runs of python -m benchmarks)",
+    )
+    options = parser.parse_args(argv)
+    before = load()
+    print(f"load average before: {before}; {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"throughput: {tiles_of(options.zooms)} tiles (zooms {options.zooms}), "
+        f"{options.cpu_ms} ms CPU each",
+        flush=True,
+    )
+    measured = measure(options)
+    after = load()
     print()
-    print("| figure | median [min–max] | target |")
-    print("|---|---|---|")
-    print(f"| throughput, --processes 2 × --processes 1 | {spread(p2_p1)} | ≥ 1.8 |")
-    print(f"| throughput, --processes 2 × tilestache-seed | {spread(p2_ts)} | ≥ 1.5 |")
-    print(f"| throughput, --processes 1 × tilestache-seed | {spread(p1_ts)} | – |")
-    print(f"| peak RSS of --dry-run, 10^6 × 10^4 tiles | {spread(memory)} | 0.90–1.10 |")
-    for name in MEMORY_PLANS:
-        print(f"  peak RSS {name}: {statistics.median(rss[name]) / 1024:.1f} MiB")
-    for name in rows:
-        per_tile = 1000 * statistics.median(cpu[name]) / tiles
-        print(
-            f"  {name}: median {tiles / statistics.median(rows[name]):.0f} tiles/s,"
-            f" {per_tile:.2f} ms of CPU per tile (start-up included)"
-        )
-    print(f"load average after: {load()}")
+    print("\n".join(measured.table(tiles_of(options.zooms))))
+    print(f"load average after: {after}")
+    if options.results is not None:
+        from .report import with_seeding_section
+
+        document = options.results.read_text("utf-8") if options.results.exists() else ""
+        text = with_seeding_section(document, section(measured, options, (before, after)))
+        options.results.write_text(text, "utf-8")
+        print(f"written to {options.results}")
 
 
 if __name__ == "__main__":

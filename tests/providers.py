@@ -168,8 +168,10 @@ class Counting:
         if not self.cpu:
             time.sleep(self.seconds)
             return
-        end = time.process_time() + self.seconds
-        while time.process_time() < end:
+        # The thread's own CPU: a seeding command renders in a thread beside its
+        # recorder's, whose CPU must not shorten this render.
+        end = time.thread_time() + self.seconds
+        while time.thread_time() < end:
             pass
 
     def renderTile(self, width: int, height: int, srs: str, coord: Any) -> Image.Image:  # noqa: N802

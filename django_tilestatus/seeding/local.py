@@ -1,4 +1,4 @@
-"""Running a seeding job in N local processes (or one thread), stopped cleanly.
+"""Running a seeding job in this process and N - 1 more local processes, stopped cleanly.
 
 Each process is started with multiprocessing's ``spawn`` method (no fork of a
 process with threads), sets Django up from ``DJANGO_SETTINGS_MODULE`` as any
@@ -39,7 +39,14 @@ def process_main(job_id: str, stop: Any) -> None:
 
 
 class LocalWorkers:
-    """``processes`` processes (1: a thread of this process) working on one job."""
+    """``processes`` workers on one job: a thread of this process, and ``processes - 1``
+    spawned processes beside it.
+
+    The command's own process renders too rather than only watching: it has Django and
+    the layers loaded already, so ``--processes 1`` starts nothing, and ``--processes 2``
+    on two cores keeps both busy with one process start-up (about a second of Django
+    set-up) instead of two.
+    """
 
     def __init__(self, job_id: str, processes: int):
         self.job_id = job_id
@@ -57,16 +64,16 @@ class LocalWorkers:
                     name=f"tilestatus-seed-{index}",
                     daemon=False,
                 )
-                for index in range(processes)
+                for index in range(1, processes)
             ]
         else:
             self.stop_event = threading.Event()
 
     def start(self, work: Callable[[str, Callable[[], bool]], int] | None = None) -> None:
-        if self._children:
-            for child in self._children:
-                child.start()
-            return
+        """Start the processes, then this process's thread (``work``: its body, by
+        default ``running.work``)."""
+        for child in self._children:
+            child.start()
         if work is None:
             from .running import work as work_here
 
@@ -83,9 +90,8 @@ class LocalWorkers:
         self._thread.start()
 
     def alive(self) -> bool:
-        if self._thread is not None:
-            return self._thread.is_alive()
-        return any(child.is_alive() for child in self._children)
+        thread_alive = self._thread is not None and self._thread.is_alive()
+        return thread_alive or any(child.is_alive() for child in self._children)
 
     def stop(self) -> None:
         """Ask every worker to stop after its current metatile."""
@@ -96,11 +102,3 @@ class LocalWorkers:
             self._thread.join(timeout)
         for child in self._children:
             child.join(timeout)
-
-    def exit_codes(self) -> list[int | None]:
-        return [child.exitcode for child in self._children]
-
-    def kill(self) -> None:
-        for child in self._children:
-            if child.is_alive():
-                child.kill()

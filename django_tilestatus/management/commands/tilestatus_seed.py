@@ -55,7 +55,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         add_area_arguments(parser)
         parser.add_argument(
-            "--processes", type=int, default=1, help="Local processes rendering (default 1)."
+            "--processes",
+            type=int,
+            default=1,
+            help="Local processes rendering: this one and N - 1 more (default 1).",
         )
         parser.add_argument(
             "--enqueue",
