@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +32,10 @@ from .redis_server import DATABASES, URL_ENV, db_url, redis_server
 from .report import (
     Results,
     alternation_markdown,
-    code_version,
     cross_checks,
     document,
     lock_targets,
+    measured_code,
     newest_run,
     seeding_section,
     steadiness,
@@ -114,24 +113,7 @@ def environment(url: str) -> dict[str, str]:
     client = redis.Redis.from_url(url)
     redis_version = client.info("server")["redis_version"]
     client.close()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=config.ROOT
-    ).stdout.strip()
-    dirty = subprocess.run(  # the results file a run writes is no change to the code
-        [
-            "git",
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            ":!benchmarks/RESULTS.md",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=config.ROOT,
-    ).stdout.strip()
-    code = code_version(commit, bool(dirty))
+    code = measured_code(config.ROOT)
     packages = ", ".join(
         f"{name} {version(name)}"
         for name in ("Django", "redis", "django-redis", "TileStache", "gunicorn", "Pillow")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .in_process import VARIANTS, CpuRow
@@ -761,6 +763,29 @@ MODIFIED = " (modified)"
 def code_version(commit: str, modified: bool) -> str:
     """The code a run measured, as ``RESULTS.md`` names it."""
     return f"{commit or 'unknown'}{MODIFIED if modified else ''}"
+
+
+def measured_code(root: Path) -> str:
+    """The code version of the work tree at ``root`` (its commit, ``(modified)`` when it
+    holds changes; the results file a run writes is no change to the code)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!benchmarks/RESULTS.md",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    ).stdout.strip()
+    return code_version(commit, bool(dirty))
 
 
 def same_code(results: Results, previous: dict[str, Any] | None) -> bool:

@@ -262,16 +262,9 @@ class Measured:
         return lines
 
 
-def commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    )
-    return done.stdout.strip() or "unknown"
-
-
 def section(measured: Measured, options: argparse.Namespace, loads: tuple[str, str]) -> str:
     """The seeding section of ``RESULTS.md``."""
-    from .report import SEEDING_END, SEEDING_START
+    from .report import SEEDING_END, SEEDING_START, measured_code
 
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     tiles = tiles_of(options.zooms)
@@ -280,7 +273,8 @@ def section(measured: Measured, options: argparse.Namespace, loads: tuple[str, s
         "## Seeding",
         "",
         f"Written by `python -m benchmarks.seeding --results` (a run of its own, carried over "
-        f"by `python -m benchmarks`): {date}, code {commit()}, {options.rounds} rounds of "
+        f"by `python -m benchmarks`): {date}, code {measured_code(ROOT)}, "
+        f"{options.rounds} rounds of "
         f"{tiles:,} tiles (zooms {options.zooms}) at {options.cpu_ms:g} ms of CPU each, "
         f"{os.cpu_count()} CPUs, load average {loads[0]} before and {loads[1]} after. "
         "Whole commands timed, start-up included; ratios paired within a round.",
