@@ -7,6 +7,7 @@ Fixtures only; the helpers they use, and that tests import, are in ``tests/suppo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from django_tilestatus import connection, runtime
 from django_tilestatus.storage import RedisStore
 
 from .support.clients import PATHS, make_client
+from .support.example_project import copy_database, staff_database
 from .support.real_redis import (
     REAL_REDIS_URL,
     delete_prefixed,
@@ -31,6 +33,25 @@ from .support.real_redis import (
 def pytest_configure(config: pytest.Config) -> None:
     # Before pytest-xdist starts its workers, which inherit the run's mark.
     run_mark()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test whose ``xdist_group`` a ``--dist loadgroup`` run lost.
+
+    pytest-xdist sends a group to one worker by suffixing its tests' node ids with
+    ``@group``; where a pytest release ignores that suffix, each test of a group
+    would build the group's costly fixture again on another worker, silently.
+    """
+    if not getattr(item.config.option, "loadgroup", False):  # set in pytest-xdist's workers
+        return
+    if item.get_closest_marker("xdist_group") is None:
+        return
+    if item.nodeid.rfind("@") <= item.nodeid.rfind("]"):
+        pytest.fail(
+            "--dist loadgroup lost this test's xdist_group: this pytest and pytest-xdist "
+            "do not work together (see the pytest requirement in pyproject.toml)",
+            pytrace=False,
+        )
 
 
 @pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
@@ -72,6 +93,18 @@ def _fresh_state(settings: Any) -> Iterator[None]:
     connection.get_client().flushdb()
     yield
     runtime.reset()
+
+
+@pytest.fixture(scope="session")
+def _staff_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return staff_database(tmp_path_factory.mktemp("staff-database"))
+
+
+@pytest.fixture
+def example_database(_staff_database: Path, tmp_path: Path) -> Path:
+    """The example project's database for this test alone: migrated, with the staff
+    user of ``tests.support.example_project`` (made once per test process)."""
+    return copy_database(_staff_database, tmp_path)
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from django_tilestatus.recording.inflight import Request
 from django_tilestatus.storage import InFlightUpdate, RedisStore
 
 from .support import ROOT, wait_until
+from .support.example_project import STAFF_PASSWORD as PASSWORD
+from .support.example_project import STAFF_USERNAME as USERNAME
 from .support.example_project import write_tilestache_config
 from .support.gunicorn import GunicornServer
 from .support.http import request
@@ -47,7 +49,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-USERNAME, PASSWORD = "browser-staff", "a-long-test-only-password"
 HOSTILE = "<img src=x onerror=alert(1)>"
 #: Milliseconds Playwright waits for something to appear: several refreshes.
 PATIENCE = 20_000
@@ -75,37 +76,15 @@ def sync_playwright() -> Any:
     return sync_playwright
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "example_project/manage.py", *args],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings", **env},
-        capture_output=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture
-def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, str]:
+def example_env(real_redis: Any, real_prefix: str, example_database: Path) -> dict[str, str]:
     """The example project on the real Redis, with a staff user in a database of its own."""
-    env = {
+    return {
         "TILESTATUS_REDIS_URL": REAL_REDIS_URL,
         "TILESTATUS_KEY_PREFIX": real_prefix,
-        "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "DJANGO_SQLITE_PATH": str(example_database),
         "DJANGO_DEBUG": "0",
     }
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
-    # Staff, allowed to see the admin's user list (the page the look is compared with).
-    create = (
-        "from django.contrib.auth import get_user_model; "
-        "from django.contrib.auth.models import Permission; "
-        f"user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r},"
-        " is_staff=True); "
-        "user.user_permissions.add(Permission.objects.get(codename='view_user'))"
-    )
-    manage(env, "shell", "--verbosity", "0", "-c", create)
-    return env
 
 
 @pytest.fixture

@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 import pytest
 
 from .support import ROOT, free_port, wait_until
+from .support.example_project import STAFF_PASSWORD as PASSWORD
+from .support.example_project import STAFF_USERNAME as USERNAME
 from .support.gunicorn import GunicornServer
 from .support.real_redis import IN_CI, REAL_REDIS_URL
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TOKEN = "metrics-test-token-" + "x" * 24
-USERNAME, PASSWORD = "metrics-staff", "a-long-test-only-password"
 RULES = ROOT / "docs" / "alerting-rules.yml"
 T = TypeVar("T")
 
@@ -85,7 +86,9 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, str]:
+def example_env(
+    real_redis: Any, real_prefix: str, tmp_path: Path, example_database: Path
+) -> dict[str, str]:
     """Two layers, a tile cache and a database of the test's own, a staff user, the token."""
     config = {
         "cache": {"name": "Disk", "path": str(tmp_path / "tiles")},
@@ -100,15 +103,9 @@ def example_env(real_redis: Any, real_prefix: str, tmp_path: Path) -> dict[str, 
         "TILESTATUS_KEY_PREFIX": real_prefix,
         "TILESTATUS_CONFIG": str(tmp_path / "tilestache.cfg"),
         "TILESTATUS_METRICS_TOKEN": TOKEN,
-        "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "DJANGO_SQLITE_PATH": str(example_database),
         "DJANGO_DEBUG": "0",
     }
-    assert manage(env, "migrate", "--noinput", "--verbosity", "0").returncode == 0
-    create = (
-        "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r}, is_staff=True)"
-    )
-    assert manage(env, "shell", "--verbosity", "0", "-c", create).returncode == 0
     return env
 
 

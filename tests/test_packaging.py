@@ -45,7 +45,7 @@ from .support.real_redis import REAL_REDIS_URL
 pytestmark = [
     pytest.mark.packaging,
     pytest.mark.redis,
-    # On one pytest-xdist worker, so the distributions (a module fixture) are built once.
+    # On one pytest-xdist worker, so the distributions (a session fixture) are built once.
     pytest.mark.xdist_group("packaging"),
 ]
 
@@ -109,7 +109,7 @@ def package_files() -> set[str]:
     return {name for name in tracked_files() if name.startswith("django_tilestatus/")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the sdist and the wheel ``python -m build`` made from tracked files."""
     source = tmp_path_factory.mktemp("source")

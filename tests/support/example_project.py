@@ -5,18 +5,64 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
 
 from PIL import Image
 
+from . import ROOT
 from .gunicorn import GunicornServer
 from .http import Answer
 
 #: What the recorder logs, once per outage, when Redis fails and returns.
 PAUSED = "Tile status recording paused"
 RESUMED = "Tile status recording resumed"
+
+
+#: The staff user of :func:`staff_database`; allowed to see the admin's user list (the
+#: page the status page's look is compared with).
+STAFF_USERNAME, STAFF_PASSWORD = "staff", "a-long-test-only-password"
+
+
+def staff_database(directory: Path) -> Path:
+    """The example project's SQLite database, migrated, with the staff user in it.
+
+    Made by one ``manage.py`` process, not one per step: a test that needs it copies
+    the file (:func:`copy_database`) instead of migrating again.
+    """
+    path = directory / "db.sqlite3"
+    make = (
+        "from django.core.management import call_command; "
+        "from django.contrib.auth import get_user_model; "
+        "from django.contrib.auth.models import Permission; "
+        "call_command('migrate', interactive=False, verbosity=0); "
+        f"user = get_user_model().objects.create_user({STAFF_USERNAME!r}, "
+        f"password={STAFF_PASSWORD!r}, is_staff=True); "
+        "user.user_permissions.add(Permission.objects.get(codename='view_user'))"
+    )
+    subprocess.run(
+        [sys.executable, "example_project/manage.py", "shell", "--verbosity", "0", "-c", make],
+        cwd=ROOT,
+        check=True,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "example_project.settings",
+            "DJANGO_SQLITE_PATH": str(path),
+        },
+        capture_output=True,
+        timeout=120,
+    )
+    return path
+
+
+def copy_database(template: Path, directory: Path) -> Path:
+    """A copy of ``template`` (from :func:`staff_database`) for one test to change."""
+    return Path(shutil.copyfile(template, directory / "db.sqlite3"))
 
 
 def write_tilestache_config(directory: Path, slow_seconds: float = 30.0) -> Path:
