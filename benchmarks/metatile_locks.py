@@ -8,7 +8,7 @@
   metatile, the first sent 10 ms ahead: it takes the lock and renders, the others wait.
   Two layers: ``slow``, whose provider takes a fixed 100 ms, and the example's Mapnik
   ``world`` layer (where Mapnik is installed). TileStache's waiters poll the lock every
-  200 ms; the app's are woken by the release. Each round asks both servers for the same
+  200 ms; the app's are handed the lock in turn. Each round asks both servers for the same
   new metatile, in an order that reverses every round, so the app / bare ratio of the
   waiters' p50 is paired within a round. The first request's own latency (the render:
   the provider's, then TileStache cutting, encoding and saving 16 tiles) is reported

@@ -119,6 +119,84 @@ def test_waiters_in_the_process_are_released_at_once(disk: Any, monkeypatch: Any
     assert len(done) == 16  # a timed retry would have taken a minute
 
 
+def test_the_holder_hands_the_lock_to_its_waiters_here_one_at_a_time(disk: Any) -> None:
+    """A metatile's waiters in the holder's process are handed its lock in turn: the
+    same lock directory throughout (never removed and made again between them), one
+    holder at a time, and, after the last, no directory and no note left."""
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    cache, layer = InstrumentedCache(disk), Layer()
+    backend = locks.backend_for(disk, layer, COORD, "png")
+    assert backend is not None
+    _, release = _hold(cache, layer)
+    first = backend.current()
+    seen: list[str | None] = []
+    holding, most = [0], [0]
+    guard = threading.Lock()
+
+    def wait() -> None:
+        cache.lock(layer, COORD, "png")
+        with guard:
+            holding[0] += 1
+            most[0] = max(most[0], holding[0])
+        seen.append(backend.current())
+        time.sleep(0.005)
+        with guard:
+            holding[0] -= 1
+        cache.unlock(layer, COORD, "png")
+
+    threads = [threading.Thread(target=wait) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: _waiters(backend.key) == 8, 10, 0.01)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    assert seen == [first] * 8 and most[0] == 1
+    assert not os.path.exists(backend.path) and not os.path.exists(backend.path + ".holder")
+    assert backend.key not in locks._held_here and backend.key not in locks._gates
+
+
+def _waiters(key: str) -> int:
+    gate = locks._gates.get(key)
+    return 0 if gate is None else gate.users
+
+
+def test_a_lock_handed_to_waiters_that_all_left_is_released(disk: Any) -> None:
+    """Handed over, then every waiter left without taking it (an exception while it
+    waited): nobody holds it, so it is released, not left for the stale timeout."""
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert backend is not None
+    token = backend.try_lock()
+    assert token is not None
+    locks._held(backend.key, token)
+    gate = locks._enter(backend.key)
+    assert locks.hand_over(backend)
+    assert gate.handed == token and os.path.isdir(backend.path)
+    locks._leave(backend, gate)
+    assert not os.path.exists(backend.path) and backend.key not in locks._held_here
+
+
+def test_a_memcache_lock_handed_over_gets_a_new_expiry(memcache: Any, monkeypatch: Any) -> None:
+    """Memcache's lock key expires ``stale_lock_timeout`` after it is set: the new holder
+    sets it again, for a full term of its own."""
+    backend = locks.backend_for(memcache, Layer(), COORD, "png")
+    assert isinstance(backend, locks.MemcacheLock)
+    token = backend.try_lock()
+    assert token is not None
+    sets: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(FakeMemcacheClient, "set", lambda self, *args: sets.append(args) or True)
+    locks._held(backend.key, token)
+    gate = locks._enter(backend.key)
+    try:
+        assert locks.hand_over(backend)
+        assert sets == [(backend.name, token, 15.0)]
+    finally:
+        with gate.condition:
+            gate.handed = None
+        locks._leave(backend, gate)
+        locks.released(backend.key)
+
+
 def test_a_release_by_another_process_is_seen_within_the_retry_bound(disk: Any) -> None:
     """The lock directory removed by someone else (as another process's unlock): taken
     within the backed-off retries (20 ms at most between tries)."""
@@ -164,7 +242,7 @@ def test_a_dead_holders_lock_is_broken_at_once_and_a_live_ones_never(disk: Any) 
     assert locks._break_dead(backend, "world", "10/8/4") is None
     # A dead claim on the lock as it stands (taken, as it were, by another process, for a
     # holder of this one is alive): broken at the first look.
-    locks._held_here.discard(backend.key)
+    locks._held_here.pop(backend.key, None)
     claims = [Claim("vm", 4321, acquired.token, dead=True)]
     start = time.monotonic()
     again = locks.acquire(backend, "world", "10/8/4", 15)

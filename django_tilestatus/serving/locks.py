@@ -8,8 +8,12 @@ expiry TileStache uses, so a bare TileStache process sharing the cache stays
 safe) and does the waiting itself:
 
 - waiters in this process sleep on the lock's ``Gate`` (a
-  ``threading.Condition``), which this process's unlock notifies: they try again
-  at once, and while the holder is a request of this process they need not poll;
+  ``threading.Condition``); while the holder is a request of this process they need
+  not poll. Its unlock hands the lock, still held, to one of them (``hand_over``):
+  a metatile's waiters mostly take the lock only to read the tile its render saved,
+  and passing it along spares each of them taking and releasing the cache's lock,
+  and all of them waking on every release to find it taken again. Only when no
+  waiter here is left is the lock released (and any woken);
 - otherwise they try again after 2 ms, doubling to 20 ms, so a lock released by
   another process is taken within 20 ms;
 - past ``stale_lock_timeout`` the lock is forced as TileStache forces it;
@@ -190,6 +194,11 @@ class LockBackend:
     def releasing(self) -> None:
         """The lock's holder in this process is about to release it."""
 
+    def renew(self, token: str) -> str:
+        """Keep the lock's instance ``token`` as a new holder's, handed it in this
+        process: the token it goes on with."""
+        return token
+
     def break_if(self, token: str) -> bool:
         """Remove the lock if it is still the instance ``token``."""
         raise NotImplementedError
@@ -299,13 +308,13 @@ class DiskLock(LockBackend):
         with contextlib.suppress(OSError):
             os.unlink(self.note)
 
-    def _drop_own_note(self) -> None:
-        """Remove the note if this thread wrote it."""
+    def _drop_own_note(self, thread: bool = True) -> None:
+        """Remove the note if this thread (``thread=False``: this process) wrote it."""
         text = self._read_note()
-        if text is not None and text.split(" ", 2)[:2] == [
-            str(os.getpid()),
-            str(threading.get_ident()),
-        ]:
+        if text is None:
+            return
+        writer = [str(os.getpid()), str(threading.get_ident())]
+        if text.split(" ", 2)[: 2 if thread else 1] == writer[: 2 if thread else 1]:
             self._unlink_note()
 
     def recorded(self, token: str) -> Recorded | None:
@@ -318,7 +327,8 @@ class DiskLock(LockBackend):
         return recorded
 
     def releasing(self) -> None:
-        self._drop_own_note()
+        # Its writer may be another thread of this process that handed the lock over.
+        self._drop_own_note(thread=False)
 
     def current(self) -> str | None:
         try:
@@ -430,6 +440,11 @@ class MemcacheLock(LockBackend):
         self._run(lambda client: client.set(self.name, token, self.expiry))
         return token
 
+    def renew(self, token: str) -> str:
+        # The key expires ``stale_lock_timeout`` after it is set: a new holder's full term.
+        self._run(lambda client: client.set(self.name, token, self.expiry))
+        return token
+
 
 #: The caches whose lock this module takes, by class (exactly these, not subclasses).
 _BACKENDS: dict[tuple[str, str], Callable[[Any, Any, Any, str], LockBackend]] = {
@@ -460,14 +475,19 @@ class Gate:
         self.condition = threading.Condition(threading.Lock())
         #: Bumped by each release in this process, so a waiter never sleeps through one.
         self.releases = 0
+        #: The waiters (threads inside ``acquire``'s wait).
         self.users = 0
+        #: The token of the lock its holder here handed over (``hand_over``), still held,
+        #: until a waiter takes it; set under ``_gates_lock`` and the condition both.
+        self.handed: str | None = None
 
 
 _gates: dict[str, Gate] = {}
+#: Taken before a gate's condition, never while holding one.
 _gates_lock = threading.Lock()
-#: The locks a request of this process holds (their keys): their waiters here need
-#: not poll, the release wakes them.
-_held_here: set[str] = set()
+#: The locks a request of this process holds (key: token): their waiters here need
+#: not poll, the release or the hand-over wakes them.
+_held_here: dict[str, str] = {}
 
 
 def _enter(key: str) -> Gate:
@@ -479,17 +499,54 @@ def _enter(key: str) -> Gate:
         return gate
 
 
-def _leave(key: str, gate: Gate) -> None:
+def _leave(backend: LockBackend, gate: Gate) -> None:
+    key = backend.key
     with _gates_lock:
         gate.users -= 1
-        if gate.users <= 0 and _gates.get(key) is gate:
+        if gate.users > 0:
+            return
+        if _gates.get(key) is gate:
             del _gates[key]
+        with gate.condition:
+            orphan, gate.handed = gate.handed, None
+    if orphan is not None:
+        # Handed to waiters that all left without it (an exception while waiting):
+        # nobody here holds it, so it is released as its holder would.
+        with contextlib.suppress(Exception):
+            backend.releasing()
+            backend.break_if(orphan)
+        released(key)
+
+
+def hand_over(backend: LockBackend) -> bool:
+    """Pass the lock this process's request holds to one of its waiters here, without
+    releasing it: whether one took it over (False: release it as usual)."""
+    key = backend.key
+    with _gates_lock:
+        gate = _gates.get(key)
+        token = _held_here.get(key)
+        if gate is None or token is None or gate.users <= 0:
+            return False
+    try:
+        token = backend.renew(token)
+    except Exception:  # noqa: BLE001 - not renewed: released and taken as usual
+        return False
+    with _gates_lock:
+        if _gates.get(key) is not gate or gate.users <= 0:
+            return False
+        with gate.condition:
+            if gate.handed is not None:
+                return False
+            gate.handed = token
+            _held_here[key] = token
+            gate.condition.notify()
+    return True
 
 
 def released(key: str) -> None:
     """The lock ``key`` was released in this process: wake its waiters here."""
     with _gates_lock:
-        _held_here.discard(key)
+        _held_here.pop(key, None)
         gate = _gates.get(key)
     if gate is not None:
         with gate.condition:
@@ -497,9 +554,9 @@ def released(key: str) -> None:
             gate.condition.notify_all()
 
 
-def _held(key: str) -> None:
+def _held(key: str, token: str) -> None:
     with _gates_lock:
-        _held_here.add(key)
+        _held_here[key] = token
 
 
 # -- breaking dead holders' locks --------------------------------------------------
@@ -549,13 +606,13 @@ def acquire(backend: LockBackend, layer: str, metatile: str, stale_lock_timeout:
     """Take the lock, waiting as this module says (blocks until it is held)."""
     token = backend.try_lock()
     if token is not None:
-        _held(backend.key)
+        _held(backend.key, token)
         return Acquired(token, [])
     gate = _enter(backend.key)
     try:
         return _wait(backend, gate, layer, metatile, stale_lock_timeout)
     finally:
-        _leave(backend.key, gate)
+        _leave(backend, gate)
 
 
 def _wait(
@@ -566,13 +623,16 @@ def _wait(
     delay, broken = RETRY_FIRST, list[Claim]()
     while True:
         with gate.condition:
+            token, gate.handed = gate.handed, None
             releases = gate.releases
+        if token is not None:  # handed over by its holder here: held already
+            return Acquired(token, broken)
         token = backend.try_lock()
         now = time.monotonic()
         if token is None and now >= due:
             token = backend.force()
         if token is not None:
-            _held(backend.key)
+            _held(backend.key, token)
             return Acquired(token, broken)
         # A holder that is a request of this process is alive: nobody to look up.
         here = backend.key in _held_here
@@ -583,7 +643,7 @@ def _wait(
                 broken.append(claim)
                 continue
         with gate.condition:
-            if gate.releases == releases:
+            if gate.handed is None and gate.releases == releases:
                 gate.condition.wait(LOCAL_WAIT_MOST if here else delay)
         if not here:
             delay = min(delay * 2, RETRY_MOST)

@@ -12,8 +12,9 @@ held or when the cache had nothing; and, for the tile statistics, whether
 lock took.
 
 For the Disk, Redis, Memcache and Multi caches the wrapper takes the lock itself
-(``locks``): the cache's own lock, tried without waiting, with waiters woken as
-soon as it is released and dead holders' locks broken at once.
+(``locks``): the cache's own lock, tried without waiting, handed by its holder to a
+waiter of the same process without being released, other waiters seeing it released
+within milliseconds, and dead holders' locks broken at once.
 
 Core module: imports the standard library, ``locks`` and ``recording`` only.
 """
@@ -39,9 +40,10 @@ def _layer_name(layer: Any) -> str:
 class InstrumentedCache:
     """Delegates to the wrapped cache; times ``lock()`` and records it.
 
-    ``unlock``, ``read``, ``save`` and ``remove`` are the rest of TileStache's
-    cache interface and pass straight through, as does any other attribute
-    (a Disk cache's ``cachepath``, say).
+    ``unlock`` hands a lock taken through ``locks`` to a waiter of this process when
+    there is one, and otherwise releases it; ``read``, ``save`` and ``remove`` are the
+    rest of TileStache's cache interface and pass straight through, as does any other
+    attribute (a Disk cache's ``cachepath``, say).
     """
 
     def __init__(self, inner: Any):
@@ -89,6 +91,8 @@ class InstrumentedCache:
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
         inflight.cache_lock_released()
         backend = self._backend(layer, coord, format)
+        if backend is not None and locks.hand_over(backend):
+            return None  # a waiter of this process holds it now
         if backend is not None:
             backend.releasing()  # before the release: then the lock is the next holder's
         result = self.inner.unlock(layer, coord, format)
