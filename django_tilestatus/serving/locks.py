@@ -175,6 +175,8 @@ class LockBackend:
 
     #: Names the lock in this process (the gate's key).
     key: str
+    #: Taken over from a holder of this process (``hand_over``), not by ``try_lock``.
+    handed: bool = False
 
     def try_lock(self) -> str | None:
         """Take the lock if free: its token, or None when it is held."""
@@ -245,6 +247,8 @@ class DiskLock(LockBackend):
         self.path = cache._lockpath(layer, coord, format)
         self.note = self.path + NOTE_SUFFIX
         self.key = "disk:" + self.path
+        #: Whether this instance wrote the note of the lock it took (None: it took none).
+        self.noted: bool | None = None
 
     def try_lock(self) -> str | None:
         identity = _identity_now()
@@ -260,9 +264,10 @@ class DiskLock(LockBackend):
                     self._drop_own_note()
                 return None
             if line is not None and not noted:
-                self._overwrite_note(line)
+                noted = self._overwrite_note(line)
         finally:
             os.umask(old)
+        self.noted = noted
         return self.current() or "?"
 
     def _create_note(self, line: bytes, mode: int) -> bool:
@@ -284,13 +289,19 @@ class DiskLock(LockBackend):
             os.close(fd)
         return True
 
-    def _overwrite_note(self, line: bytes) -> None:
-        with contextlib.suppress(OSError):  # the lock is held whether its note is written
+    def _overwrite_note(self, line: bytes) -> bool:
+        """Write the note whatever is there: whether this did."""
+        try:
             fd = os.open(self.note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+        except OSError:  # the lock is held whether its note is written
+            return False
+        try:
+            os.write(fd, line)
+        except OSError:  # a note cut short is incomplete: it names no one
+            pass
+        finally:
+            os.close(fd)
+        return True
 
     def _read_note(self) -> str | None:
         """The holder text of a complete note, or None."""
@@ -327,8 +338,10 @@ class DiskLock(LockBackend):
         return recorded
 
     def releasing(self) -> None:
-        # Its writer may be another thread of this process that handed the lock over.
-        self._drop_own_note(thread=False)
+        if self.handed or self.noted:  # this process's note, whichever thread wrote it
+            self._unlink_note()
+        elif self.noted is None:  # not the instance that took it: read whose it is
+            self._drop_own_note(thread=False)
 
     def current(self) -> str | None:
         try:
@@ -626,6 +639,7 @@ def _wait(
             token, gate.handed = gate.handed, None
             releases = gate.releases
         if token is not None:  # handed over by its holder here: held already
+            backend.handed = True
             return Acquired(token, broken)
         token = backend.try_lock()
         now = time.monotonic()

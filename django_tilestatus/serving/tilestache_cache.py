@@ -21,6 +21,7 @@ Core module: imports the standard library, ``locks`` and ``recording`` only.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -35,6 +36,26 @@ def _layer_name(layer: Any) -> str:
         return str(layer.name())
     except Exception:  # noqa: BLE001 - a name is a label, never worth failing a tile
         return "?"
+
+
+_UNKNOWN: Any = object()
+
+#: The lock backends this thread took locks through, until their unlock (key:
+#: ``_taken_key``; None where the cache keeps its own lock): the unlock reuses what the
+#: lock worked out (the lock's path, whether it wrote a note) instead of redoing it.
+_taken = threading.local()
+
+
+def _taken_locks() -> dict[tuple[Any, ...], locks.LockBackend | None]:
+    try:
+        held: dict[tuple[Any, ...], locks.LockBackend | None] = _taken.locks
+    except AttributeError:
+        held = _taken.locks = {}
+    return held
+
+
+def _taken_key(cache: Any, name: str, coord: Any, format: str) -> tuple[Any, ...]:
+    return (id(cache), name, int(coord.zoom), int(coord.column), int(coord.row), format)
 
 
 class InstrumentedCache:
@@ -60,9 +81,12 @@ class InstrumentedCache:
         backend = self._backend(layer, coord, format)
         if backend is None:
             self.inner.lock(layer, coord, format)
+            _taken_locks()[_taken_key(self.inner, name, coord, format)] = None
             return None
         metatile = f"{int(coord.zoom)}/{int(coord.column)}/{int(coord.row)}"
-        return locks.acquire(backend, name, metatile, float(layer.stale_lock_timeout))
+        acquired = locks.acquire(backend, name, metatile, float(layer.stale_lock_timeout))
+        _taken_locks()[_taken_key(self.inner, name, coord, format)] = backend
+        return acquired
 
     def lock(self, layer: Any, coord: Any, format: str) -> Any:
         recorder = active()
@@ -90,7 +114,10 @@ class InstrumentedCache:
 
     def unlock(self, layer: Any, coord: Any, format: str) -> Any:
         inflight.cache_lock_released()
-        backend = self._backend(layer, coord, format)
+        key = _taken_key(self.inner, _layer_name(layer), coord, format)
+        backend = _taken_locks().pop(key, _UNKNOWN)
+        if backend is _UNKNOWN:  # not locked by this thread through this wrapper
+            backend = self._backend(layer, coord, format)
         if backend is not None and locks.hand_over(backend):
             return None  # a waiter of this process holds it now
         if backend is not None:
