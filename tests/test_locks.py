@@ -25,7 +25,7 @@ from django_tilestatus.reading.metrics import exposition
 from django_tilestatus.reading.report import Report, ReportSettings, build_report
 from django_tilestatus.recording import inflight, vocabulary
 from django_tilestatus.recording.vocabulary import Kind, parse
-from django_tilestatus.serving import locks
+from django_tilestatus.serving import disk_holders, locks
 from django_tilestatus.serving.tilestache_cache import InstrumentedCache
 from django_tilestatus.statistics.schema import LocksBroken, StatTotals
 from django_tilestatus.storage.interface import ProcessLog, Snapshot
@@ -152,7 +152,7 @@ def test_the_holder_hands_the_lock_to_its_waiters_here_one_at_a_time(disk: Any) 
     for thread in threads:
         thread.join(20)
     assert seen == [first] * 8 and most[0] == 1
-    assert not os.path.exists(backend.path) and not os.path.exists(backend.path + ".holder")
+    assert not os.path.exists(backend.path) and _holder_lines(backend) == []
     assert backend.key not in locks._held_here and backend.key not in locks._gates
 
 
@@ -519,7 +519,9 @@ locks.set_holder_identity(lambda: locks.Identity(job["host"], job["namespace"]))
 layer = types.SimpleNamespace(name=lambda: "world", stale_lock_timeout=15)
 coord = types.SimpleNamespace(zoom=10, column=8, row=4)
 if job["kind"] == "disk":
-    cache = types.SimpleNamespace(_lockpath=lambda *args: job["path"], umask=0o022)
+    cache = types.SimpleNamespace(
+        _lockpath=lambda *args: job["path"], cachepath=job["root"], umask=0o022
+    )
     backend = locks.DiskLock(cache, layer, coord, "png")
 elif job["kind"] == "redis":
     import redis
@@ -538,6 +540,18 @@ else:
 print(json.dumps({"pid": os.getpid(), "token": backend.try_lock()}), flush=True)
 os._exit(0)
 """
+
+
+def _disk_job(backend: locks.DiskLock) -> dict[str, Any]:
+    return {"path": backend.path, "root": backend.cache.cachepath}
+
+
+def _holder_lines(backend: locks.DiskLock) -> list[str]:
+    """The holder files' lines that record the lock, as ``<pid> <thread>``."""
+    return [
+        " ".join(holder.text.split(" ", 2)[:2])
+        for holder in disk_holders.holders_of(backend.holders, backend.path)
+    ]
 
 
 class Metatile:
@@ -582,7 +596,7 @@ def metatile(request: pytest.FixtureRequest) -> Metatile:
     if request.param == "disk":
         backend = locks.backend_for(request.getfixturevalue("disk"), layer, COORD, "png")
         assert isinstance(backend, locks.DiskLock)
-        return Metatile("disk", backend, {"path": backend.path})
+        return Metatile("disk", backend, _disk_job(backend))
     if request.param == "redis":
         client, prefix = request.getfixturevalue("real_redis"), new_prefix()
         request.addfinalizer(lambda: delete_prefixed(client, prefix))
@@ -633,24 +647,77 @@ def test_without_an_identity_a_lock_records_no_holder(metatile: Metatile) -> Non
     assert token is not None and metatile.backend.recorded(token) is None
 
 
-def test_the_disk_lock_stays_an_empty_directory_its_note_beside_it(disk: Any) -> None:
+def test_the_disk_lock_stays_an_empty_directory_its_holder_in_the_process_file(
+    disk: Any,
+) -> None:
     locks.set_holder_identity(lambda: locks.Identity("a host with spaces", None))
     cache, layer = InstrumentedCache(disk), Layer()
     cache.lock(layer, COORD, "png")
     backend = locks.backend_for(disk, layer, COORD, "png")
     assert isinstance(backend, locks.DiskLock)
     assert os.listdir(backend.path) == []  # a bare TileStache's os.rmdir still works
-    assert backend.note == backend.path + ".holder"
+    # Nothing beside it either: one file of this process in the cache's root holds it.
+    assert os.listdir(os.path.dirname(backend.path)) == [os.path.basename(backend.path)]
+    assert backend.holders == os.path.join(disk.cachepath, ".tilestatus-lock-holders")
+    [name] = os.listdir(backend.holders)
+    assert name.startswith(f"{os.getpid()}.")
+    [holder] = disk_holders.holders_of(backend.holders, backend.path)
+    assert holder.text.startswith(f"{os.getpid()} {threading.get_ident()} ")
+    assert holder.text.endswith(" - a host with spaces")
     token = backend.current()
     assert token is not None
-    note = Path(backend.note).read_text()
-    assert note.startswith(f"{os.getpid()} {threading.get_ident()} ")
-    assert note.endswith(" - a host with spaces\n")
     recorded = backend.recorded(token)
     assert recorded is not None and recorded.host == "a host with spaces"
-    assert recorded.namespace is None
+    assert recorded.namespace is None and recorded.pid == os.getpid()
     cache.unlock(layer, COORD, "png")
-    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+    assert not os.path.exists(backend.path)
+    assert disk_holders.holders_of(backend.holders, backend.path) == []
+
+
+def test_a_process_that_ends_removes_its_holder_file(disk: Any) -> None:
+    program = f"""
+import types
+from django_tilestatus.serving import locks
+from django_tilestatus.serving.tilestache_cache import InstrumentedCache
+from django_tilestatus.tilestache import import_tilestache
+locks.set_holder_identity(lambda: locks.Identity("here", None))
+cache = InstrumentedCache(import_tilestache().Caches.Disk({disk.cachepath!r}, dirs="portable"))
+layer = types.SimpleNamespace(name=lambda: "world", stale_lock_timeout=15)
+cache.lock(layer, types.SimpleNamespace(zoom=10, column=8, row=4), "png")
+cache.unlock(layer, types.SimpleNamespace(zoom=10, column=8, row=4), "png")
+import os
+print(len(os.listdir(locks.disk_holders.folder_of({disk.cachepath!r}))), flush=True)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1\n"  # made at its first lock, kept while it runs
+    assert os.listdir(disk_holders.folder_of(disk.cachepath)) == []
+
+
+def test_the_files_of_dead_processes_are_removed_once_no_lock_of_theirs_stands(
+    disk: Any,
+) -> None:
+    """A holder killed while holding a lock keeps its line until the lock is broken, and
+    its file goes with its last line; the file of a dead process whose lock was forced
+    since goes at the next look-up. This process's own file stays."""
+    locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
+    elsewhere = locks.backend_for(
+        disk, Layer(), types.SimpleNamespace(zoom=10, column=0, row=0), "png"
+    )
+    assert isinstance(elsewhere, locks.DiskLock)
+    Metatile("disk", elsewhere, _disk_job(elsewhere)).taken_by_a_process_that_died()
+    os.rmdir(elsewhere.path)  # forced past its stale timeout by a bare TileStache
+    backend = locks.backend_for(disk, Layer(), COORD, "png")
+    assert isinstance(backend, locks.DiskLock)
+    _, dead_token = Metatile("disk", backend, _disk_job(backend)).taken_by_a_process_that_died()
+    assert len(os.listdir(backend.holders)) == 2
+    _judge_by_the_death_policy()
+    acquired = locks.acquire(backend, "world", "10/8/4", 15)
+    assert len(acquired.broken) == 1 and acquired.token != dead_token
+    assert backend.recorded(acquired.token) is not None
+    assert [name.split(".")[0] for name in os.listdir(backend.holders)] == [str(os.getpid())]
 
 
 def test_a_holder_killed_before_its_entry_was_written_has_its_lock_broken_at_once(
@@ -687,16 +754,16 @@ def test_a_bare_tilestache_lock_is_never_broken_early(metatile: Metatile) -> Non
     assert metatile.backend.current() == token
 
 
-def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(
+def test_a_record_of_another_instance_of_the_disk_lock_is_ignored(
     disk: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A dead holder's note, then its lock forced by a bare TileStache (``os.rmdir`` and
+    """A dead holder's line, then its lock forced by a bare TileStache (``os.rmdir`` and
     ``os.makedirs`` past the stale timeout): the directory was made too long after the
-    note to be its holder's, so the live bare holder's lock is not broken."""
-    monkeypatch.setattr(locks, "NOTE_LEAD_MOST", 0.1)  # not to wait a stale timeout
+    line to be its holder's, so the live bare holder's lock is not broken."""
+    monkeypatch.setattr(locks, "RECORD_LEAD_MOST", 0.1)  # not to wait a stale timeout
     backend = locks.backend_for(disk, Layer(), COORD, "png")
     assert isinstance(backend, locks.DiskLock)
-    metatile = Metatile("disk", backend, {"path": backend.path})
+    metatile = Metatile("disk", backend, _disk_job(backend))
     _, dead_token = metatile.taken_by_a_process_that_died()
     dead = backend.recorded(dead_token)
     assert dead is not None
@@ -704,12 +771,12 @@ def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(
     os.rmdir(backend.path)
     os.makedirs(backend.path)
     token = backend.current()
-    assert token is not None and token != dead_token and os.path.exists(backend.note)
+    assert token is not None and token != dead_token and len(_holder_lines(backend)) == 1
     _judge_by_the_death_policy()
     assert backend.recorded(token) is None
     assert locks._break_dead(backend, "world", "10/8/4") is None
     assert backend.current() == token
-    os.rmdir(backend.path)  # the bare holder's unlock; the next lock overwrites the note
+    os.rmdir(backend.path)  # the bare holder's unlock; the dead line stays, older
     locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
     ours = backend.try_lock()
     assert ours is not None
@@ -718,37 +785,45 @@ def test_a_note_of_another_instance_of_the_disk_lock_is_ignored(
 
 
 def test_a_disk_lock_is_named_before_its_directory_is_made(disk: Any) -> None:
-    """A holder killed the moment ``mkdir`` returns has named itself already; a holder
-    that finds the lock taken leaves the holder's note alone and removes its own."""
+    """A holder killed the moment ``mkdir`` returns has named itself already; a process
+    that finds the lock taken leaves the holder's line alone and removes its own."""
     locks.set_holder_identity(lambda: locks.Identity(HOST, NAMESPACE))
     backend = locks.backend_for(disk, Layer(), COORD, "png")
     assert isinstance(backend, locks.DiskLock)
-    seen: list[bool] = []
+    me = f"{os.getpid()} {threading.get_ident()}"
+    seen: list[list[str]] = []
     makedirs = os.makedirs
 
-    def note_is_there(path: str, *args: Any, **kwargs: Any) -> None:
+    def named_yet(path: str, *args: Any, **kwargs: Any) -> None:
         if path == backend.path:
-            seen.append(os.path.exists(backend.note))
+            seen.append(_holder_lines(backend))
         makedirs(path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(locks.os, "makedirs", note_is_there)
+        patch.setattr(locks.os, "makedirs", named_yet)
         token = backend.try_lock()
-    assert seen == [True] and token is not None
-    note = Path(backend.note).read_text()
-    os.unlink(backend.note)  # now as a bare TileStache's lock: no note
-    assert backend.try_lock() is None and not os.path.exists(backend.note)
-    Path(backend.note).write_text(note)
-    assert backend.try_lock() is None and Path(backend.note).read_text() == note
+    assert seen == [[me]] and token is not None
+    # Held by another thread here: its line stays as it was.
+    other: list[str | None] = []
+    thread = threading.Thread(target=lambda: other.append(backend.try_lock()))
+    thread.start()
+    thread.join()
+    assert other == [None] and _holder_lines(backend) == [me]
+    # Held by a process that died: its line stays, this one's goes.
+    backend.releasing()
+    backend.release()
+    pid, _ = Metatile("disk", backend, _disk_job(backend)).taken_by_a_process_that_died()
+    assert backend.try_lock() is None
+    assert [line.split(" ")[0] for line in _holder_lines(backend)] == [str(pid)]
 
 
-def test_a_disk_locks_note_is_removed_when_its_dead_holders_lock_is_broken(disk: Any) -> None:
+def test_a_disk_locks_line_is_removed_when_its_dead_holders_lock_is_broken(disk: Any) -> None:
     backend = locks.backend_for(disk, Layer(), COORD, "png")
     assert isinstance(backend, locks.DiskLock)
-    _, token = Metatile("disk", backend, {"path": backend.path}).taken_by_a_process_that_died()
-    assert os.path.exists(backend.note)
+    _, token = Metatile("disk", backend, _disk_job(backend)).taken_by_a_process_that_died()
+    assert len(_holder_lines(backend)) == 1
     assert backend.break_if(token)
-    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+    assert not os.path.exists(backend.path) and _holder_lines(backend) == []
 
 
 @dataclass(frozen=True)
@@ -817,7 +892,7 @@ def test_breaking_a_lock_known_from_its_record_is_recorded_and_counted(disk: Any
     cache, layer = InstrumentedCache(disk), Layer()
     backend = locks.backend_for(disk, layer, COORD, "png")
     assert isinstance(backend, locks.DiskLock)
-    holder = Metatile("disk", backend, {"path": backend.path})
+    holder = Metatile("disk", backend, _disk_job(backend))
     pid, _ = holder.taken_by_a_process_that_died(identity.host)
     request = inflight.begin("/world/10/8/4.png", time.time())
     try:
@@ -828,7 +903,7 @@ def test_breaking_a_lock_known_from_its_record_is_recorded_and_counted(disk: Any
         inflight.end(request)
     messages = [message for _, message in map(_event, list(recorder._queue))]
     assert f"Broke the lock of metatile world 10/8/4 held by dead PID {pid}" in messages
-    assert not os.path.exists(backend.path) and not os.path.exists(backend.note)
+    assert not os.path.exists(backend.path) and _holder_lines(backend) == []
 
 
 def test_the_lock_identity_follows_the_settings(settings: Any) -> None:

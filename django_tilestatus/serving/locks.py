@@ -26,19 +26,19 @@ safe) and does the waiting itself:
 - a holder's in-flight entry reaches the store up to 200 ms after it took the lock,
   so the lock also records its holder (``set_holder_identity``: host, PID namespace,
   PID, thread, time). Redis and Memcache: in the key's value, after TileStache's
-  ``locked.``; Disk: in a note beside the lock directory (``<lock>.holder``, written
-  just before the directory is made; the directory stays TileStache's empty one,
-  which a bare TileStache removes with ``os.rmdir``). When the in-flight entries
-  name no dead holder, the waiter asks the source to judge the holder the lock
-  records (``Recorded``), so a holder killed before its entry was written is found.
+  ``locked.``; Disk: in a line of its process's holder file in the cache's root
+  (``disk_holders``, written just before the directory is made; the directory stays
+  TileStache's empty one, which a bare TileStache removes with ``os.rmdir``). When the
+  in-flight entries name no dead holder, the waiter asks the source to judge the holder
+  the lock records (``Recorded``), so a holder killed before its entry was written is found.
 
 A live holder's lock is never broken early, nor one whose holder is unknown (a bare
-TileStache process's ``locked.`` or note-less directory, an older version's lock).
+TileStache process's ``locked.`` or unrecorded directory, an older version's lock).
 
 Caches of other kinds, and subclasses (which may lock their own way), keep
 TileStache's own ``lock()``.
 
-Core module: imports the standard library only.
+Core module: imports the standard library and ``disk_holders`` only.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from . import disk_holders
 
 #: Seconds before the first retry across processes, and the most between retries.
 RETRY_FIRST = 0.002
@@ -196,6 +198,11 @@ class LockBackend:
     def releasing(self) -> None:
         """The lock's holder in this process is about to release it."""
 
+    def release(self) -> bool:
+        """Release the lock as the cache's own ``unlock`` would, where this backend can
+        spare it working out the lock's name again: whether it did."""
+        return False
+
     def renew(self, token: str) -> str:
         """Keep the lock's instance ``token`` as a new holder's, handed it in this
         process: the token it goes on with."""
@@ -210,13 +217,9 @@ class LockBackend:
         raise NotImplementedError
 
 
-#: What a Disk lock's note adds to the lock directory's path.
-NOTE_SUFFIX = ".holder"
-#: Bytes of a note read at most (a note is one short line).
-NOTE_MOST = 4096
-#: Seconds after its note's time within which a lock directory is the note's: its holder
-#: writes the note just before ``mkdir``, so a directory made later is another's.
-NOTE_LEAD_MOST = 0.5
+#: Seconds after its record's time within which a lock directory is the record's: its
+#: holder records it just before ``mkdir``, so a directory made later is another's.
+RECORD_LEAD_MOST = 0.5
 #: Seconds the file system's coarse clock (a directory's change time) may lag the time.
 CLOCK_SLACK = 0.05
 
@@ -231,117 +234,70 @@ class DiskLock(LockBackend):
     """``TileStache.Caches.Disk``: an empty directory beside the tile (``_lockpath``).
 
     Nothing goes inside the directory (a bare TileStache removes it with ``os.rmdir``):
-    its holder is recorded in a note beside it (``<lock>.holder``), one line
-    (``_holder_text``) ending in a newline, so a note read while being written is seen
-    as incomplete. The holder writes the note *before* ``mkdir``, creating it only if
-    there is none (``O_EXCL``), so a holder killed the moment it has the directory has
-    named itself already; a note that was there (a holder's that died before its
-    ``mkdir``, or whose lock a bare TileStache forced) is overwritten once the
-    directory is made. A note is the directory's only if the directory was made
-    within ``NOTE_LEAD_MOST`` seconds after the note's time: a directory made by
-    anyone else later (a bare TileStache's) is not taken for the note's.
+    its holder is recorded in its process's holder file in the cache's root
+    (``disk_holders``), one line (``_holder_text``). The holder records the lock
+    *before* ``mkdir`` (unless its process holds it already), so a holder killed the
+    moment it has the directory has named itself already, and removes the line if the
+    directory was there. A line is the directory's only if the directory was made
+    within ``RECORD_LEAD_MOST`` seconds after the line's time: a directory made by anyone
+    else later (a bare TileStache's) is not taken for the line's.
     """
 
     def __init__(self, cache: Any, layer: Any, coord: Any, format: str):
         self.cache = cache
         self.path = cache._lockpath(layer, coord, format)
-        self.note = self.path + NOTE_SUFFIX
+        self.holders = disk_holders.folder_of(cache.cachepath)
         self.key = "disk:" + self.path
-        #: Whether this instance wrote the note of the lock it took (None: it took none).
-        self.noted: bool | None = None
 
     def try_lock(self) -> str | None:
         identity = _identity_now()
-        line = None if identity is None else f"{_holder_text(identity)}\n".encode()
+        own, added, text = None, False, ""
         umask = self.cache.umask
-        old = os.umask(umask)
+        old = os.umask(umask)  # the holder file's too: made by the cache's user rules
         try:
-            noted = line is not None and self._create_note(line, 0o777 & ~umask)
-            try:
-                os.makedirs(self.path, 0o777 & ~umask)
-            except FileExistsError:
-                if noted:
-                    self._drop_own_note()
+            if identity is not None:
+                text = _holder_text(identity)
+                own = disk_holders.own_file(self.holders, text)
+                added = own is not None and own.add(self.path, text)
+            os.makedirs(self.path, 0o777 & ~umask)
+        except BaseException as error:  # held, or not made: not this one's
+            if added and own is not None:
+                own.remove(self.path)
+            if isinstance(error, FileExistsError):
                 return None
-            if line is not None and not noted:
-                noted = self._overwrite_note(line)
+            raise
         finally:
             os.umask(old)
-        self.noted = noted
+        if own is not None and not added:  # recorded by a thread here, now forced: ours
+            own.add(self.path, text, replace=True)
         return self.current() or "?"
 
-    def _create_note(self, line: bytes, mode: int) -> bool:
-        """Write the note if there is none: whether this did."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            try:
-                fd = os.open(self.note, flags, 0o666)
-            except FileNotFoundError:  # a cold cache: the folders the lock goes in
-                os.makedirs(os.path.dirname(self.note), mode, exist_ok=True)
-                fd = os.open(self.note, flags, 0o666)
-        except OSError:  # there is one, or it cannot be made: the lock goes on without
-            return False
-        try:
-            os.write(fd, line)
-        except OSError:  # a note cut short is incomplete: it names no one
-            pass
-        finally:
-            os.close(fd)
-        return True
-
-    def _overwrite_note(self, line: bytes) -> bool:
-        """Write the note whatever is there: whether this did."""
-        try:
-            fd = os.open(self.note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        except OSError:  # the lock is held whether its note is written
-            return False
-        try:
-            os.write(fd, line)
-        except OSError:  # a note cut short is incomplete: it names no one
-            pass
-        finally:
-            os.close(fd)
-        return True
-
-    def _read_note(self) -> str | None:
-        """The holder text of a complete note, or None."""
-        try:
-            with open(self.note, "rb") as note:
-                raw = note.read(NOTE_MOST)
-        except OSError:
-            return None
-        text = raw.decode("utf-8", "replace")
-        if not text.endswith("\n") or text.count("\n") != 1:
-            return None
-        return text[:-1]
-
-    def _unlink_note(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.note)
-
-    def _drop_own_note(self, thread: bool = True) -> None:
-        """Remove the note if this thread (``thread=False``: this process) wrote it."""
-        text = self._read_note()
-        if text is None:
-            return
-        writer = [str(os.getpid()), str(threading.get_ident())]
-        if text.split(" ", 2)[: 2 if thread else 1] == writer[: 2 if thread else 1]:
-            self._unlink_note()
+    def _records(self, token: str) -> list[tuple[disk_holders.Holder, Recorded]]:
+        """The holder lines that record the lock's instance ``token``."""
+        made_at = _made_at(token)
+        if made_at is None:
+            return []
+        found = []
+        for holder in disk_holders.holders_of(self.holders, self.path):
+            recorded = _parse_holder(token, holder.text)
+            if recorded is None:
+                continue
+            if recorded.taken - CLOCK_SLACK <= made_at <= recorded.taken + RECORD_LEAD_MOST:
+                found.append((holder, recorded))
+        return found
 
     def recorded(self, token: str) -> Recorded | None:
-        made_at, text = _made_at(token), self._read_note()
-        recorded = None if text is None else _parse_holder(token, text)
-        if recorded is None or made_at is None:
-            return None
-        if not recorded.taken - CLOCK_SLACK <= made_at <= recorded.taken + NOTE_LEAD_MOST:
-            return None  # a note of another instance of the lock
-        return recorded
+        found = [recorded for _, recorded in self._records(token)]
+        _tidy_holder_files(self.holders)
+        return max(found, key=lambda recorded: recorded.taken, default=None)
 
     def releasing(self) -> None:
-        if self.handed or self.noted:  # this process's note, whichever thread wrote it
-            self._unlink_note()
-        elif self.noted is None:  # not the instance that took it: read whose it is
-            self._drop_own_note(thread=False)
+        disk_holders.forget(self.holders, self.path)
+
+    def release(self) -> bool:
+        with contextlib.suppress(OSError):  # gone already, as TileStache's unlock allows
+            os.rmdir(self.path)
+        return True
 
     def current(self) -> str | None:
         try:
@@ -353,8 +309,8 @@ class DiskLock(LockBackend):
     def break_if(self, token: str) -> bool:
         if self.current() != token:
             return False
-        if self.recorded(token) is not None:
-            self._unlink_note()  # first: once the directory goes, the next holder writes one
+        for holder, _ in self._records(token):  # first: the next holder records itself
+            disk_holders.drop(self.holders, holder)
         try:
             os.rmdir(self.path)
         except OSError:
@@ -365,6 +321,24 @@ class DiskLock(LockBackend):
         with contextlib.suppress(OSError):
             os.rmdir(self.path)
         return self.try_lock()
+
+
+def _tidy_holder_files(folder: str) -> None:
+    """Remove the holder files of processes judged dead that record no lock still
+    standing (``_record_judge``; without one, nothing is judged)."""
+    judge = _record_judge
+    if judge is None:
+        return
+    for name, header, held in disk_holders.files(folder):
+        process = _parse_holder("", header)
+        if process is None or process.pid == os.getpid():
+            continue
+        claim = judge(process)
+        if claim is None or not claim.dead:
+            continue
+        standing = [holder for holder in held if os.path.isdir(holder.path)]
+        if not standing:
+            disk_holders.remove_file(folder, name)
 
 
 def redis_tile_key(layer: Any, coord: Any, format: str, key_prefix: str) -> str:

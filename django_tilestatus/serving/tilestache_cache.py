@@ -42,7 +42,7 @@ _UNKNOWN: Any = object()
 
 #: The lock backends this thread took locks through, until their unlock (key:
 #: ``_taken_key``; None where the cache keeps its own lock): the unlock reuses what the
-#: lock worked out (the lock's path, whether it wrote a note) instead of redoing it.
+#: lock worked out (the lock's path, say) instead of redoing it.
 _taken = threading.local()
 
 
@@ -120,11 +120,11 @@ class InstrumentedCache:
             backend = self._backend(layer, coord, format)
         if backend is not None and locks.hand_over(backend):
             return None  # a waiter of this process holds it now
-        if backend is not None:
-            backend.releasing()  # before the release: then the lock is the next holder's
-        result = self.inner.unlock(layer, coord, format)
-        if backend is not None:
-            locks.released(backend.key)
+        if backend is None:
+            return self.inner.unlock(layer, coord, format)
+        backend.releasing()  # before the release: then the lock is the next holder's
+        result = None if backend.release() else self.inner.unlock(layer, coord, format)
+        locks.released(backend.key)
         return result
 
     def read(self, layer: Any, coord: Any, format: str) -> Any:
